@@ -1,0 +1,27 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Each creates .venv and installs
+# initlab into it first. torch is pinned here (the CPU build these machines hold); the package itself
+# asks only for a range.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test install clean
+
+$(BIN)/initlab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/initlab
+
+demo: install
+	$(BIN)/initlab demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) initlab-out

@@ -1,0 +1,18 @@
+"""initlab: see, measure and fix how neural networks start.
+
+The public API: every name below is importable as ``initlab.<name>``.
+"""
+
+from . import datasets
+from .errors import InitlabError
+from .models import mlp
+from .schemes import Manifest, fans, gain, initialize, schemes, variance_scaling
+from .symmetry import effective_width
+from .train import TrainResult, probability_grid, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InitlabError", "Manifest", "TrainResult", "__version__", "datasets", "effective_width", "fans",
+    "gain", "initialize", "mlp", "probability_grid", "schemes", "train", "variance_scaling",
+]

@@ -1,0 +1,4 @@
+"""``python -m initlab``."""
+from .cli import main
+
+main(prog_name="initlab")

@@ -1,0 +1,161 @@
+"""Every figure initlab draws. Each function takes ``ax=None`` (or ``axes``) and returns the axes;
+figures are drawn from stored results (see :func:`initlab.experiment.load`), never by training.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+COLORS = plt.get_cmap("tab10").colors
+
+
+def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None = None,
+                         accuracy: float | None = None):
+    """The chapter's figure: the model's probability that a point is black, as contour lines at
+    0.1 ... 0.9, each labelled with its probability, over a light fill; black and white points.
+
+    ``grid`` is ``{"xx", "yy", "p"}`` from :func:`initlab.probability_grid`; ``X, y`` the points
+    (y = 1 drawn black, y = 0 white)."""
+    ax = ax or plt.gca()
+    xx, yy, p = (np.asarray(grid[k]) for k in ("xx", "yy", "p"))
+    finite = np.isfinite(p)
+    if finite.any():
+        pf = np.where(finite, p, 0.5)
+        ax.contourf(xx, yy, pf, levels=np.linspace(0, 1, 11), cmap="Greys", vmin=0, vmax=1.6, alpha=0.9)
+        present = [lv for lv in LEVELS if pf.min() < lv < pf.max()]
+        if present:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cs = ax.contour(xx, yy, pf, levels=present, colors="#1f3a93",
+                                linewidths=[2.0 if lv == 0.5 else 0.9 for lv in present])
+            ax.clabel(cs, fmt="%.1f", fontsize=8, inline=True)
+        if pf.max() - pf.min() < 0.1:
+            ax.text(0.5, 0.93, f"p = {np.median(pf):.2f} almost everywhere: no boundary",
+                    transform=ax.transAxes, ha="center", va="top", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+    else:
+        ax.set_facecolor("#f3e0e0")
+        ax.text(0.5, 0.93, "diverged: the outputs are NaN", transform=ax.transAxes, ha="center",
+                va="top", fontsize=9, color="#a00000")
+    if X is not None and y is not None:
+        X, y = np.asarray(X), np.asarray(y)
+        ax.scatter(X[y == 0, 0], X[y == 0, 1], s=10, c="white", edgecolors="black", linewidths=0.5,
+                   label="white (0)")
+        ax.scatter(X[y == 1, 0], X[y == 1, 1], s=10, c="black", label="black (1)")
+    if accuracy is not None:
+        ax.text(0.98, 0.03, f"test accuracy {accuracy:.2f}", transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=9, bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "0.6"})
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.set_xlim(xx.min(), xx.max())
+    ax.set_ylim(yy.min(), yy.max())
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 3):
+    """One probability-contour panel per result of a stored experiment, on shared axes."""
+    results = doc["results"]
+    n = len(results)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.0 * nrows), sharex=True, sharey=True,
+                             squeeze=False)
+    pts = doc["points"]
+    X = np.concatenate([pts["X_train"], pts["X_test"]])
+    y = np.concatenate([pts["y_train"], pts["y_test"]])
+    for i, (row, grid) in enumerate(zip(results, doc["grids"])):
+        title = titles[i] if titles else row["scheme"]
+        if row.get("diverged"):
+            title += f"\ndiverged at step {row['diverged_step']}"
+        probability_contours(grid, X, y, ax=axes.flat[i], title=title, accuracy=row["test_accuracy"])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(loc="upper left", fontsize=7, framealpha=0.9)
+    fig.suptitle("Probability that a point is black (contour lines labelled with the probability)",
+                 fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, dict], axes=None, diverged: dict[str, int | None] | None = None):
+    """Training loss (log scale) and test accuracy over the steps, one line per scheme."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4))
+    loss_ax, acc_ax = axes
+    for i, (name, h) in enumerate(histories.items()):
+        color = COLORS[i % len(COLORS)]
+        steps = np.asarray(h["step"], dtype=float)
+        loss = np.array([np.nan if v is None else v for v in h["train_loss"]], dtype=float)
+        acc = np.array([np.nan if v is None else v for v in h["test_accuracy"]], dtype=float)
+        loss_ax.plot(steps, loss, color=color, label=name)
+        acc_ax.plot(steps, acc, color=color, label=name)
+        step = (diverged or {}).get(name)
+        if step is not None:
+            last = np.nanmax(loss[np.isfinite(loss)]) if np.isfinite(loss).any() else 1.0
+            loss_ax.plot([step], [last], "x", color=color, markersize=10, mew=2)
+            loss_ax.annotate(f"diverged at step {step}", (step, last), textcoords="offset points",
+                             xytext=(6, 4), fontsize=8, color=color)
+    loss_ax.set_yscale("log")
+    loss_ax.set(xlabel="step", ylabel="training loss (log scale)", title="Loss")
+    acc_ax.axhline(0.9, color="0.6", linestyle=":", linewidth=1)
+    acc_ax.set(xlabel="step", ylabel="test accuracy", title="Test accuracy", ylim=(0.0, 1.02))
+    acc_ax.legend(fontsize=8, loc="lower right")
+    return axes
+
+
+def symmetry_trace(traces: dict[str, dict], ax=None, floor: float = 1e-17):
+    """The largest difference between neurons of a constant-initialized network over the steps.
+
+    ``traces`` maps a label (``"adam float32"``) to ``{"step": [...], "spread": [...]}``; exact
+    zeros (bitwise-identical neurons) are drawn on the floor of the log axis."""
+    ax = ax or plt.gca()
+    for i, (name, t) in enumerate(traces.items()):
+        spread = np.maximum(np.asarray(t["spread"], dtype=float), floor)
+        ax.plot(t["step"], spread, color=COLORS[i % len(COLORS)], label=name,
+                linestyle="-" if "float32" in name else "--", linewidth=1.8)
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 3, None)
+    ax.axhline(floor, color="0.7", linewidth=0.8)
+    ax.text(0.01, floor * 1.5, "exactly equal (difference 0)", transform=ax.get_yaxis_transform(),
+            fontsize=8, color="0.4", va="bottom")
+    ax.set(xlabel="step", ylabel="largest difference between neurons",
+           title="Does a constant initialization stay symmetric?")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` and close it."""
+    paths = []
+    for fmt in formats:
+        path = Path(f"{stem}.{fmt}")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def experiment_figures(doc: dict, out: str | Path) -> dict[str, Path]:
+    """Draw the figures of a stored experiment into ``out``: contours, curves and (for the demo) the
+    symmetry trace. Returns ``{name: png path}``."""
+    out = Path(out)
+    figures = {"contours": contour_panels(doc)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    training_curves(doc["histories"], axes,
+                    diverged={r["scheme"]: r["diverged_step"] for r in doc["results"]})
+    fig.tight_layout()
+    figures["curves"] = fig
+    if doc.get("symmetry"):
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        symmetry_trace(doc["symmetry"]["traces"], ax)
+        fig.tight_layout()
+        figures["symmetry"] = fig
+    return {name: save_figure(fig, out / name)[0] for name, fig in figures.items()}

@@ -1,0 +1,98 @@
+"""Symmetry: how many neurons of each hidden layer are really different.
+
+Neurons that start with identical parameters compute the same function, get the same gradient and
+stay identical (the chapter's symmetry problem): the layer behaves like one neuron.
+:func:`effective_width` counts the distinct neurons per hidden layer on a batch of inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .errors import InitlabError
+from .schemes import LAYER_TYPES
+
+
+@dataclass
+class LayerWidth:
+    """One hidden layer: ``width`` neurons, of which ``effective_width`` are distinct; neurons of
+    one group differ by at most ``max_difference`` (absolute, on the batch), which shows how exact
+    the symmetry is; ``spread`` is the largest difference between any two neurons of the layer."""
+
+    layer: str
+    width: int
+    effective_width: int
+    max_difference: float
+    spread: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def hidden_outputs(model: nn.Module, X: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each hidden layer's output on ``X`` as ``(samples, neurons)``: every Linear or convolution but
+    the last one run, in forward order (a convolution's channels are its neurons, positions samples)."""
+    outputs: dict[str, torch.Tensor] = {}
+    names = {m: n for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
+
+    def hook(module, _inputs, out):
+        h = out.detach()
+        if h.dim() > 2:  # (N, C, *spatial) -> (N * spatial, C)
+            h = h.transpose(0, 1).reshape(h.shape[1], -1).T
+        outputs[names[module]] = h
+
+    handles = [m.register_forward_hook(hook) for m in names]
+    try:
+        param = next(model.parameters())
+        model(X.to(param.device, param.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+    if len(outputs) < 2:
+        raise InitlabError("effective_width needs a model with at least one hidden layer "
+                           "(two or more Linear or convolution layers).")
+    return dict(list(outputs.items())[:-1])
+
+
+def _groups(H: torch.Tensor, tol: float) -> tuple[int, float]:
+    """Greedy grouping of the columns of H whose largest absolute difference is within ``tol``."""
+    dist = torch.cdist(H.T.double(), H.T.double(), p=float("inf"))
+    unassigned = torch.ones(H.shape[1], dtype=torch.bool)
+    count, worst = 0, 0.0
+    for j in range(H.shape[1]):
+        if not unassigned[j]:
+            continue
+        members = unassigned & (dist[j] <= tol)
+        worst = max(worst, float(dist[j][members].max()))
+        unassigned &= ~members
+        count += 1
+    return count, worst
+
+
+def effective_width(model: nn.Module, X: torch.Tensor, rtol: float = 1e-3) -> list[LayerWidth]:
+    """The number of distinct neurons in each hidden layer of ``model`` on inputs ``X``.
+
+    Two neurons count once when their outputs on every input of ``X`` agree within
+    ``rtol`` times the layer's largest absolute output. A constant initialization gives 1 in every
+    layer; a random one gives the width.
+
+    >>> import initlab
+    >>> m = initlab.mlp(2, [8, 8], 1, "tanh"); _ = initlab.initialize(m, "constant", value=0.1)
+    >>> [w.effective_width for w in initlab.effective_width(m, torch.randn(50, 2))]
+    [1, 1]
+    """
+    result = []
+    for name, H in hidden_outputs(model, X).items():
+        finite = torch.isfinite(H).all()
+        scale = float(H.abs().max()) if finite else float("nan")
+        if not finite:  # a diverged model: nothing to compare
+            result.append(LayerWidth(name, H.shape[1], 0, float("nan"), float("nan")))
+            continue
+        count, worst = _groups(H, rtol * scale + 1e-30)
+        spread = float((H.max(1).values - H.min(1).values).max()) if H.numel() else 0.0
+        result.append(LayerWidth(name, H.shape[1], count, worst, spread))
+    return result

@@ -1,0 +1,209 @@
+"""``train()``: the plain training loop, the reference every faster path is tested against.
+
+Divergence is a result: when the loss or a parameter becomes NaN or inf, training stops at that step
+and the result says ``diverged=True, diverged_step=k``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .datasets import Dataset
+from .errors import InitlabError, unknown_name
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CPU; ``"cuda"`` only where a CUDA device is present (else a clear error)."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InitlabError(f"unknown device {device!r}; use 'cpu' or 'cuda'.")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InitlabError("device 'cuda' asked for, but this torch sees no CUDA GPU; use --device cpu.")
+    return device
+
+
+def _loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if logits.dim() == 2 and logits.shape[1] > 1:
+        return nn.functional.cross_entropy(logits, y.long())
+    return nn.functional.binary_cross_entropy_with_logits(logits.reshape(-1), y)
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Correct predictions as a bool tensor; a NaN output is never correct."""
+    if logits.dim() == 2 and logits.shape[1] > 1:
+        return (logits.argmax(1) == y.long()) & torch.isfinite(logits).all(1)
+    logits = logits.reshape(-1)
+    return ((logits > 0) == (y > 0.5)) & ~torch.isnan(logits)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """``(loss, accuracy)`` of ``model`` on ``(X, y)``; the loss is NaN or inf for a diverged model."""
+    logits = model(X)
+    return float(_loss_fn(logits, y)), float(_correct(logits, y).float().mean())
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``history`` holds parallel lists ``step, train_loss, train_accuracy, test_loss, test_accuracy``
+    (evaluated every ``eval_every`` steps and at the end); ``final`` the last of each as a dict.
+    """
+
+    history: dict[str, list]
+    final: dict[str, float | None]
+    diverged: bool = False
+    diverged_step: int | None = None
+    config: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def steps_to(self, accuracy: float = 0.9, split: str = "test") -> int | None:
+        """The first evaluated step at which ``split`` accuracy reached ``accuracy`` (None: never)."""
+        for step, acc in zip(self.history["step"], self.history[f"{split}_accuracy"]):
+            if acc >= accuracy:
+                return step
+        return None
+
+    def to_dict(self) -> dict:
+        """JSON-ready: non-finite numbers become None."""
+        clean = lambda v: v if not isinstance(v, float) or math.isfinite(v) else None  # noqa: E731
+        return {"history": {k: [clean(v) for v in vs] for k, vs in self.history.items()},
+                "final": {k: clean(v) for k, v in self.final.items()},
+                "diverged": self.diverged, "diverged_step": self.diverged_step,
+                "config": self.config, "seconds": self.seconds}
+
+
+def _all_finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    sums = torch.stack([loss.detach().reshape(())] + [p.detach().sum() for p in params])
+    return bool(torch.isfinite(sums).all())
+
+
+def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
+          optimizer: str = "sgd", batch_size: int | None = None, seed: int = 0,
+          device: str | torch.device | None = None, eval_every: int = 10,
+          callback: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` with a binary cross-entropy loss (on logits), in place.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Already initialized (see :func:`initlab.initialize`); trained in its own dtype.
+    data : Dataset
+        From :func:`initlab.datasets.make`.
+    steps : int, default 1000
+        Optimizer steps.
+    lr : float, default 0.1
+    optimizer : {"sgd", "adam"}, default "sgd"
+        Plain SGD (no momentum) or Adam with PyTorch's defaults.
+    batch_size : int, optional
+        None trains on the full training set every step; otherwise minibatches in an order drawn
+        from ``seed`` (a new permutation each epoch).
+    seed : int, default 0
+        Seeds the minibatch order only; the global RNG is never touched.
+    device : {"cpu", "cuda"}, optional
+    eval_every : int, default 10
+        Train and test loss and accuracy are recorded at step 0, every ``eval_every`` steps and at
+        the last step.
+    callback : callable, optional
+        ``callback(step, model)`` after every step (and once with step 0 before training).
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise InitlabError(f"steps must be a non-negative integer; got {steps!r}.")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InitlabError(f"lr must be a positive number; got {lr!r}.")
+    if optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise InitlabError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
+    if eval_every < 1:
+        raise InitlabError(f"eval_every must be >= 1; got {eval_every!r}.")
+    dev = resolve_device(device)
+    model.to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise InitlabError("the model has no trainable parameters.")
+    dtype = params[0].dtype
+    X, y, X_test, y_test = (t.to(dev, dtype) for t in data)
+    opt = OPTIMIZERS[optimizer](params, lr=lr)
+    order_gen = torch.Generator().manual_seed(seed)
+    n = X.shape[0]
+    batch = n if batch_size is None else min(batch_size, n)
+    perm, cursor = None, n
+
+    history = {k: [] for k in ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+
+    def record(step: int) -> None:
+        model.eval()
+        for split, (xs, ys) in (("train", (X, y)), ("test", (X_test, y_test))):
+            loss, acc = evaluate(model, xs, ys)
+            history[f"{split}_loss"].append(loss)
+            history[f"{split}_accuracy"].append(acc)
+        history["step"].append(step)
+        model.train()
+
+    start = time.perf_counter()
+    record(0)
+    if callback:
+        callback(0, model)
+    diverged_step = None
+    model.train()
+    for step in range(1, steps + 1):
+        if batch == n:
+            xb, yb = X, y
+        else:
+            if cursor + batch > n:
+                perm, cursor = torch.randperm(n, generator=order_gen).to(dev), 0
+            idx = perm[cursor:cursor + batch]
+            cursor += batch
+            xb, yb = X[idx], y[idx]
+        opt.zero_grad(set_to_none=True)
+        loss = _loss_fn(model(xb), yb)
+        if torch.isfinite(loss):
+            loss.backward()
+            opt.step()
+        if not _all_finite(loss, params):
+            diverged_step = step
+            record(step)
+            break
+        if step % eval_every == 0 or step == steps:
+            record(step)
+        if callback:
+            callback(step, model)
+    seconds = time.perf_counter() - start
+    final = {k: history[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+    config = {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size, "seed": seed,
+              "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
+    return TrainResult(history, final, diverged_step is not None, diverged_step, config, seconds)
+
+
+@torch.no_grad()
+def probability_grid(model: nn.Module, X: torch.Tensor, resolution: int = 150,
+                     margin: float = 0.6) -> dict[str, np.ndarray]:
+    """The model's probability of class 1 ("black") on a grid covering ``X`` plus ``margin``.
+
+    Returns ``{"xx", "yy", "p"}`` (2-D arrays), what :func:`initlab.plots.probability_contours`
+    draws; a diverged model's NaN probabilities stay NaN."""
+    param = next(model.parameters())
+    lo = X.min(0).values.cpu().numpy() - margin
+    hi = X.max(0).values.cpu().numpy() + margin
+    xs, ys = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    xx, yy = np.meshgrid(xs, ys)
+    grid = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=param.dtype, device=param.device)
+    was_training = model.training
+    model.eval()
+    p = torch.sigmoid(model(grid).reshape(-1)).cpu().double().numpy().reshape(xx.shape)
+    model.train(was_training)
+    return {"xx": xx, "yy": yy, "p": p}
