@@ -19,12 +19,13 @@ from rich.table import Table
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, never shown
 
 from . import demo as demo_mod  # noqa: E402
-from . import experiment, schemes as schemes_mod  # noqa: E402
+from . import experiment  # noqa: E402
+from .schemes import get, initialize, parse_spec, schemes  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .errors import InitlabError  # noqa: E402
 from .models import mlp, parse_hidden  # noqa: E402
 
-out_console = Console()
+out_console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 
@@ -104,8 +105,8 @@ def main():
 def schemes_cmd(as_json):
     """List every initialization scheme with its formula and parameters."""
     rows = []
-    for name in schemes_mod.schemes():
-        s = schemes_mod.get(name)
+    for name in schemes():
+        s = get(name)
         rows.append({"name": name, "formula": s.formula, "params": s.params(), "alias_of": s.alias_of})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -148,7 +149,7 @@ def _overrides(pairs):
 def init_cmd(scheme, params, overrides, hidden, activation, seed, as_json):
     """Initialize an MLP and print the manifest: what was drawn for every parameter."""
     model = mlp(2, parse_hidden(hidden), 1, activation)
-    manifest = schemes_mod.initialize(model, scheme, seed=seed, overrides=_overrides(overrides) or None,
+    manifest = initialize(model, scheme, seed=seed, overrides=_overrides(overrides) or None,
                                       **_params(params))
     click.echo(manifest.to_json() if as_json else manifest.table())
 
@@ -161,7 +162,7 @@ def _print_table(rows):
         loss = "nan" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
         table.add_row(r["scheme"], f"{r['train_accuracy']:.3f}", f"{r['test_accuracy']:.3f}", loss,
                       "never" if r["steps_to_90"] is None else str(r["steps_to_90"]),
-                      " ".join(map(str, r["effective_width"])),
+                      "-" if r["effective_width"] is None else " ".join(map(str, r["effective_width"])),
                       f"at step {r['diverged_step']}" if r["diverged"] else "no")
     out_console.print(table)
 
@@ -224,7 +225,7 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
     cfg = experiment.ExperimentConfig(dataset=dataset, n=n, noise=noise, hidden=hidden, activation=activation,
                                       steps=steps, lr=lr, optimizer=optimizer, batch_size=batch_size,
                                       seed=seed, device=device, dtype=dtype)
-    spec = schemes_mod._spec({"name": scheme, "params": _params(params)})
+    spec = parse_spec({"name": scheme, "params": _params(params)})
     data = cfg.data()
     label = experiment.label_of(spec)
     with _progress(steps, not no_progress) as progress:

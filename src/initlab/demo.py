@@ -38,10 +38,10 @@ Progress = Callable[[str, int, int], None]
 
 def config(quick: bool = False, **overrides) -> ExperimentConfig:
     """The demo's experiment: a 2 -> 32 -> 32 -> 32 -> 32 -> 1 ReLU network, full-batch SGD with
-    lr 0.1 for 2000 steps on 1000 moons points (noise 0.2). ``quick`` is a small version for tests."""
+    lr 0.1 for 2000 steps on 1000 moons points (noise 0.2). ``quick`` is a short version (200 steps on 400 points) for tests and a first look."""
     base = ExperimentConfig()
     if quick:
-        base = replace(base, n=400, hidden=[16, 16, 16], steps=200, eval_every=5)
+        base = replace(base, n=400, steps=200, eval_every=5)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 

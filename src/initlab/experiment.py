@@ -17,12 +17,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from ._version import __version__
-from .datasets import Dataset, make
-from .errors import InitlabError
-from .models import mlp, parse_hidden
-from .schemes import _spec, initialize
+from .datasets import GENERATORS as DATASETS, Dataset, make
+from .errors import InitlabError, unknown_name
+from .models import make_activation, mlp, parse_hidden
+from .schemes import parse_spec, initialize
 from .symmetry import effective_width
-from .train import probability_grid, resolve_device, train
+from .train import check_arguments, probability_grid, resolve_device, train
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -48,6 +48,11 @@ class ExperimentConfig:
 
     def __post_init__(self):
         self.hidden = parse_hidden(self.hidden)
+        make_activation(self.activation)
+        check_arguments(self.steps, self.lr, self.optimizer, self.batch_size, self.eval_every)
+        if self.dataset not in DATASETS:
+            raise unknown_name("dataset", self.dataset, DATASETS)
+        resolve_device(self.device)
         if self.dtype not in DTYPES:
             raise InitlabError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
 
@@ -67,7 +72,7 @@ def run_scheme(config: ExperimentConfig, scheme: Any, data: Dataset | None = Non
                label: str | None = None) -> dict:
     """Build the config's MLP, initialize it with ``scheme``, train it and return its record:
     the summary row, the history, the manifest and the probability grid."""
-    spec = _spec(scheme)
+    spec = parse_spec(scheme)
     data = data or config.data()
     device = resolve_device(config.device)
     model = mlp(data.X_train.shape[1], config.hidden, 1, config.activation).to(device, DTYPES[config.dtype])
@@ -77,12 +82,14 @@ def run_scheme(config: ExperimentConfig, scheme: Any, data: Dataset | None = Non
                    eval_every=config.eval_every, callback=callback)
     widths = effective_width(model, data.X_train)
     grid = probability_grid(model, torch.cat([data.X_train, data.X_test]))
+    if result.diverged:  # the parameters are NaN or inf: no probabilities, no neurons to count
+        grid["p"][:] = np.nan
     row = {"scheme": label or label_of(spec), "spec": spec,
            "train_accuracy": result.final["train_accuracy"],
            "test_accuracy": result.final["test_accuracy"],
            "final_loss": result.final["train_loss"],
            "steps_to_90": result.steps_to(0.9),
-           "effective_width": [w.effective_width for w in widths],
+           "effective_width": None if result.diverged else [w.effective_width for w in widths],
            "width": [w.width for w in widths],
            "diverged": result.diverged, "diverged_step": result.diverged_step}
     return {"row": row, "result": result, "manifest": manifest, "grid": grid, "widths": widths}

@@ -36,12 +36,12 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
                                 linewidths=[2.0 if lv == 0.5 else 0.9 for lv in present])
             ax.clabel(cs, fmt="%.1f", fontsize=8, inline=True)
         if pf.max() - pf.min() < 0.1:
-            ax.text(0.5, 0.93, f"p = {np.median(pf):.2f} almost everywhere: no boundary",
+            ax.text(0.5, 0.93, f"p lies between {pf.min():.3f} and {pf.max():.3f} everywhere",
                     transform=ax.transAxes, ha="center", va="top", fontsize=8,
                     bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     else:
         ax.set_facecolor("#f3e0e0")
-        ax.text(0.5, 0.93, "diverged: the outputs are NaN", transform=ax.transAxes, ha="center",
+        ax.text(0.5, 0.93, "diverged: no probabilities to draw", transform=ax.transAxes, ha="center",
                 va="top", fontsize=9, color="#a00000")
     if X is not None and y is not None:
         X, y = np.asarray(X), np.asarray(y)
@@ -119,8 +119,10 @@ def symmetry_trace(traces: dict[str, dict], ax=None, floor: float = 1e-17):
     ax = ax or plt.gca()
     for i, (name, t) in enumerate(traces.items()):
         spread = np.maximum(np.asarray(t["spread"], dtype=float), floor)
-        ax.plot(t["step"], spread, color=COLORS[i % len(COLORS)], label=name,
-                linestyle="-" if "float32" in name else "--", linewidth=1.8)
+        if "effective_width" in t:
+            name = f"{name}: effective width {', '.join(map(str, t['effective_width']))} at the end"
+        ax.plot(t["step"], spread * (1.6 ** i if spread.max() <= floor else 1), color=COLORS[i % len(COLORS)],
+                label=name, linestyle="-" if "float32" in name else "--", linewidth=1.8)
     ax.set_yscale("log")
     ax.set_ylim(floor / 3, None)
     ax.axhline(floor, color="0.7", linewidth=0.8)

@@ -50,7 +50,8 @@ def results_table(rows: list[dict]) -> str:
             "<th>diverged</th></tr>")
     body = []
     for r in rows:
-        width = " / ".join(f"{e} of {w}" for e, w in zip(r["effective_width"], r["width"]))
+        width = ("n/a (diverged)" if r["effective_width"] is None else
+                 " / ".join(f"{e} of {w}" for e, w in zip(r["effective_width"], r["width"])))
         div = f"at step {r['diverged_step']}" if r["diverged"] else "no"
         body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in [
             r["scheme"], _fmt(r["train_accuracy"]), _fmt(r["test_accuracy"]), _fmt(r["final_loss"], 4),

@@ -276,7 +276,7 @@ def get(name: str) -> Scheme:
 LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
 
 
-def _spec(spec: Any) -> dict:
+def parse_spec(spec: Any) -> dict:
     """Normalize a scheme spec (a name, ``{"name", "params"}`` or ``(name, params)``) to a dict,
     checking the name and the parameters now, before anything is written."""
     if isinstance(spec, str):
@@ -422,8 +422,8 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
         scheme = {"name": scheme, "params": params}
     elif params:
         raise InitlabError("give a scheme's parameters either in the scheme dict or as keywords, not both.")
-    spec = _spec(scheme)
-    override_specs = {str(p): _spec(s) for p, s in (overrides or {}).items()}
+    spec = parse_spec(scheme)
+    override_specs = {str(p): parse_spec(s) for p, s in (overrides or {}).items()}
     if seed is None:
         seed = secrets.randbits(62)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -482,7 +482,8 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
 def _draw(weight: torch.Tensor, spec: dict, generator: torch.Generator, nonlinearity: str | None) -> dict:
     scheme = get(spec["name"])
     params = {**scheme.fixed, **{k: v for k, v in spec["params"].items() if k != "bias"}}
+    fan = dict(zip(("fan_in", "fan_out"), fans(weight))) if weight.dim() >= 2 else {}
     if nonlinearity and "nonlinearity" in scheme.params() and "nonlinearity" not in params:
         if nonlinearity in GAINS:
             params["nonlinearity"] = nonlinearity
-    return scheme.fn(weight, generator=generator, **params)
+    return {**fan, **scheme.fn(weight, generator=generator, **params)}

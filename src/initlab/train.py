@@ -55,6 +55,21 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return float(_loss_fn(logits, y)), float(_correct(logits, y).float().mean())
 
 
+def check_arguments(steps: int, lr: float, optimizer: str, batch_size: int | None,
+                    eval_every: int = 10) -> None:
+    """Raise a clear :class:`InitlabError` for a bad training argument, before any work is done."""
+    if not isinstance(steps, int) or steps < 0:
+        raise InitlabError(f"steps must be a non-negative integer; got {steps!r}.")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InitlabError(f"lr must be a positive number; got {lr!r}.")
+    if optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise InitlabError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
+    if eval_every < 1:
+        raise InitlabError(f"eval_every must be >= 1; got {eval_every!r}.")
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -120,16 +135,7 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     callback : callable, optional
         ``callback(step, model)`` after every step (and once with step 0 before training).
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise InitlabError(f"steps must be a non-negative integer; got {steps!r}.")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InitlabError(f"lr must be a positive number; got {lr!r}.")
-    if optimizer not in OPTIMIZERS:
-        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise InitlabError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
-    if eval_every < 1:
-        raise InitlabError(f"eval_every must be >= 1; got {eval_every!r}.")
+    check_arguments(steps, lr, optimizer, batch_size, eval_every)
     dev = resolve_device(device)
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from initlab.cli import main
+
+
+@pytest.fixture()
+def run():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def test_every_command_has_help(run):
+    for cmd in main.commands:
+        result = run(cmd, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output
+        assert main.commands[cmd].help
+
+
+def test_python_dash_m_runs_the_same_cli():
+    out = subprocess.run([sys.executable, "-m", "initlab", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "demo" in out.stdout
+
+
+def test_schemes_prints_each_with_its_formula(run):
+    result = run("schemes")
+    assert result.exit_code == 0
+    assert "xavier_uniform" in result.output and "sqrt(6)/sqrt(K_in+K_out)" in result.output
+    rows = json.loads(run("schemes", "--json").output)
+    assert {r["name"] for r in rows} >= {"constant", "default", "he_normal", "orthogonal"}
+
+
+def test_init_prints_the_manifest(run):
+    result = run("init", "--scheme", "normal", "--param", "std=0.02", "--hidden", "8,8", "--json")
+    assert result.exit_code == 0
+    doc = json.loads(result.output)
+    assert doc["scheme"] == {"name": "normal", "params": {"std": 0.02}}
+    assert doc["entries"][0]["std"] == 0.02
+    table = run("init", "--scheme", "xavier_uniform", "--override", "out=zeros").output
+    assert "fc1.weight" in table and "zeros" in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["init", "--scheme", "xavier_unifrom"], "Did you mean 'xavier_uniform'?"),
+    (["init", "--scheme", "normal", "--param", "std=-1"], "std >= 0"),
+    (["init", "--scheme", "normal", "--param", "std"], "KEY=VALUE"),
+    (["init", "--activation", "relux"], "Did you mean 'relu'?"),
+    (["init", "--hidden", "a,b"], "hidden widths"),
+    (["train", "--dataset", "moon", "--steps", "1"], "Did you mean 'moons'?"),
+    (["train", "--optimizer", "adamw", "--steps", "1", "--n", "50"], "Did you mean 'adam'?"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(run, args, message, tmp_path):
+    result = run(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else run(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output
+
+
+def test_demo_quick_writes_figures_results_and_page(run, tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", "--quick", "--json", "--no-progress", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["results"]
+    assert [r["scheme"] for r in rows] == ["constant(value=0.05)", "default", "xavier_uniform", "he_normal",
+                                          "normal(std=0.01)", "normal(std=3)"]
+    for r in rows:
+        assert {"scheme", "train_accuracy", "test_accuracy", "final_loss", "steps_to_90", "effective_width",
+                "diverged"} <= set(r)
+    assert rows[0]["effective_width"] == [1, 1, 1, 1]
+    assert rows[-1]["diverged"] is True
+    for name in ("contours.png", "contours.svg", "curves.png", "symmetry.png", "results.json", "index.html"):
+        assert (out / name).stat().st_size > 0, name
+    page = (out / "index.html").read_text()
+    assert "Symmetry" in page and "data:image/png;base64," in page and "<script" not in page
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["results"][2]["test_accuracy"] == rows[2]["test_accuracy"]
+
+
+def test_train_writes_the_same_artifacts_for_one_model(run, tmp_path):
+    out = tmp_path / "t"
+    result = run("train", "--scheme", "xavier_uniform", "--hidden", "16,16", "--activation", "tanh",
+                 "--steps", "100", "--n", "300", "--no-progress", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "xavier_uniform" in result.output
+    for name in ("contours.png", "curves.png", "results.json", "index.html"):
+        assert (out / name).is_file()
