@@ -36,7 +36,7 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
                                 linewidths=[2.0 if lv == 0.5 else 0.9 for lv in present])
             ax.clabel(cs, fmt="%.1f", fontsize=8, inline=True)
         if pf.max() - pf.min() < 0.1:
-            ax.text(0.5, 0.93, f"p lies between {pf.min():.3f} and {pf.max():.3f} everywhere",
+            ax.text(0.5, 0.93, f"p lies between {pf.min():.4f} and {pf.max():.4f} everywhere",
                     transform=ax.transAxes, ha="center", va="top", fontsize=8,
                     bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     else:
@@ -130,7 +130,7 @@ def symmetry_trace(traces: dict[str, dict], ax=None, floor: float = 1e-17):
             fontsize=8, color="0.4", va="bottom")
     ax.set(xlabel="step", ylabel="largest difference between neurons",
            title="Does a constant initialization stay symmetric?")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center right")
     return ax
 
 

@@ -72,7 +72,7 @@ def _demo_sections(doc: dict, out: Path) -> str:
     sym = doc.get("symmetry", {})
     traces = sym.get("traces", {})
     t = {k: v["effective_width"] for k, v in traces.items()}
-    large_txt = (f"diverges: the loss becomes NaN at step {large['diverged_step']}"
+    large_txt = (f"diverges: the loss or a parameter becomes NaN or infinite at step {large['diverged_step']}"
                  if large["diverged"] else f"ends with loss {_fmt(large['final_loss'], 4)}")
     return f"""
 <div class="verdict"><b>Verdict.</b> On the same data and seed, the {net} {escape(c['activation'])}
@@ -122,7 +122,7 @@ the optimizer {large_txt}, the exploding gradient.</p>
 <h2>5. Rules that keep the scale</h2>
 <p>Xavier (Glorot and Bengio 2010) sets Var(w) = 2 / (K_in + K_out), a compromise between keeping the
 forward values (1 / K_in) and the backward gradients (1 / K_out) at the same order of magnitude from layer to
-layer. He (2015) uses 2 / K_in for ReLU, which halves the variance it keeps. Both trained here:
+layer. He et al. (2015) use 2 / K_in for ReLU, whose zeros halve the variance at every layer. Both trained here:
 {_fmt(xavier['test_accuracy'])} and {_fmt(he['test_accuracy'])}.</p>
 
 <h2>6. PyTorch's default</h2>
