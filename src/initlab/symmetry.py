@@ -58,18 +58,32 @@ def hidden_outputs(model: nn.Module, X: torch.Tensor) -> dict[str, torch.Tensor]
     return dict(list(outputs.items())[:-1])
 
 
-def _groups(H: torch.Tensor, tol: float) -> tuple[int, float]:
-    """Greedy grouping of the columns of H whose largest absolute difference is within ``tol``."""
-    dist = torch.cdist(H.T.double(), H.T.double(), p=float("inf"))
-    unassigned = torch.ones(H.shape[1], dtype=torch.bool)
+def count_distinct(H: torch.Tensor, tol: float) -> tuple[int, float]:
+    """Greedy grouping of the columns of ``H`` (samples x neurons) whose largest absolute difference
+    is within ``tol``: ``(number of groups, largest difference inside a group)``.
+
+    Two columns within ``tol`` everywhere have means within ``tol``, so the columns are first cut into
+    blocks of close means and only columns of one block are compared (fast when all are distinct)."""
+    H = H.double()
+    means = H.mean(0)
+    order = torch.argsort(means)
+    gaps = (means[order][1:] - means[order][:-1]) > tol
+    blocks = torch.tensor_split(order, (torch.nonzero(gaps).flatten() + 1).tolist())
     count, worst = 0, 0.0
-    for j in range(H.shape[1]):
-        if not unassigned[j]:
+    for block in blocks:
+        if block.numel() == 1:
+            count += 1
             continue
-        members = unassigned & (dist[j] <= tol)
-        worst = max(worst, float(dist[j][members].max()))
-        unassigned &= ~members
-        count += 1
+        cols = H[:, block].T
+        dist = torch.cdist(cols, cols, p=float("inf"))
+        unassigned = torch.ones(block.numel(), dtype=torch.bool)
+        for j in range(block.numel()):
+            if not unassigned[j]:
+                continue
+            members = unassigned & (dist[j] <= tol)
+            worst = max(worst, float(dist[j][members].max()))
+            unassigned &= ~members
+            count += 1
     return count, worst
 
 
@@ -92,7 +106,7 @@ def effective_width(model: nn.Module, X: torch.Tensor, rtol: float = 1e-3) -> li
         if not finite:  # a diverged model: nothing to compare
             result.append(LayerWidth(name, H.shape[1], 0, float("nan"), float("nan")))
             continue
-        count, worst = _groups(H, rtol * scale + 1e-30)
+        count, worst = count_distinct(H, rtol * scale + 1e-30)
         spread = float((H.max(1).values - H.min(1).values).max()) if H.numel() else 0.0
         result.append(LayerWidth(name, H.shape[1], count, worst, spread))
     return result

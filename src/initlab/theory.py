@@ -1,0 +1,264 @@
+"""Mean-field theory of deep random networks: how the variance of signals and gradients travels
+through the layers at initialization.
+
+Preactivations of a wide random layer are nearly Gaussian, so every layer's statistics follow from
+the previous layer's through Gaussian expectations of the activation (Poole et al. 2016, "Exponential
+expressivity in deep neural networks through transient chaos"; Schoenholz et al. 2017, "Deep
+Information Propagation"). Expectations are computed by Gauss-Hermite quadrature, so any activation
+works (tanh and gelu too, not only ReLU and linear).
+
+Two uses:
+
+- :func:`forward_variances` / :func:`backward_second_moments`: the per-layer recursion that
+  :func:`initlab.diagnose` puts beside its measurements;
+- :func:`length_fixed_point`, :func:`chi_1`, :func:`depth_scales`, :func:`phase`,
+  :func:`critical_sigma_w2`: the order-to-chaos picture for (sigma_w^2, sigma_b^2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+
+from .errors import InitlabError, unknown_name
+
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _erf(x):
+    from scipy.special import erf  # scipy comes with scikit-learn
+    return erf(x)
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
+def _gelu_prime(x):
+    return 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / _SQRT_2PI
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+#: Each activation as (phi, phi', phi''), vectorized over numpy arrays.
+ACTIVATIONS: dict[str, tuple[Callable, Callable, Callable]] = {
+    "identity": (lambda x: x, lambda x: np.ones_like(x), lambda x: np.zeros_like(x)),
+    "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float), lambda x: np.zeros_like(x)),
+    "leaky_relu": (lambda x: np.where(x > 0, x, 0.01 * x), lambda x: np.where(x > 0, 1.0, 0.01),
+                   lambda x: np.zeros_like(x)),
+    "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
+                lambda x: _sigmoid(x) * (1 - _sigmoid(x)) * (1 - 2 * _sigmoid(x))),
+    "gelu": (_gelu, _gelu_prime,
+             lambda x: np.exp(-x * x / 2) / _SQRT_2PI * (2 - x * x)),
+}
+
+
+def activation_functions(activation: str | Callable) -> tuple[Callable, Callable, Callable]:
+    """``(phi, phi', phi'')`` for a named activation; a callable gets numerical derivatives."""
+    if callable(activation):
+        phi, h = activation, 1e-4
+        return (phi, lambda x: (phi(x + h) - phi(x - h)) / (2 * h),
+                lambda x: (phi(x + h) - 2 * phi(x) + phi(x - h)) / (h * h))
+    if activation not in ACTIVATIONS:
+        raise unknown_name("activation", activation, ACTIVATIONS)
+    return ACTIVATIONS[activation]
+
+
+@lru_cache(maxsize=4)
+def _nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    z, w = hermegauss(n)
+    return z, w / w.sum()
+
+
+def gaussian_expectation(f: Callable, variance: float, n: int = 200) -> float:
+    """E[f(x)] for x ~ N(0, variance), by Gauss-Hermite quadrature with ``n`` nodes (even, so that
+    no node sits on the kink of ReLU at 0)."""
+    z, w = _nodes(n)
+    return float(np.dot(w, f(math.sqrt(max(variance, 0.0)) * z)))
+
+
+def _pair_expectation(f: Callable, g: Callable, q: float, c: float, n: int = 60) -> float:
+    """E[f(u1) g(u2)], (u1, u2) Gaussian with variances q and correlation c."""
+    z, w = _nodes(n)
+    z1, z2 = np.meshgrid(z, z, indexing="ij")
+    ww = np.outer(w, w)
+    c = min(max(c, -1.0), 1.0)
+    s = math.sqrt(q)
+    u1, u2 = s * z1, s * (c * z1 + math.sqrt(1 - c * c) * z2)
+    return float(np.sum(ww * f(u1) * g(u2)))
+
+
+# --------------------------------------------------------------------------------------------------
+# the per-layer recursion (used by diagnose)
+
+def forward_variances(activation: str | Callable, fan_ins: Sequence[int], weight_vars: Sequence[float],
+                      bias_vars: Sequence[float], input_second_moment: float) -> list[dict]:
+    """Predicted statistics of each layer of an MLP ``x -> W1 -> phi -> W2 -> phi ... -> WL``.
+
+    Layer l's preactivation has variance ``q_l = fan_in_l * Var(W_l) * m_{l-1} + Var(b_l)``, where
+    ``m_0`` is the inputs' mean second moment and ``m_l = E[phi(h)^2]``, ``h ~ N(0, q_l)``. Returns per
+    layer ``preact_var``, ``act_mean``, ``act_var`` (of phi(h); the last layer has no activation, so
+    its "activation" is its preactivation) and ``phi_prime_sq = E[phi'(h)^2]``.
+    """
+    phi, dphi, _ = activation_functions(activation)
+    m, rows = input_second_moment, []
+    for i, (k, vw, vb) in enumerate(zip(fan_ins, weight_vars, bias_vars)):
+        q = k * vw * m + vb
+        last = i == len(fan_ins) - 1
+        if last:
+            mean, second, dsq = 0.0, q, 1.0
+        else:
+            mean = gaussian_expectation(phi, q)
+            second = gaussian_expectation(lambda x: phi(x) ** 2, q)
+            dsq = gaussian_expectation(lambda x: dphi(x) ** 2, q)
+        rows.append({"preact_var": q, "act_mean": mean, "act_var": max(second - mean * mean, 0.0),
+                     "phi_prime_sq": dsq})
+        m = second
+    return rows
+
+
+def backward_second_moments(forward: list[dict], fan_outs: Sequence[int], weight_vars: Sequence[float],
+                            last_grad_second_moment: float) -> list[float]:
+    """Predicted E[(dL/dh_l)^2] per layer, from the last layer's measured value backwards:
+    ``E[g_l^2] = fan_out_{l+1} * Var(W_{l+1}) * E[phi'(h_l)^2] * E[g_{l+1}^2]``."""
+    L = len(forward)
+    g = [0.0] * L
+    g[-1] = last_grad_second_moment
+    for l in range(L - 2, -1, -1):
+        g[l] = fan_outs[l + 1] * weight_vars[l + 1] * forward[l]["phi_prime_sq"] * g[l + 1]
+    return g
+
+
+# --------------------------------------------------------------------------------------------------
+# order and chaos: fixed points, chi_1, depth scales, phases
+
+@dataclass
+class MeanField:
+    """The mean-field picture of a deep network at (sigma_w^2, sigma_b^2)."""
+
+    activation: str
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float
+    c_star: float
+    chi_1: float
+    xi_q: float
+    xi_c: float
+    phase: str
+    critical_sigma_w2: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def length_map(activation, sigma_w2: float, sigma_b2: float, q: float) -> float:
+    """q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2."""
+    phi = activation_functions(activation)[0]
+    return sigma_w2 * gaussian_expectation(lambda x: phi(x) ** 2, q) + sigma_b2
+
+
+def length_fixed_point(activation, sigma_w2: float, sigma_b2: float, q0: float = 1.0,
+                       tol: float = 1e-10, max_iter: int = 3000) -> float:
+    """q*, the fixed point of the length map, by iteration from ``q0``; an :class:`InitlabError` when
+    q grows without bound (no finite fixed point, e.g. ReLU with sigma_w^2 > 2)."""
+    q = q0
+    for _ in range(max_iter):
+        q_next = length_map(activation, sigma_w2, sigma_b2, q)
+        if not math.isfinite(q_next) or q_next > 1e12:
+            raise InitlabError(f"the length map of {activation} at sigma_w^2={sigma_w2:g}, "
+                               f"sigma_b^2={sigma_b2:g} has no finite fixed point: q grows without bound.")
+        if abs(q_next - q) <= tol * max(1.0, q):
+            return q_next
+        q = q_next
+    if q < q0:  # a slow, power-law approach to q* = 0 (tanh at sigma_b^2 = 0): q is within O(1/max_iter)
+        return q
+    raise InitlabError(f"the length map of {activation} at sigma_w^2={sigma_w2:g}, sigma_b^2={sigma_b2:g} "
+                       f"did not converge in {max_iter} iterations (q={q:.3g}).")
+
+
+def chi_1(activation, sigma_w2: float, sigma_b2: float, q_star: float | None = None) -> float:
+    """chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]: the growth of a small perturbation per layer."""
+    q = length_fixed_point(activation, sigma_w2, sigma_b2) if q_star is None else q_star
+    dphi = activation_functions(activation)[1]
+    return sigma_w2 * gaussian_expectation(lambda x: dphi(x) ** 2, q)
+
+
+def correlation_fixed_point(activation, sigma_w2: float, sigma_b2: float, q_star: float,
+                            tol: float = 1e-9, max_iter: int = 2000) -> float:
+    """c*, the fixed point of the correlation map c -> (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q*."""
+    if q_star <= 0:
+        return 1.0
+    phi = activation_functions(activation)[0]
+    c = 0.5
+    for _ in range(max_iter):
+        c_next = (sigma_w2 * _pair_expectation(phi, phi, q_star, c) + sigma_b2) / q_star
+        c_next = min(c_next, 1.0)
+        if abs(c_next - c) < tol:
+            return c_next
+        c = c_next
+    return c
+
+
+def depth_scales(activation, sigma_w2: float, sigma_b2: float, q_star: float, c_star: float) -> tuple[float, float]:
+    """(xi_q, xi_c): how many layers the length and the correlation take to approach their fixed
+    points (Schoenholz et al. 2017, eqs. 5 and 9). xi_c diverges where chi_1 = 1."""
+    phi, dphi, ddphi = activation_functions(activation)
+    rate_q = chi_1(activation, sigma_w2, sigma_b2, q_star) + sigma_w2 * gaussian_expectation(
+        lambda x: ddphi(x) * phi(x), q_star)
+    if c_star >= 1 - 1e-7:
+        rate_c = chi_1(activation, sigma_w2, sigma_b2, q_star)
+    else:
+        rate_c = sigma_w2 * _pair_expectation(dphi, dphi, q_star, c_star)
+    inv = lambda r: math.inf if r <= 0 or abs(math.log(r)) < 1e-12 else -1 / math.log(r)  # noqa: E731
+    return abs(inv(rate_q)), abs(inv(rate_c))
+
+
+def phase(chi: float, tol: float = 1e-3) -> str:
+    """'ordered' (chi_1 < 1), 'chaotic' (chi_1 > 1) or 'critical' (|chi_1 - 1| <= tol)."""
+    if abs(chi - 1) <= tol:
+        return "critical"
+    return "ordered" if chi < 1 else "chaotic"
+
+
+def critical_sigma_w2(activation, sigma_b2: float = 0.0, lo: float = 0.05, hi: float = 20.0,
+                      tol: float = 1e-6) -> float | None:
+    """The sigma_w^2 where chi_1 = 1 for this sigma_b^2 (bisection), or None when there is none in
+    [lo, hi]."""
+    def excess(s):
+        try:
+            return chi_1(activation, s, sigma_b2) - 1
+        except InitlabError:
+            return math.inf
+    f_lo, f_hi = excess(lo), excess(hi)
+    if f_lo > 0 or f_hi < 0:
+        return None
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if excess(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < tol:
+            break
+    return (lo + hi) / 2
+
+
+def mean_field(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> MeanField:
+    """Everything at once: q*, c*, chi_1, xi_q, xi_c, the phase and the critical sigma_w^2."""
+    if sigma_w2 <= 0 or sigma_b2 < 0:
+        raise InitlabError(f"need sigma_w^2 > 0 and sigma_b^2 >= 0; got {sigma_w2!r}, {sigma_b2!r}.")
+    q = length_fixed_point(activation, sigma_w2, sigma_b2)
+    chi = chi_1(activation, sigma_w2, sigma_b2, q)
+    c = correlation_fixed_point(activation, sigma_w2, sigma_b2, q)
+    xi_q, xi_c = depth_scales(activation, sigma_w2, sigma_b2, q, c)
+    name = activation if isinstance(activation, str) else getattr(activation, "__name__", "callable")
+    return MeanField(name, sigma_w2, sigma_b2, q, c, chi, xi_q, xi_c, phase(chi),
+                     critical_sigma_w2(activation, sigma_b2))
