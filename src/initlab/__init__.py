@@ -4,6 +4,7 @@ The public API: every name below is importable as ``initlab.<name>``.
 """
 
 from . import datasets
+from .ensemble import train_many
 from .errors import InitlabError
 from .models import mlp
 from .schemes import Manifest, fans, gain, initialize, schemes, variance_scaling
@@ -14,5 +15,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "InitlabError", "Manifest", "TrainResult", "__version__", "datasets", "effective_width", "fans",
-    "gain", "initialize", "mlp", "probability_grid", "schemes", "train", "variance_scaling",
+    "gain", "initialize", "mlp", "probability_grid", "schemes", "train", "train_many", "variance_scaling",
 ]

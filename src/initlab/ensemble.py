@@ -1,0 +1,393 @@
+"""``train_many()``: many same-shaped MLPs trained as one batched computation.
+
+Every model keeps its own parameters, optimizer state, minibatch order and fate: the parameters of
+all ``M`` models live in one flat buffer, each layer a ``(M, in, out)`` view of it, the forward pass
+is one batched matmul per layer (``torch.baddbmm``), the backward pass is written out by hand into a
+preallocated gradient buffer of the same layout, and the optimizer updates the whole buffer at once.
+Nothing couples the models: a batched matmul computes each model's slice from that model's slice
+alone, and a model whose loss or parameters become NaN or inf is recorded as diverged at that step
+and dropped from the stack, so the rest train on as if it had never been there.
+
+The plain loop :func:`initlab.train` is the reference: each model's :class:`~initlab.TrainResult`
+equals what ``train`` gives that model alone, to float tolerance (``tests/test_ensemble.py``).
+
+>>> import initlab
+>>> data = initlab.datasets.make("moons", n=200, seed=0)
+>>> runs = [{"scheme": "xavier_uniform", "seed": s} for s in range(3)]
+>>> results = initlab.train_many(data, runs, hidden=[8, 8], activation="tanh", steps=50, lr=0.1)
+>>> len(results), results[0].history["step"][-1]
+(3, 50)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .datasets import Dataset
+from .errors import InitlabError
+from .models import ACTIVATIONS, make_activation, mlp, parse_hidden
+from .schemes import initialize, parse_spec
+from .train import TrainResult, check_arguments, resolve_device
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+RUN_KEYS = {"scheme", "params", "seed", "lr"}
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+ACTIVATION_BUDGET = 1 << 23      # elements of saved activations per chunk of models (32 MB in float32)
+METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+# --------------------------------------------------------------------------------------------------
+# the stacked network: a flat buffer, per-layer views, forward and a hand-written backward
+
+def _views(flat: torch.Tensor, m: int, sizes: Sequence[int]) -> tuple[list, list]:
+    """Per-layer ``(m, in, out)`` weight and ``(m, out)`` bias views of a layer-major flat buffer."""
+    weights, biases, offset = [], [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        weights.append(flat[offset:offset + m * fan_in * fan_out].view(m, fan_in, fan_out))
+        offset += m * fan_in * fan_out
+        biases.append(flat[offset:offset + m * fan_out].view(m, fan_out))
+        offset += m * fan_out
+    return weights, biases
+
+
+def _numel(m: int, sizes: Sequence[int]) -> int:
+    return m * sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+
+
+def _derivative(activation: str, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """d act(z) / dz, from the pre-activation ``z`` or the output ``h`` (as autograd computes it)."""
+    if activation == "tanh":
+        return 1 - h * h
+    if activation == "sigmoid":
+        return (1 - h) * h
+    if activation == "relu":
+        return (h > 0).to(h.dtype)
+    if activation == "leaky_relu":
+        return torch.where(z > 0, h.new_ones(()), h.new_full((), 0.01))
+    if activation == "gelu":
+        return 0.5 * (1 + torch.erf(z * 0.5**0.5)) + z * torch.exp(-0.5 * z * z) * (2 * math.pi) ** -0.5
+    return torch.ones_like(h)
+
+
+class _Stack:
+    """``m`` MLPs of widths ``sizes`` as one flat parameter buffer (and its optimizer state)."""
+
+    def __init__(self, flat: torch.Tensor, sizes: list[int], activation: str):
+        self.flat, self.sizes, self.activation = flat, sizes, activation
+        self.act = make_activation(activation)
+        self.m = flat.numel() // _numel(1, sizes)
+        self.grad = torch.zeros_like(flat)
+        self.state: dict[str, torch.Tensor] = {}
+        self._bind()
+
+    def _bind(self):
+        self.W, self.b = _views(self.flat, self.m, self.sizes)
+        self.gW, self.gb = _views(self.grad, self.m, self.sizes)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the models at positions ``rows`` (parameters, gradients and optimizer state)."""
+        def take(buf):
+            parts = [v[rows].reshape(-1) for pair in zip(*_views(buf, self.m, self.sizes)) for v in pair]
+            return torch.cat(parts) if parts else buf[:0]
+        self.flat = take(self.flat)
+        self.state = {k: (v if k == "step" else take(v)) for k, v in self.state.items()}
+        self.m = int(rows.numel())
+        self.grad = torch.zeros_like(self.flat)
+        self._bind()
+
+    def model_params(self, i: int) -> list[torch.Tensor]:
+        """Model ``i``'s parameters as ``nn.Linear`` holds them: ``(out, in)`` weights, biases."""
+        out = []
+        for W, b in zip(self.W, self.b):
+            out += [W[i].t(), b[i]]
+        return out
+
+    def forward(self, x: torch.Tensor, rows: slice = slice(None), saved: list | None = None) -> torch.Tensor:
+        """Logits ``(m, n)`` of models ``rows`` on ``x`` (``(n, d)`` shared or ``(m, n, d)``); the layer
+        inputs and pre-activations are appended to ``saved`` for :meth:`backward`."""
+        h = x
+        last = len(self.W) - 1
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            W, b = W[rows], b[rows]
+            if h.dim() == 2:
+                h = h.expand(W.shape[0], *h.shape)
+            z = torch.baddbmm(b.unsqueeze(1), h, W)
+            if saved is not None:
+                saved.append(h)
+            h = z if i == last else self.act(z)
+            if saved is not None and i < last:
+                saved.append((z if self.activation in ("gelu", "leaky_relu") else None, h))
+        return h.squeeze(-1)
+
+    def backward(self, dlogits: torch.Tensor, saved: list, rows: slice = slice(None)) -> None:
+        """Write the gradients of models ``rows`` into ``self.grad`` from ``dloss/dlogits``."""
+        dz = dlogits.unsqueeze(-1)
+        for i in range(len(self.W) - 1, -1, -1):
+            if i < len(self.W) - 1:
+                z, h = saved.pop()
+                dz = torch.bmm(dz, self.W[i + 1][rows].transpose(1, 2)).mul_(_derivative(self.activation, z, h))
+            h_in = saved.pop()
+            torch.bmm(h_in.transpose(1, 2), dz, out=self.gW[i][rows])
+            torch.sum(dz, 1, out=self.gb[i][rows])
+
+    def step(self, optimizer: str, lr: float | torch.Tensor) -> None:
+        """One SGD or Adam step (PyTorch's formulas and defaults) on every model at once."""
+        p, g = self.flat, self.grad
+        if optimizer == "sgd":
+            if isinstance(lr, torch.Tensor):
+                p.sub_(g * lr)
+            else:
+                p.add_(g, alpha=-lr)
+            return
+        if not self.state:
+            self.state = {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p),
+                          "step": torch.zeros((), dtype=torch.float32, device=p.device)}
+        m, v, t = self.state["exp_avg"], self.state["exp_avg_sq"], self.state["step"]
+        t += 1
+        if not isinstance(lr, torch.Tensor) and p.device.type == "cpu" and hasattr(torch, "_fused_adam_"):
+            torch._fused_adam_([p], [g], [m], [v], [], [t], lr=lr, beta1=BETAS[0], beta2=BETAS[1],
+                               weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
+            return
+        step = float(t)
+        m.lerp_(g, 1 - BETAS[0])
+        v.mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
+        denom = (v.sqrt() / math.sqrt(1 - BETAS[1] ** step)).add_(EPS)
+        if isinstance(lr, torch.Tensor):
+            p.sub_(m / denom * (lr / (1 - BETAS[0] ** step)))
+        else:
+            p.addcdiv_(m, denom, value=-lr / (1 - BETAS[0] ** step))
+
+    def lr_buffer(self, lrs: torch.Tensor) -> torch.Tensor:
+        """Each model's learning rate spread over its parameters, in the flat layout."""
+        buf = torch.empty_like(self.flat)
+        for W, b in zip(*_views(buf, self.m, self.sizes)):
+            W.copy_(lrs.view(-1, 1, 1).expand_as(W))
+            b.copy_(lrs.view(-1, 1).expand_as(b))
+        return buf
+
+    def finite(self) -> torch.Tensor:
+        """Per model: is every parameter tensor's sum finite (the plain loop's divergence test)?"""
+        sums = [t.sum(dim=tuple(range(1, t.dim()))) for pair in zip(self.W, self.b) for t in pair]
+        return torch.isfinite(torch.stack(sums)).all(0)
+
+
+def _bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-model mean binary cross-entropy on logits ``(m, n)``."""
+    return nn.functional.binary_cross_entropy_with_logits(logits, y.expand_as(logits),
+                                                          reduction="none").mean(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# train_many
+
+def _check_runs(runs: Sequence[Mapping]) -> list[dict]:
+    if not runs:
+        raise InitlabError("train_many needs at least one run.")
+    checked = []
+    for i, run in enumerate(runs):
+        if not isinstance(run, Mapping) or "scheme" not in run:
+            raise InitlabError(f"run {i} must be a dict with a 'scheme' (and 'params', 'seed', 'lr'); got {run!r}.")
+        unknown = set(run) - RUN_KEYS
+        if unknown:
+            raise InitlabError(f"run {i} has unknown key(s) {', '.join(sorted(unknown))}; a run takes "
+                               f"{', '.join(sorted(RUN_KEYS))}.")
+        scheme = run["scheme"]
+        spec = parse_spec(scheme if isinstance(scheme, Mapping) else
+                          {"name": scheme, "params": dict(run.get("params") or {})})
+        seed = run.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise InitlabError(f"run {i}: seed must be a non-negative integer; got {seed!r}.")
+        checked.append({"scheme": spec, "seed": seed, "lr": run.get("lr")})
+    return checked
+
+
+def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: str = "relu",
+               steps: int = 1000, lr: float = 0.1, optimizer: str = "sgd", batch_size: int | None = None,
+               device: str | torch.device | None = None, eval_every: int = 10,
+               dtype: str | torch.dtype = "float32", callback: Callable[[int], None] | None = None,
+               return_models: bool = False):
+    """Train one MLP per run, all of one architecture, as one batched computation.
+
+    Parameters
+    ----------
+    data : Dataset
+        From :func:`initlab.datasets.make`; every model trains on it.
+    runs : list of dict
+        One per model: ``{"scheme": name or {"name", "params"}, "params": {...}, "seed": 0, "lr": None}``.
+        ``seed`` seeds the initialization and the minibatch order, as in ``initlab train``; ``lr``
+        overrides the shared learning rate for that model.
+    hidden : list of int or str
+        Hidden widths, as for :func:`initlab.mlp`.
+    activation : str, default "relu"
+    steps, lr, optimizer, batch_size, eval_every
+        As for :func:`initlab.train`: plain SGD or Adam with PyTorch's defaults, full batch (None) or
+        minibatches in each model's own seeded order.
+    device : {"cpu", "cuda"}, optional
+    dtype : {"float32", "float64"}, default "float32"
+    callback : callable, optional
+        ``callback(step)`` after every step (for progress bars).
+    return_models : bool, default False
+        Also return the trained models as ``nn.Sequential`` (diverged ones as they were when they
+        diverged).
+
+    Returns
+    -------
+    list of TrainResult
+        One per run, in order, equal to what :func:`initlab.train` gives that model alone (to float
+        tolerance). ``seconds`` is the group's time divided by the number of models. With
+        ``return_models``, ``(results, models)``.
+    """
+    check_arguments(steps, lr, optimizer, batch_size, eval_every)
+    if activation not in ACTIVATIONS:
+        make_activation(activation)  # raises the error with the known names
+    dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if dtype not in DTYPES.values():
+        raise InitlabError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}.")
+    runs = _check_runs(runs)
+    widths = parse_hidden(hidden)
+    dev = resolve_device(device)
+    X, y, X_test, y_test = (t.to(dev, dtype) for t in data)
+    sizes = [X.shape[1], *widths, 1]
+
+    models = []
+    for run in runs:  # the plain path's model and initialization, bitwise
+        model = mlp(sizes[0], widths, 1, activation).to(dev, dtype)
+        initialize(model, run["scheme"], seed=run["seed"])
+        models.append(model)
+    flat = torch.cat([torch.stack([p.detach().t() if p.dim() == 2 else p.detach() for p in ps]).reshape(-1)
+                      for ps in zip(*(list(m.parameters()) for m in models))])
+    stack = _Stack(flat.contiguous(), sizes, activation)
+
+    total = len(runs)
+    alive = torch.arange(total)                        # global index of each stacked model
+    lrs = [run["lr"] if run["lr"] is not None else lr for run in runs]
+    for v in lrs:
+        check_arguments(steps, v, optimizer, batch_size, eval_every)
+    lr_of = (lambda rows: lr) if len(set(lrs)) == 1 else \
+        (lambda rows: stack.lr_buffer(torch.tensor([lrs[i] for i in rows.tolist()], dtype=dtype, device=dev)))
+    step_lr = lr_of(alive)
+    history = [{k: [] for k in ("step", *METRICS)} for _ in runs]
+    diverged_at: list[int | None] = [None] * total
+    final_params: list[list[torch.Tensor] | None] = [None] * total
+
+    def evaluate(rows: torch.Tensor, step: int) -> None:
+        """Record loss and accuracy on both splits for the stacked models at positions ``rows``."""
+        per_model = X.shape[0] * sum(sizes[1:])
+        chunk = max(1, ACTIVATION_BUDGET // per_model)
+        values = {}
+        for name, xs, ys in (("train", X, y), ("test", X_test, y_test)):
+            losses, accs = [], []
+            for start in range(0, rows.numel(), chunk):
+                sel = rows[start:start + chunk].to(dev)
+                logits = _sub_forward(stack, sel, xs)
+                losses.append(_bce(logits, ys))
+                correct = ((logits > 0) == (ys > 0.5)) & ~torch.isnan(logits)
+                accs.append(correct.float().mean(1))  # as train() computes it
+            values[f"{name}_loss"] = torch.cat(losses).tolist()
+            values[f"{name}_accuracy"] = torch.cat(accs).tolist()
+        for j, g in enumerate(alive[rows.cpu()].tolist()):
+            history[g]["step"].append(step)
+            for k in METRICS:
+                history[g][k].append(values[k][j])
+
+    def drop(bad: torch.Tensor, step: int) -> None:
+        nonlocal alive, step_lr
+        rows = bad.nonzero().reshape(-1)
+        for j, g in zip(rows.tolist(), alive[rows].tolist()):
+            diverged_at[g] = step
+            if final_params[g] is None:
+                final_params[g] = [p.clone() for p in stack.model_params(j)]
+        keep = (~bad).nonzero().reshape(-1)
+        stack.keep(keep.to(dev))
+        alive = alive[keep.cpu()]
+        step_lr = lr_of(alive)
+
+    n = X.shape[0]
+    batch = n if batch_size is None else min(batch_size, n)
+    gens = [torch.Generator().manual_seed(run["seed"]) for run in runs]
+    perms, cursor = None, n
+    per_model = batch * sum(sizes[1:])
+    chunk = max(1, ACTIVATION_BUDGET // per_model)
+
+    start = time.perf_counter()
+    evaluate(torch.arange(stack.m), 0)
+    if callback:
+        callback(0)
+    for step in range(1, steps + 1):
+        if stack.m == 0:
+            break
+        if batch == n:
+            xb, yb = X, y
+        else:
+            if cursor + batch > n:
+                perms = torch.stack([torch.randperm(n, generator=gens[g]) for g in alive.tolist()]).to(dev)
+                cursor = 0
+            idx = perms[:, cursor:cursor + batch]
+            cursor += batch
+            xb, yb = X[idx], y[idx]
+        losses = []
+        for c0 in range(0, stack.m, chunk):
+            rows = slice(c0, min(c0 + chunk, stack.m))
+            saved: list = []
+            logits = stack.forward(xb if xb.dim() == 2 else xb[rows], rows, saved)
+            yc = yb if yb.dim() == 1 else yb[rows]
+            losses.append(_bce(logits, yc))
+            dlogits = (torch.sigmoid(logits) - yc).div_(logits.shape[1])
+            stack.backward(dlogits, saved, rows)
+        losses = torch.cat(losses)
+        bad_loss = ~torch.isfinite(losses)
+        if bool(bad_loss.any()):  # the plain loop takes no step: record the model as it is
+            rows = bad_loss.nonzero().reshape(-1)
+            evaluate(rows, step)
+            for j, g in zip(rows.tolist(), alive[rows.cpu()].tolist()):
+                final_params[g] = [p.clone() for p in stack.model_params(j)]
+            stack.grad[:] = torch.where(torch.isfinite(stack.grad), stack.grad, 0)
+        stack.step(optimizer, step_lr)
+        bad = bad_loss
+        if not bool(torch.isfinite(stack.flat.sum())):
+            bad = bad_loss | ~stack.finite()
+            new = (bad & ~bad_loss).nonzero().reshape(-1)
+            if new.numel():
+                evaluate(new, step)
+        if bool(bad.any()):
+            drop(bad.cpu(), step)
+        if stack.m and (step % eval_every == 0 or step == steps):
+            evaluate(torch.arange(stack.m), step)
+        if callback:
+            callback(step)
+    for j, g in enumerate(alive.tolist()):
+        final_params[g] = [p.clone() for p in stack.model_params(j)]
+    seconds = (time.perf_counter() - start) / total
+
+    results = []
+    for i, run in enumerate(runs):
+        h = history[i]
+        final = {k: h[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+        config = {"steps": steps, "lr": lrs[i], "optimizer": optimizer, "batch_size": batch_size,
+                  "seed": run["seed"], "device": str(dev), "dtype": str(dtype).replace("torch.", ""),
+                  "scheme": run["scheme"], "hidden": widths, "activation": activation}
+        results.append(TrainResult(h, final, diverged_at[i] is not None, diverged_at[i], config, seconds))
+    if not return_models:
+        return results
+    with torch.no_grad():
+        for model, params in zip(models, final_params):
+            for p, v in zip(model.parameters(), params):
+                p.copy_(v)
+    return results, models
+
+
+def _sub_forward(stack: _Stack, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Logits of the stacked models at positions ``rows`` (any subset) on shared inputs ``x``."""
+    if rows.numel() == stack.m:
+        return stack.forward(x)
+    h = x.expand(rows.numel(), *x.shape)
+    last = len(stack.W) - 1
+    for i, (W, b) in enumerate(zip(stack.W, stack.b)):
+        z = torch.baddbmm(b[rows].unsqueeze(1), h, W[rows])
+        h = z if i == last else stack.act(z)
+    return h.squeeze(-1)
