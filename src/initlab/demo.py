@@ -39,9 +39,9 @@ Progress = Callable[[str, int, int], None]
 def config(quick: bool = False, **overrides) -> ExperimentConfig:
     """The demo's experiment: a 2 -> 32 -> 32 -> 32 -> 32 -> 1 ReLU network, full-batch SGD with
     lr 0.1 for 2000 steps on 1000 moons points (noise 0.2). ``quick`` is a short version (200 steps on 400 points) for tests and a first look."""
-    base = ExperimentConfig()
+    base = ExperimentConfig(track_every=40)
     if quick:
-        base = replace(base, n=400, steps=200, eval_every=5)
+        base = replace(base, n=400, steps=200, eval_every=5, track_every=10)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 

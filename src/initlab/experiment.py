@@ -45,6 +45,7 @@ class ExperimentConfig:
     device: str | None = None
     dtype: str = "float32"
     eval_every: int = 10
+    track_every: int | None = None  # per-layer output std and gradient norm every k steps
 
     def __post_init__(self):
         self.hidden = parse_hidden(self.hidden)
@@ -79,7 +80,7 @@ def run_scheme(config: ExperimentConfig, scheme: Any, data: Dataset | None = Non
     manifest = initialize(model, spec, seed=config.seed)
     result = train(model, data, steps=config.steps, lr=config.lr, optimizer=config.optimizer,
                    batch_size=config.batch_size, seed=config.seed, device=device,
-                   eval_every=config.eval_every, callback=callback)
+                   eval_every=config.eval_every, track_every=config.track_every, callback=callback)
     widths = effective_width(model, data.X_train)
     grid = probability_grid(model, torch.cat([data.X_train, data.X_test]))
     if result.diverged:  # the parameters are NaN or inf: no probabilities, no neurons to count
@@ -127,6 +128,8 @@ def save(out: str | Path, config: ExperimentConfig, records: list[dict], data: D
            "results": [r["row"] for r in records],
            "histories": {r["row"]["scheme"]: r["result"].to_dict()["history"] for r in records},
            "manifests": {r["row"]["scheme"]: r["manifest"].to_dict() for r in records},
+           "tracked": {r["row"]["scheme"]: r["result"].to_dict()["tracked"] for r in records
+                       if r["result"].tracked},
            **(extra or {})}
     (out / "results.json").write_text(json.dumps(_json_safe(doc), indent=2))
     arrays = {"X_train": data.X_train.numpy(), "y_train": data.y_train.numpy(),

@@ -155,9 +155,81 @@ def experiment_figures(doc: dict, out: str | Path) -> dict[str, Path]:
                     diverged={r["scheme"]: r["diverged_step"] for r in doc["results"]})
     fig.tight_layout()
     figures["curves"] = fig
+    scale_rows = [r for r in doc["results"] if r.get("role") in ("vanishing", "exploding")] or \
+        (doc["results"] if doc.get("kind") != "demo" else [])
+    scale_rows = [r for r in scale_rows if (doc.get("tracked") or {}).get(r["scheme"])]
+    if scale_rows:
+        fig, axes = plt.subplots(len(scale_rows), 2, figsize=(12, 3.4 * len(scale_rows)), squeeze=False)
+        for r, pair in zip(scale_rows, axes):
+            tracking_heatmaps(doc["tracked"][r["scheme"]], pair, title=r["scheme"])
+        fig.tight_layout()
+        figures["scale"] = fig
     if doc.get("symmetry"):
         fig, ax = plt.subplots(figsize=(7.5, 4.2))
         symmetry_trace(doc["symmetry"]["traces"], ax)
         fig.tight_layout()
         figures["symmetry"] = fig
     return {name: save_figure(fig, out / name)[0] for name, fig in figures.items()}
+
+
+def diagnosis_plot(doc: dict, ax=None, title: str | None = None):
+    """A diagnosis (``Diagnosis.to_dict()``): the std of each layer's output (forward) and of the
+    gradient reaching it (backward), on a log scale; measured solid, predicted dashed."""
+    ax = ax or plt.gca()
+    rows = doc["layers"]
+    x = np.arange(1, len(rows) + 1)
+    series = [("preact_std", "predicted_preact_std", "forward: std of layer output", COLORS[0]),
+              ("grad_std", "predicted_grad_std", "backward: std of gradient at layer output", COLORS[1])]
+    for measured, predicted, label, color in series:
+        m = np.array([np.nan if r.get(measured) is None else r[measured] for r in rows], dtype=float)
+        ax.plot(x, m, "-o", color=color, markersize=3, label=f"{label} (measured)")
+        p = np.array([np.nan if r.get(predicted) is None else r[predicted] for r in rows], dtype=float)
+        if np.isfinite(p).any():
+            ax.plot(x, p, "--", color=color, linewidth=1.5, label=f"{label} (theory)")
+    ax.set_yscale("log")
+    ax.set(xlabel="layer", ylabel="std (log scale)")
+    verdict = doc.get("verdict", {})
+    name = doc.get("scheme") or "model"
+    ax.set_title(title or f"{name}: {verdict.get('summary', '')}", fontsize=10,
+                 color="#116611" if verdict.get("summary") == "ok" else "#a00000")
+    ax.legend(fontsize=7, loc="best")
+    return ax
+
+
+def diagnosis_panels(docs: list[dict]):
+    """One :func:`diagnosis_plot` panel per diagnosis, side by side, on a shared log axis."""
+    fig, axes = plt.subplots(1, len(docs), figsize=(5.5 * len(docs), 4.2), sharey=True, squeeze=False)
+    for doc, ax in zip(docs, axes.flat):
+        diagnosis_plot(doc, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def tracking_heatmaps(tracked: dict, axes=None, title: str = ""):
+    """Layer x step heatmaps of what ``train(..., track_every=k)`` recorded: each layer's output std
+    and its weight-gradient norm, on a log colour scale."""
+    from matplotlib.colors import LogNorm
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    steps = tracked["step"]
+    for ax, key, label in zip(axes, ("act_std", "grad_norm"), ("std of layer output", "weight-gradient norm")):
+        values = np.array([[np.nan if v is None else v for v in row] for row in tracked[key]], dtype=float).T
+        finite = values[np.isfinite(values) & (values > 0)]
+        if finite.size:
+            norm = LogNorm(vmin=max(finite.min(), 1e-12), vmax=max(finite.max(), 1e-11))
+            mesh = ax.imshow(np.where(values > 0, values, np.nan), aspect="auto", origin="lower", norm=norm,
+                             cmap="magma", interpolation="nearest",
+                             extent=(-0.5, len(steps) - 0.5, 0.5, len(tracked["layers"]) + 0.5))
+            plt.colorbar(mesh, ax=ax, label=label + " (log)")
+        if values.shape[1] <= 10 and values.shape[0] <= 12:  # few cells: write the numbers in
+            for (i, j), v in np.ndenumerate(values):
+                text = "NaN" if not np.isfinite(v) else f"{v:.2g}"
+                ax.text(j, i + 1, text, ha="center", va="center", fontsize=7,
+                        color="black" if np.isfinite(v) and finite.size and v > np.sqrt(
+                            finite.min() * finite.max()) else "white" if np.isfinite(v) else "#a00000")
+        ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
+        ax.set_xticks(ticks, [str(steps[t]) for t in ticks])
+        ax.set_yticks(range(1, len(tracked["layers"]) + 1), tracked["layers"], fontsize=7)
+        ax.set(xlabel="step", ylabel="layer", title=f"{title}: {label}" if title else label)
+    return axes

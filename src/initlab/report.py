@@ -118,6 +118,10 @@ at {_fmt(small['final_loss'], 4)} (it starts at log 2 = 0.6931), the vanishing g
 <code>normal(std=3)</code> every layer multiplies the signal: the outputs and the gradients are huge and
 the optimizer {large_txt}, the exploding gradient.</p>
 {_img(out / 'curves.png', 'loss and test accuracy over the steps')}
+<p>Inside the network, layer by layer (rows) and step by step (columns): with the small std each layer's
+output is smaller than the one before and nothing changes over the steps (flat); with the large std
+every layer multiplies the output and the gradients by a large factor, until the numbers overflow.</p>
+{_img(out / 'scale.png', 'per-layer output std and gradient norm over the steps')}
 
 <h2>5. Rules that keep the scale</h2>
 <p>Xavier (Glorot and Bengio 2010) sets Var(w) = 2 / (K_in + K_out), a compromise between keeping the
@@ -148,6 +152,7 @@ def _train_sections(doc: dict, out: Path) -> str:
 {escape(_fmt(r['effective_width']))} of {escape(_fmt(r['width']))}.</div>
 {_img(out / 'contours.png', 'probability contours')}
 {_img(out / 'curves.png', 'loss and test accuracy over the steps')}
+{_img(out / 'scale.png', 'per-layer output std and gradient norm over the steps')}
 {results_table(doc['results'])}
 """
 

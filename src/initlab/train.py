@@ -84,6 +84,7 @@ class TrainResult:
     diverged_step: int | None = None
     config: dict = field(default_factory=dict)
     seconds: float = 0.0
+    tracked: dict | None = None  # with track_every: per layer output std and weight-gradient norm
 
     def steps_to(self, accuracy: float = 0.9, split: str = "test") -> int | None:
         """The first evaluated step at which ``split`` accuracy reached ``accuracy`` (None: never)."""
@@ -98,7 +99,10 @@ class TrainResult:
         return {"history": {k: [clean(v) for v in vs] for k, vs in self.history.items()},
                 "final": {k: clean(v) for k, v in self.final.items()},
                 "diverged": self.diverged, "diverged_step": self.diverged_step,
-                "config": self.config, "seconds": self.seconds}
+                "config": self.config, "seconds": self.seconds,
+                "tracked": None if self.tracked is None else {
+                    k: [[clean(x) for x in row] if isinstance(row, list) else row for row in v]
+                    if k in ("act_std", "grad_norm") else v for k, v in self.tracked.items()}}
 
 
 def _all_finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
@@ -109,6 +113,7 @@ def _all_finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
 def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
           optimizer: str = "sgd", batch_size: int | None = None, seed: int = 0,
           device: str | torch.device | None = None, eval_every: int = 10,
+          track_every: int | None = None,
           callback: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` with a binary cross-entropy loss (on logits), in place.
 
@@ -132,6 +137,11 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     eval_every : int, default 10
         Train and test loss and accuracy are recorded at step 0, every ``eval_every`` steps and at
         the last step.
+    track_every : int, optional
+        At the first 5 steps, every ``track_every`` steps and at a divergence, record, per Linear or
+        convolution layer, the
+        std of its output and the norm of its weight's gradient, in ``result.tracked``
+        (``{"layers", "step", "act_std", "grad_norm"}``; step s is the state after s updates).
     callback : callable, optional
         ``callback(step, model)`` after every step (and once with step 0 before training).
     """
@@ -160,6 +170,7 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         history["step"].append(step)
         model.train()
 
+    tracker = _Tracker(model, track_every) if track_every else None
     start = time.perf_counter()
     record(0)
     if callback:
@@ -177,8 +188,12 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
             xb, yb = X[idx], y[idx]
         opt.zero_grad(set_to_none=True)
         loss = _loss_fn(model(xb), yb)
-        if torch.isfinite(loss):
+        finite_loss = bool(torch.isfinite(loss))
+        if finite_loss:
             loss.backward()
+        if tracker and (step - 1 < 5 or (step - 1) % track_every == 0 or not finite_loss):
+            tracker.record(step - 1)
+        if finite_loss:
             opt.step()
         if not _all_finite(loss, params):
             diverged_step = step
@@ -192,7 +207,38 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     final = {k: history[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
     config = {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size, "seed": seed,
               "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
-    return TrainResult(history, final, diverged_step is not None, diverged_step, config, seconds)
+    tracked = tracker.close() if tracker else None
+    return TrainResult(history, final, diverged_step is not None, diverged_step, config, seconds, tracked)
+
+
+class _Tracker:
+    """Keeps each layer's latest output; on ``record(step)`` stores its std and the weight-gradient norm."""
+
+    def __init__(self, model: nn.Module, every: int):
+        from .schemes import LAYER_TYPES
+
+        if not isinstance(every, int) or every < 1:
+            raise InitlabError(f"track_every must be a positive integer; got {every!r}.")
+        self.layers = [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+        self.outputs: dict[nn.Module, torch.Tensor] = {}
+        self.data = {"layers": [n for n, _ in self.layers], "step": [], "act_std": [], "grad_norm": []}
+        self.handles = [m.register_forward_hook(self._hook) for _, m in self.layers]
+
+    def _hook(self, module, _args, out):
+        self.outputs[module] = out.detach()
+
+    def record(self, step: int) -> None:
+        self.data["step"].append(step)
+        self.data["act_std"].append([float(self.outputs[m].double().std()) if m in self.outputs else None
+                                     for _, m in self.layers])
+        self.data["grad_norm"].append([None if m.weight.grad is None else float(m.weight.grad.double().norm())
+                                       for _, m in self.layers])
+
+    def close(self) -> dict:
+        for h in self.handles:
+            h.remove()
+        self.outputs.clear()
+        return self.data
 
 
 @torch.no_grad()
