@@ -1,0 +1,325 @@
+"""Sweeps: a grid of configs expanded into runs, grouped by architecture, trained with
+:func:`~initlab.train_many`, stored in a results store, and resumed where they stopped.
+
+A sweep file is TOML; every key but ``name`` and ``seeds`` takes one value or a list (a grid axis),
+and a number may also be ``{log = [low, high, count]}`` or ``{linear = [low, high, count]}``::
+
+    name = "depth-vs-scheme"
+    dataset = "moons"            # moons, circles, blobs, xor, spiral
+    noise = 0.2
+    depth = [2, 4, 8]
+    width = [16, 32]
+    activation = "tanh"
+    optimizer = "adam"
+    lr = 0.01
+    steps = 300
+    batch_size = "full"          # or a number
+    seeds = 5                    # seeds 0..4, or a list
+
+    [[scheme]]
+    name = "default"
+
+    [[scheme]]
+    name = "normal"
+    std = {log = [0.01, 10.0, 7]}
+
+    [[scheme]]                   # sigma_w^2 on a grid: variance sigma_w^2 / fan_in
+    name = "variance_scaling"
+    scale = [0.5, 1.0, 2.0]
+    distribution = "normal"
+
+``scheme`` may also be a list of names: ``scheme = ["default", "xavier_uniform"]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .datasets import GENERATORS as DATASETS, make
+from .ensemble import train_many
+from .errors import InitlabError, unknown_name
+from .experiment import environment
+from .models import ACTIVATIONS, mlp
+from .schemes import initialize, parse_spec
+from .store import Store, run_id
+from .train import OPTIMIZERS, probability_grid
+
+#: Every axis a sweep can span, with its default (one value).
+DEFAULTS: dict[str, Any] = {"dataset": "moons", "n": 1000, "noise": 0.2, "data_seed": 0, "depth": 3,
+                            "width": 16, "activation": "relu", "optimizer": "sgd", "lr": 0.1, "steps": 300,
+                            "batch_size": None, "eval_every": 10, "dtype": "float32"}
+TOP_KEYS = set(DEFAULTS) | {"name", "seeds", "scheme"}
+#: What a group shares: runs that differ only in scheme, seed and learning rate train as one.
+GROUP_KEYS = tuple(k for k in DEFAULTS if k != "lr")
+
+
+@dataclass
+class Sweep:
+    """A grid: the scheme specs, each axis's values, and the seeds."""
+
+    name: str = "sweep"
+    schemes: list[dict] = field(default_factory=lambda: [{"name": "default", "params": {}}])
+    axes: dict[str, list] = field(default_factory=lambda: {k: [v] for k, v in DEFAULTS.items()})
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def cells(self) -> list[dict]:
+        """Every config without its seed, in grid order."""
+        keys = list(self.axes)
+        return [{**dict(zip(keys, values)), "scheme": spec}
+                for values in itertools.product(*(self.axes[k] for k in keys)) for spec in self.schemes]
+
+    def runs(self) -> list[dict]:
+        """Every run's full config (a cell and a seed); :func:`initlab.store.run_id` names it."""
+        return [{**cell, "seed": seed} for cell in self.cells() for seed in self.seeds]
+
+    def swept(self) -> list[str]:
+        """The axes with more than one value (``scheme`` when several)."""
+        axes = [k for k, v in self.axes.items() if len(v) > 1]
+        return (["scheme"] if len(self.schemes) > 1 else []) + axes
+
+
+# --------------------------------------------------------------------------------------------------
+# values and their checks
+
+def _grid(value, fail: Callable[[str], None]) -> list:
+    """A value, a list of values, or ``{log|linear = [low, high, count]}`` -> a list."""
+    if isinstance(value, dict):
+        if len(value) != 1 or next(iter(value)) not in ("log", "linear"):
+            fail("a grid is {log = [low, high, count]} or {linear = [low, high, count]}")
+        kind, spec = next(iter(value.items()))
+        if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[2], int) and spec[2] >= 1
+                and all(isinstance(v, (int, float)) for v in spec[:2])):
+            fail(f"{kind} = [low, high, count] with a whole count >= 1; got {spec!r}")
+        low, high, count = spec
+        if kind == "log":
+            if low <= 0 or high <= 0:
+                fail("a log grid needs low > 0 and high > 0")
+            return [float(f"{v:.6g}") for v in np.geomspace(low, high, count)]
+        return [float(f"{v:.6g}") for v in np.linspace(low, high, count)]
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        fail("an empty list")
+    return values
+
+
+def _number(value):
+    """Numbers as floats (``1`` and ``1.0`` are one config), other values as they are."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _check_axis(key: str, value, fail: Callable[[str], None]):
+    """Check and normalize one value of axis ``key``; ``fail(message)`` raises with the location."""
+    try:
+        if key in ("n", "depth", "width", "steps", "data_seed", "eval_every"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("data_seed", "steps") else 1):
+                fail(f"must be a whole number >= {0 if key in ('data_seed', 'steps') else 1}; got {value!r}")
+            return value
+        if key in ("lr", "noise"):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value < 0 or (key == "lr" and value == 0):
+                fail(f"must be a {'positive' if key == 'lr' else 'non-negative'} number; got {value!r}")
+            return float(value)
+        if key == "batch_size":
+            if value in ("full", 0, None):
+                return None
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"must be a whole number >= 1 or \"full\"; got {value!r}")
+            return value
+        known = {"dataset": DATASETS, "activation": ACTIVATIONS, "optimizer": OPTIMIZERS,
+                 "dtype": {"float32": 0, "float64": 0}}[key]
+        if value not in known:
+            raise unknown_name(key, value, known)
+        return value
+    except InitlabError as e:
+        fail(str(e).rstrip("."))
+
+
+def _schemes(entries, fail: Callable[[str, int | None, str | None], None]) -> list[dict]:
+    """Scheme specs from a list of names or of ``{name, param = value | list | grid}`` tables."""
+    if not isinstance(entries, list):
+        entries = [entries]
+    specs = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or "name" not in entry:
+            fail("each scheme is a name or a [[scheme]] table with a name", i, None)
+        params = {k: v for k, v in entry.items() if k != "name"}
+        grids = {k: [_number(v) for v in _grid(v, lambda m, k=k: fail(m, i, k))] for k, v in params.items()}
+        for values in itertools.product(*grids.values()):
+            spec = {"name": entry["name"], "params": dict(zip(grids, values))}
+            try:
+                specs.append(parse_spec(spec))
+                initialize(mlp(2, [2], 1), spec, seed=0)  # checks the values too (std >= 0 ...)
+            except InitlabError as e:
+                bad = next((k for k in params if f"'{k}'" in str(e) or f"{k}=" in str(e) or f"{k} " in str(e)), "name")
+                fail(str(e).rstrip("."), i, bad)
+    return specs
+
+
+def _seeds(value, fail: Callable[[str], None]) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        return value
+    fail(f"a count >= 1 (seeds 0..count-1) or a list of seeds >= 0; got {value!r}")
+
+
+def build(settings: dict, fail_at: Callable[[str, str, int | None], None], name: str = "sweep") -> Sweep:
+    """A :class:`Sweep` from parsed settings; ``fail_at(key, message, scheme_index)`` raises."""
+    for key in settings:
+        if key not in TOP_KEYS:
+            close = unknown_name("key", key, TOP_KEYS)
+            fail_at(key, str(close).rstrip("."), None)
+    axes = {}
+    for key, default in DEFAULTS.items():
+        fail = lambda msg, key=key: fail_at(key, msg, None)  # noqa: E731
+        values = _grid(settings.get(key, default), fail)
+        axes[key] = list(dict.fromkeys(_check_axis(key, v, fail) for v in values))
+    schemes = _schemes(settings.get("scheme", "default"), lambda msg, i, k: fail_at(k or "scheme", msg, i))
+    seeds = _seeds(settings.get("seeds", 1), lambda msg: fail_at("seeds", msg, None))
+    sweep_name = settings.get("name", name)
+    if not isinstance(sweep_name, str) or not re.fullmatch(r"[\w.-]+", sweep_name):
+        fail_at("name", f"a name of letters, digits, '-', '_' or '.'; got {sweep_name!r}", None)
+    return Sweep(sweep_name, list({run_id(s): s for s in schemes}.values()), axes, seeds)
+
+
+def _line_of(text: str, key: str, scheme_index: int | None) -> int | None:
+    """The line of ``key = ...``: at the top level, or inside the ``scheme_index``-th ``[[scheme]]``
+    table (else that table's header, else the top-level ``scheme = ...`` line)."""
+    table, count, top, header, scheme_line = None, -1, None, None, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[] ")
+            count += table == "scheme"
+            if table == "scheme" and count == scheme_index:
+                header = number
+            continue
+        if table is None and re.match(r"scheme\s*=", stripped):
+            scheme_line = number
+        if re.match(rf'"?{re.escape(key)}"?\s*=', stripped):
+            if table is None and top is None:
+                top = number
+            if scheme_index is not None and table == "scheme" and count == scheme_index:
+                return number
+    return top if scheme_index is None else header or scheme_line or top
+
+
+def from_toml(path: str | Path) -> Sweep:
+    """Read a sweep file; an error names the file, the line and the key at fault."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InitlabError(f"cannot read sweep file '{path}': {e.strerror}.")
+    try:
+        settings = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        where = f"{path}:{match.group(1)}" if match else str(path)
+        reason = str(e)[:match.start()].strip() if match else str(e)
+        raise InitlabError(f"{where}: not valid TOML: {reason}.")
+
+    def fail_at(key: str, message: str, scheme_index: int | None):
+        line = _line_of(text, key, scheme_index)
+        where = f"{path}:{line}" if line else str(path)
+        table = f" of [[scheme]] {scheme_index + 1}" if scheme_index is not None else ""
+        raise InitlabError(f"{where}: key '{key}'{table}: {message}.")
+
+    return build(settings, fail_at, name=path.stem)
+
+
+def from_flags(settings: dict, name: str = "sweep") -> Sweep:
+    """A :class:`Sweep` from command-line values (lists already split); errors name the flag."""
+    def fail_at(key, message, _index):
+        raise InitlabError(f"--{key.replace('_', '-')}: {message}.")
+    return build({"name": name, **settings}, fail_at, name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# running
+
+def groups(configs: list[dict], size: int = 256) -> list[list[dict]]:
+    """Runs that share everything but scheme, seed and learning rate, in chunks of at most ``size``."""
+    by_key: dict[tuple, list[dict]] = {}
+    for config in configs:
+        by_key.setdefault(tuple(config[k] for k in GROUP_KEYS), []).append(config)
+    return [runs[i:i + size] for runs in by_key.values() for i in range(0, len(runs), size)]
+
+
+def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: int = 256,
+        thumbnail: int = 32, progress: Callable[[float, int], None] | None = None) -> dict:
+    """Train every run of ``sweep`` that ``db`` does not hold yet, one group at a time, storing each
+    group in one transaction as it finishes.
+
+    Parameters
+    ----------
+    sweep : Sweep
+    db : str or Path
+        The results store (created if missing).
+    device : {"cpu", "cuda"}, optional
+    group_size : int, default 256
+        At most this many models are trained as one computation and stored in one transaction.
+    thumbnail : int, default 32
+        Resolution of the stored probability grid of each run (0: none).
+    progress : callable, optional
+        ``progress(runs_done, runs_total)``, with fractions while a group trains.
+
+    Returns
+    -------
+    dict
+        ``total``, ``skipped`` (already stored), ``trained``, ``diverged``, ``seconds``.
+    """
+    configs = sweep.runs()
+    with Store(db) as store:
+        done = store.finished()
+        todo = [c for c in configs if run_id(c) not in done]
+        total, finished, diverged, start = len(configs), len(configs) - len(todo), 0, time.perf_counter()
+        datasets: dict[tuple, Any] = {}
+        if progress:
+            progress(finished, total)
+        for group in groups(todo, group_size):
+            first = group[0]
+            key = (first["dataset"], first["n"], first["noise"], first["data_seed"])
+            if key not in datasets:
+                datasets[key] = make(first["dataset"], n=first["n"], noise=first["noise"], seed=first["data_seed"])
+            data = datasets[key]
+            steps = max(first["steps"], 1)
+            tick = (lambda s, base=finished, m=len(group): progress(base + m * s / steps, total)) if progress else None
+            t0 = time.perf_counter()
+            results, models = train_many(
+                data, [{"scheme": c["scheme"], "seed": c["seed"], "lr": c["lr"]} for c in group],
+                hidden=[first["width"]] * first["depth"], activation=first["activation"], steps=first["steps"],
+                lr=first["lr"], optimizer=first["optimizer"], batch_size=first["batch_size"], device=device,
+                eval_every=first["eval_every"], dtype=first["dtype"], callback=tick, return_models=True)
+            seconds = time.perf_counter() - t0
+            points = torch.cat([data.X_train, data.X_test])
+            records = []
+            for config, result, model in zip(group, results, models):
+                grid = None
+                if thumbnail:
+                    g = probability_grid(model, points, resolution=thumbnail)
+                    if result.diverged:
+                        g["p"][:] = np.nan
+                    grid = {"p": g["p"], "extent": [g["xx"].min(), g["xx"].max(), g["yy"].min(), g["yy"].max()]}
+                records.append({"config": config, "result": result, "sweep": sweep.name, "grid": grid,
+                                "group_seconds": seconds, "group_size": len(group), "versions": environment(),
+                                "device": result.config["device"]})
+            store.write(records)
+            finished += len(group)
+            diverged += sum(r.diverged for r in results)
+            if progress:
+                progress(finished, total)
+    return {"total": total, "skipped": total - len(todo), "trained": len(todo), "diverged": diverged,
+            "seconds": time.perf_counter() - start}
