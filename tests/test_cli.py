@@ -88,3 +88,32 @@ def test_train_writes_the_same_artifacts_for_one_model(run, tmp_path):
     assert "xavier_uniform" in result.output
     for name in ("contours.png", "curves.png", "results.json", "index.html"):
         assert (out / name).is_file()
+
+
+def test_diagnose_flags_xavier_vanishing_and_he_ok(run, tmp_path):
+    result = run("diagnose", "--hidden", "256x30", "--activation", "relu", "--scheme", "xavier_uniform,he_normal",
+                 "--batch", "256", "--json", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    xavier, he = json.loads(result.output)["diagnoses"]
+    assert xavier["verdict"]["forward"]["status"] == "vanishing" and "use he_normal" in xavier["verdict"]["message"]
+    assert he["verdict"]["summary"] == "ok"
+    assert (tmp_path / "diagnose.png").stat().st_size > 0
+
+
+def test_diagnose_a_user_model_by_import_path(run, tmp_path, monkeypatch):
+    (tmp_path / "mymodels.py").write_text(
+        "import torch.nn as nn\n"
+        "def cnn():\n    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 2))\n"
+        "def empty():\n    return nn.Sequential(nn.ReLU())\n")
+    monkeypatch.chdir(tmp_path)
+    ok = run("diagnose", "--model", "mymodels:cnn", "--input-shape", "3,8,8", "--scheme", "he_normal,lsuv")
+    assert ok.exit_code == 0, ok.output
+    assert "Conv2d" in ok.output and "lsuv" in ok.output
+    for args, message in [(["--model", "nosuchmodule:f", "--input-shape", "3"], "cannot import 'nosuchmodule'"),
+                          (["--model", "mymodels:cnn", "--input-shape", "3,9"], "do not fit the model"),
+                          (["--model", "mymodels:empty", "--input-shape", "4"], "no parameters"),
+                          (["--model", "mymodels:cnn"], "--input-shape"),
+                          (["--scheme", "he_normall"], "Did you mean 'he_normal'?")]:
+        bad = run("diagnose", *args)
+        assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
+        assert bad.output.strip().count("\n") == 0

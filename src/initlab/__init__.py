@@ -3,17 +3,21 @@
 The public API: every name below is importable as ``initlab.<name>``.
 """
 
-from . import datasets
+from . import datasets, theory
+from .diagnose import Diagnosis, diagnose, lsuv
 from .ensemble import train_many
 from .errors import InitlabError
 from .models import mlp
 from .schemes import Manifest, fans, gain, initialize, schemes, variance_scaling
+from .store import load
 from .symmetry import effective_width
 from .train import TrainResult, probability_grid, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "InitlabError", "Manifest", "TrainResult", "__version__", "datasets", "effective_width", "fans",
-    "gain", "initialize", "mlp", "probability_grid", "schemes", "train", "train_many", "variance_scaling",
+    "Diagnosis", "InitlabError", "Manifest", "TrainResult", "__version__", "datasets", "diagnose",
+    "effective_width", "fans", "lsuv", "theory",
+    "gain", "initialize", "load", "mlp", "probability_grid", "schemes", "train", "train_many",
+    "variance_scaling",
 ]

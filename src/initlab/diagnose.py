@@ -50,7 +50,7 @@ def _units(t: torch.Tensor) -> torch.Tensor:
 def _default_loss(out: torch.Tensor) -> torch.Tensor:
     """Without targets: a fixed random direction, so the gradient reaching the output has unit scale
     per sample whatever the output's scale (drawn from its own generator, never the global one)."""
-    gen = torch.Generator(device=out.device).manual_seed(0)
+    gen = torch.Generator(device=out.device).manual_seed(0x10_55_D1A6)  # a stream no scheme seed uses
     r = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
     return (out * r).sum() / out.shape[0]
 
@@ -190,6 +190,8 @@ def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
     layers = [m for m in model.modules() if isinstance(m, LAYER_TYPES)]
     if not layers:
         raise InitlabError("the model has no Linear or convolution layer to diagnose.")
+    if not isinstance(inputs, torch.Tensor):
+        raise InitlabError(f"inputs must be a tensor; got {type(inputs).__name__}.")
     param = next(model.parameters())
     inputs = inputs.to(param.device, param.dtype) if inputs.is_floating_point() else inputs.to(param.device)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -393,3 +395,49 @@ def lsuv(model: nn.Module, inputs: torch.Tensor, target_std: float = 1.0, tol: f
         for h in handles:
             h.remove()
     return LSUVResult(before, diagnose(model, inputs, scheme="lsuv"), iterations)
+
+
+def load_factory(path: str) -> Callable[[], nn.Module]:
+    """``"package.module:factory"`` -> the factory (a callable returning an ``nn.Module``)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    if ":" not in path:
+        raise InitlabError(f"a model is given as package.module:factory; got '{path}'.")
+    module_name, attr = path.split(":", 1)
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # any import failure is the user's module's: one line
+        raise InitlabError(f"cannot import '{module_name}': {type(e).__name__}: {e}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise InitlabError(f"'{module_name}' has no callable '{attr}'.")
+    return factory
+
+
+def build(factory: Callable[[], nn.Module]) -> nn.Module:
+    """Call a model factory and check that it gave a module with parameters."""
+    try:
+        model = factory()
+    except Exception as e:
+        raise InitlabError(f"the model factory failed: {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise InitlabError(f"the model factory returned {type(model).__name__}, not an nn.Module.")
+    if not any(True for _ in model.parameters()):
+        raise InitlabError("the model has no parameters: nothing to initialize or diagnose.")
+    return model
+
+
+def compare(factory: Callable[[], nn.Module], inputs: torch.Tensor, schemes: list[str | None],
+            seed: int = 0) -> list[Diagnosis]:
+    """Diagnose a fresh model from ``factory`` under each scheme (None: as the factory built it)."""
+    results = []
+    for scheme in schemes:
+        model = build(factory)
+        if scheme is not None:
+            initialize(model, scheme, seed=seed, inputs=inputs)
+        results.append(diagnose(model, inputs, scheme=scheme or "as built"))
+    return results

@@ -77,7 +77,7 @@ def run_scheme(config: ExperimentConfig, scheme: Any, data: Dataset | None = Non
     data = data or config.data()
     device = resolve_device(config.device)
     model = mlp(data.X_train.shape[1], config.hidden, 1, config.activation).to(device, DTYPES[config.dtype])
-    manifest = initialize(model, spec, seed=config.seed)
+    manifest = initialize(model, spec, seed=config.seed, inputs=data.X_train)
     result = train(model, data, steps=config.steps, lr=config.lr, optimizer=config.optimizer,
                    batch_size=config.batch_size, seed=config.seed, device=device,
                    eval_every=config.eval_every, track_every=config.track_every, callback=callback)

@@ -252,6 +252,8 @@ _REGISTRY: dict[str, Scheme] = {s.name: s for s in [
     Scheme("lecun_uniform", "w ~ U[-b, b], b = sqrt(3/K_in)", lecun_uniform),
     Scheme("lecun_normal", "w ~ N(0, 1/K_in)", lecun_normal),
     Scheme("orthogonal", "w = gain * Q, Q (semi-)orthogonal", orthogonal),
+    Scheme("lsuv", "orthogonal, then each layer rescaled in forward order until std(output) = "
+           "target_std on data (needs inputs)", None),
 ]}
 _ALIASES = {"glorot_uniform": "xavier_uniform", "glorot_normal": "xavier_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
@@ -290,7 +292,9 @@ def parse_spec(spec: Any) -> dict:
                            f"got {spec!r}.")
     scheme = get(name)
     accepted = scheme.params()
-    if scheme.fn is not None:
+    if scheme.name == "lsuv":
+        accepted = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
+    elif scheme.fn is not None:
         accepted["bias"] = 0.0
     for key, value in params.items():
         if key not in accepted:
@@ -393,7 +397,8 @@ class _Generators:
 
 
 def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed: int | None = None,
-               overrides: Mapping[str, Any] | None = None, **params) -> Manifest:
+               overrides: Mapping[str, Any] | None = None, inputs: torch.Tensor | None = None,
+               **params) -> Manifest:
     """Initialize every ``nn.Linear`` and convolution of ``model`` with ``scheme``, in place.
 
     Parameters
@@ -408,6 +413,8 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
     overrides : dict, optional
         ``{module-name pattern: scheme}``, e.g. ``{"out": "xavier_uniform"}``; fnmatch patterns, first
         match wins. A pattern that matches no layer is an error.
+    inputs : Tensor, optional
+        A batch of data, for the data-dependent scheme ``lsuv`` (see :func:`initlab.lsuv`).
     **params
         The scheme's parameters (``std=0.01``, ``gain=2.0`` ...) and ``bias=`` (a constant for the
         biases: 0 by default; ``constant`` uses its ``value``).
@@ -429,6 +436,8 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InitlabError(f"seed must be a non-negative integer; got {seed!r}.")
     manifest = Manifest(scheme=spec, seed=seed, overrides=override_specs)
+    if "lsuv" in [spec["name"], *(s["name"] for s in override_specs.values())]:
+        return _lsuv(model, spec, override_specs, seed, inputs, manifest)
     generators = _Generators(seed)
 
     if isinstance(model, torch.Tensor):
@@ -476,6 +485,27 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
             manifest.skipped.append({"module": name or type(module).__name__, "kind": type(module).__name__,
                                      "reason": f"{type(module).__name__} is not a layer initlab "
                                                f"initializes; left as it was"})
+    return manifest
+
+
+def _lsuv(model, spec, override_specs, seed, inputs, manifest) -> Manifest:
+    """``lsuv`` is data-dependent: delegate to :func:`initlab.diagnose.lsuv` (imported here, lazily,
+    since diagnosing sits above initializing)."""
+    if override_specs or not isinstance(model, nn.Module):
+        raise InitlabError("'lsuv' initializes a whole model at once: give a module and no overrides.")
+    if inputs is None:
+        raise InitlabError("'lsuv' needs data: initialize(model, 'lsuv', inputs=X), or initlab.lsuv(model, X).")
+    from .diagnose import lsuv
+
+    result = lsuv(model, inputs, seed=seed, **spec["params"])
+    for name, module in model.named_modules():
+        if isinstance(module, LAYER_TYPES):
+            fan_in, fan_out = fans(module.weight)
+            manifest.entries.append({"parameter": f"{name}.weight", "module": name, "kind": type(module).__name__,
+                                     "shape": list(module.weight.shape), "scheme": "lsuv", "params": spec["params"],
+                                     "distribution": "orthogonal, rescaled", "fan_in": fan_in, "fan_out": fan_out,
+                                     "std": float(module.weight.detach().std()),
+                                     "iterations": result.iterations.get(name)})
     return manifest
 
 

@@ -1,0 +1,164 @@
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import initlab
+from initlab import InitlabError, diagnose, lsuv
+
+WIDTH = 512
+
+
+def batch(n=256, d=WIDTH, seed=123):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def var_ratios(d, key):
+    s = [r[key] ** 2 for r in d.rows[:-1]]
+    return [b / a for a, b in zip(s, s[1:])]
+
+
+def ratio_ok(ratios, expected, rel=0.15):
+    mean = sum(ratios) / len(ratios)
+    return abs(mean - expected) <= rel * expected
+
+
+def test_linear_net_with_third_variance_shrinks_by_a_third_per_layer():
+    model = initlab.mlp(WIDTH, [WIDTH] * 6, 1, "identity")
+    initlab.initialize(model, "normal", std=math.sqrt(1 / (3 * WIDTH)), seed=1)
+    d = diagnose(model, batch())
+    assert ratio_ok(var_ratios(d, "preact_std"), 1 / 3)
+    # backward: each layer's gradient variance is a third of the next one's
+    g = [r["grad_std"] ** 2 for r in d.rows[:-1]]
+    assert ratio_ok([a / b for a, b in zip(g, g[1:])], 1 / 3)
+    for r in d.rows:
+        assert r["preact_std"] == pytest.approx(r["predicted_preact_std"], rel=0.1)
+
+
+@pytest.mark.parametrize("scheme, expected", [("xavier_normal", 0.5), ("he_normal", 1.0)])
+def test_relu_halves_with_xavier_and_keeps_with_he(scheme, expected):
+    model = initlab.mlp(WIDTH, [WIDTH] * 8, 1, "relu")
+    initlab.initialize(model, scheme, seed=2)
+    d = diagnose(model, batch())
+    assert ratio_ok(var_ratios(d, "preact_std"), expected)
+    g = [r["grad_std"] ** 2 for r in d.rows[:-1]]
+    assert ratio_ok([a / b for a, b in zip(g, g[1:])], expected)
+    for r in d.rows[:-1]:
+        assert r["grad_std"] == pytest.approx(r["predicted_grad_std"], rel=0.2)
+
+
+def test_tanh_predicted_and_measured_agree_at_depth_10():
+    model = initlab.mlp(WIDTH, [WIDTH] * 10, 1, "tanh")
+    initlab.initialize(model, "xavier_uniform", seed=3, bias=0.0)
+    d = diagnose(model, batch())
+    assert d.activation == "tanh"
+    tenth = d.rows[9]
+    assert tenth["act_std"] == pytest.approx(tenth["predicted_act_std"], rel=0.05)
+    assert tenth["grad_std"] == pytest.approx(tenth["predicted_grad_std"], rel=0.1)
+
+
+def test_verdict_deep_relu_xavier_vanishes_he_is_ok():
+    X = batch(256, 256)
+    verdicts = {}
+    for scheme in ("xavier_uniform", "he_normal"):
+        model = initlab.mlp(256, [256] * 30, 1, "relu")
+        initlab.initialize(model, scheme, seed=0)
+        verdicts[scheme] = diagnose(model, X, scheme=scheme).verdict
+    assert verdicts["xavier_uniform"]["forward"]["status"] == "vanishing"
+    assert "use he_normal" in verdicts["xavier_uniform"]["message"]
+    assert verdicts["he_normal"]["summary"] == "ok"
+
+
+def test_dead_and_saturated_fractions_on_constructed_layers():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.copy_(torch.tensor([-1.0, -1, -1, 1, 1, 1, 1, 1]))  # 3 of 8 never active
+        model[2].weight.zero_()
+        model[2].bias.copy_(torch.tensor([5.0, 5, -5, -5, -5, 5, 0.1, 0]))  # 6 of 8 beyond 0.99
+    d = diagnose(model, batch(32, 4))
+    assert d.rows[0]["dead_fraction"] == pytest.approx(3 / 8)
+    assert d.rows[1]["saturated_fraction"] == pytest.approx(6 / 8)
+    assert "saturated" in d.verdict["labels"]
+
+
+def test_constant_init_is_flagged_symmetric():
+    model = initlab.mlp(8, [16, 16], 1, "tanh")
+    initlab.initialize(model, "constant", value=0.1)
+    d = diagnose(model, batch(64, 8))
+    assert [r["effective_width"] for r in d.rows[:-1]] == [1, 1]
+    assert "symmetric" in d.verdict["labels"]
+
+
+class Residual(nn.Module):
+    def __init__(self, d=32):
+        super().__init__()
+        self.inp, self.f1, self.f2, self.head = nn.Linear(8, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))  # functional activations: taken from the next layer's input
+        h = h + self.f2(torch.relu(self.f1(h)))
+        return self.head(h)
+
+
+def test_any_module_cnn_residual_and_functional_activations():
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 6 * 6, 10))
+    d = diagnose(cnn, torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+    assert [r["kind"] for r in d.rows] == ["Conv2d", "Conv2d", "Linear"]
+    assert d.rows[0]["fan_in"] == 27 and d.rows[0]["width"] == 8 and d.rows[0]["activation"] == "relu"
+    res = diagnose(Residual(), batch(64, 8))
+    assert [r["name"] for r in res.rows] == ["inp", "f1", "f2", "head"]
+    assert res.rows[0]["activation"] == "unknown" and res.rows[0]["dead_fraction"] is not None
+    assert all(r["grad_std"] > 0 for r in res.rows)
+
+
+def test_parameters_grads_and_rng_are_left_as_they_were():
+    model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 1))
+    X = batch(32, 8)
+    model(X).sum().backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [p.grad.clone() for p in model.parameters()]
+    rng = torch.get_rng_state()
+    diagnose(model, X, targets=torch.ones(32), loss_fn=lambda out, y: ((out.squeeze(1) - y) ** 2).mean())
+    assert torch.equal(rng, torch.get_rng_state())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters()))
+
+
+def test_outputs_json_html_table_and_plot():
+    model = initlab.mlp(16, [16, 16], 1, "relu")
+    d = diagnose(model, batch(64, 16))
+    doc = json.loads(d.to_json())
+    assert len(doc["layers"]) == 3 and "summary" in doc["verdict"]
+    assert "<table>" in d._repr_html_() and "verdict" in d.table()
+    ax = d.plot()
+    assert ax.get_yscale() == "log" and len(ax.lines) == 4  # measured and predicted, both directions
+
+
+def test_lsuv_reaches_unit_std_in_every_layer_of_deep_relu_mlp_and_cnn():
+    model = initlab.mlp(64, [64] * 20, 1, "relu")
+    result = lsuv(model, batch(256, 64), tol=0.1)
+    assert all(abs(r["preact_std"] - 1) <= 0.1 for r in result.after.rows)
+    assert result.before.verdict["forward"]["status"] == "vanishing"  # PyTorch's default, 20 ReLU layers
+    cnn = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(16 * 4 * 4, 5))
+    result = lsuv(cnn, torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1)))
+    assert all(abs(r["preact_std"] - 1) <= 0.1 for r in result.after.rows)
+
+
+def test_lsuv_as_a_scheme_name_needs_data():
+    model = initlab.mlp(2, [16, 16], 1)
+    with pytest.raises(InitlabError, match="needs data"):
+        initlab.initialize(model, "lsuv")
+    manifest = initlab.initialize(model, "lsuv", inputs=batch(100, 2))
+    assert {e["scheme"] for e in manifest.entries} == {"lsuv"}
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(InitlabError, match="do not fit"):
+        diagnose(initlab.mlp(4, [8], 1), batch(8, 5))
+    with pytest.raises(InitlabError, match="no Linear or convolution"):
+        diagnose(nn.Sequential(nn.ReLU()), batch(8, 4))
