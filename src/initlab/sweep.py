@@ -119,29 +119,27 @@ def _number(value):
 
 def _check_axis(key: str, value, fail: Callable[[str], None]):
     """Check and normalize one value of axis ``key``; ``fail(message)`` raises with the location."""
-    try:
-        if key in ("n", "depth", "width", "steps", "data_seed", "eval_every"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("data_seed", "steps") else 1):
-                fail(f"must be a whole number >= {0 if key in ('data_seed', 'steps') else 1}; got {value!r}")
-            return value
-        if key in ("lr", "noise"):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                    or value < 0 or (key == "lr" and value == 0):
-                fail(f"must be a {'positive' if key == 'lr' else 'non-negative'} number; got {value!r}")
-            return float(value)
-        if key == "batch_size":
-            if value in ("full", 0, None):
-                return None
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(f"must be a whole number >= 1 or \"full\"; got {value!r}")
-            return value
-        known = {"dataset": DATASETS, "activation": ACTIVATIONS, "optimizer": OPTIMIZERS,
-                 "dtype": {"float32": 0, "float64": 0}}[key]
-        if value not in known:
-            raise unknown_name(key, value, known)
+    if key in ("n", "depth", "width", "steps", "data_seed", "eval_every"):
+        low = 0 if key in ("data_seed", "steps") else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            fail(f"must be a whole number >= {low}; got {value!r}")
         return value
-    except InitlabError as e:
-        fail(str(e).rstrip("."))
+    if key in ("lr", "noise"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or value < 0 or (key == "lr" and value == 0):
+            fail(f"must be a {'positive' if key == 'lr' else 'non-negative'} number; got {value!r}")
+        return float(value)
+    if key == "batch_size":
+        if value in ("full", 0, None):
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            fail(f"must be a whole number >= 1 or \"full\"; got {value!r}")
+        return value
+    known = {"dataset": DATASETS, "activation": ACTIVATIONS, "optimizer": OPTIMIZERS,
+             "dtype": {"float32": 0, "float64": 0}}[key]
+    if value not in known:
+        fail(str(unknown_name(key, value, known)).rstrip("."))
+    return value
 
 
 def _schemes(entries, fail: Callable[[str, int | None, str | None], None]) -> list[dict]:
@@ -150,7 +148,8 @@ def _schemes(entries, fail: Callable[[str, int | None, str | None], None]) -> li
         entries = [entries]
     specs = []
     for i, entry in enumerate(entries):
-        if isinstance(entry, str):
+        listed = isinstance(entry, str)  # scheme = ["default", ...]: the key at fault is 'scheme'
+        if listed:
             entry = {"name": entry}
         if not isinstance(entry, dict) or "name" not in entry:
             fail("each scheme is a name or a [[scheme]] table with a name", i, None)
@@ -162,7 +161,8 @@ def _schemes(entries, fail: Callable[[str, int | None, str | None], None]) -> li
                 specs.append(parse_spec(spec))
                 initialize(mlp(2, [2], 1), spec, seed=0)  # checks the values too (std >= 0 ...)
             except InitlabError as e:
-                bad = next((k for k in params if f"'{k}'" in str(e) or f"{k}=" in str(e) or f"{k} " in str(e)), "name")
+                bad = next((k for k in params if f"'{k}'" in str(e) or f"{k}=" in str(e) or f"{k} " in str(e)),
+                           "scheme" if listed else "name")
                 fail(str(e).rstrip("."), i, bad)
     return specs
 
@@ -234,7 +234,8 @@ def from_toml(path: str | Path) -> Sweep:
     def fail_at(key: str, message: str, scheme_index: int | None):
         line = _line_of(text, key, scheme_index)
         where = f"{path}:{line}" if line else str(path)
-        table = f" of [[scheme]] {scheme_index + 1}" if scheme_index is not None else ""
+        table = "" if scheme_index is None else f" (entry {scheme_index + 1})" if key == "scheme" else \
+            f" of [[scheme]] {scheme_index + 1}"
         raise InitlabError(f"{where}: key '{key}'{table}: {message}.")
 
     return build(settings, fail_at, name=path.stem)
