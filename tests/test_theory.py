@@ -59,3 +59,37 @@ def test_forward_recursion_for_relu_halves_with_xavier_keeps_with_he():
     assert [r["preact_var"] for r in xav] == pytest.approx([1, 0.5, 0.25, 0.125, 0.0625])
     he = theory.forward_variances("relu", [n] * 5, [2 / n] * 5, [0.0] * 5, 1.0)
     assert [r["preact_var"] for r in he] == pytest.approx([2.0] * 5)
+
+
+def test_effective_sigmas_of_schemes():
+    assert theory.scheme_sigmas("xavier_uniform", 128) == pytest.approx((1.0, 0.0))
+    assert theory.scheme_sigmas("he_normal", 128) == pytest.approx((2.0, 0.0))
+    sw, sb = theory.scheme_sigmas("default", 100)
+    assert sw == pytest.approx(1 / 3) and sb == pytest.approx(1 / 300)
+    import initlab
+
+    model = initlab.mlp(300, [300, 300], 1, "tanh")
+    initlab.initialize(model, "he_normal", seed=0)
+    pts = theory.network_points(model)
+    assert [p["layer"] for p in pts] == ["fc1", "fc2", "out"]
+    assert pts[1]["sigma_w2"] == pytest.approx((5 / 3) ** 2, rel=0.02)  # he_normal picks tanh's gain
+
+
+def test_theory_cli_prints_the_numbers_and_draws_the_diagram(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from initlab.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["theory", "--activation", "relu", "--sigma-b2", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["critical_sigma_w2"] == pytest.approx(2.0, abs=1e-3) and doc["phase"] == "critical"
+    res = runner.invoke(main, ["theory", "--activation", "tanh", "--sigma-w2", "1.5", "--scheme", "xavier_uniform",
+                               "--plot", str(tmp_path / "phase.png")])
+    assert res.exit_code == 0 and "ordered" in res.output
+    assert (tmp_path / "phase.png").stat().st_size > 10_000
+    bad = runner.invoke(main, ["theory", "--activation", "tahn"])
+    assert bad.exit_code == 2 and "Did you mean 'tanh'?" in bad.output

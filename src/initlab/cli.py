@@ -515,5 +515,64 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     out_console.print(table)
 
 
+@main.command("theory")
+@click.option("--activation", default="tanh", show_default=True, help="relu, leaky_relu, tanh, sigmoid, gelu, identity.")
+@click.option("--sigma-w2", type=float, default=None, help="Weight variance times fan_in (default: the critical one).")
+@click.option("--sigma-b2", type=float, default=0.05, show_default=True, help="Bias variance.")
+@click.option("--scheme", "scheme_list", default=None,
+              help="Comma-separated schemes to place on the diagram, e.g. xavier_uniform,he_normal,default.")
+@click.option("--width", type=int, default=256, show_default=True, help="Layer width for --scheme points.")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Draw the phase diagram to this PNG (and SVG beside it).")
+def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot_path):
+    """Mean-field theory: q*, chi_1, depth scales, the phase (ordered, critical, chaotic) and the
+    critical sigma_w^2 for an activation, with an optional phase diagram."""
+    from . import theory
+
+    theory.activation_functions(activation)  # an unknown name fails here
+    if sigma_b2 < 0 or (sigma_w2 is not None and sigma_w2 <= 0):
+        raise InitlabError(f"need --sigma-w2 > 0 and --sigma-b2 >= 0; got {sigma_w2}, {sigma_b2}.")
+    critical = theory.critical_sigma_w2(activation, sigma_b2)
+    point = sigma_w2 if sigma_w2 is not None else critical
+    if point is None:
+        raise InitlabError(f"{activation} has no critical sigma_w^2 at sigma_b^2={sigma_b2:g}; give --sigma-w2.")
+    mf = theory.mean_field(activation, point, sigma_b2).to_dict()
+    names = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list else []
+    points = []
+    for name in names:
+        sw, sb = theory.scheme_sigmas(name, width)
+        points.append({"label": name, "sigma_w2": sw, "sigma_b2": sb,
+                       **{k: v for k, v in theory.mean_field(activation, sw, sb).to_dict().items()
+                          if k in ("chi_1", "xi_c", "phase")}})
+    if plot_path:
+        import numpy as np
+
+        from . import plots
+
+        top = max(4.0, 1.3 * max([point] + [p["sigma_w2"] for p in points]))
+        grid = theory.phase_grid(activation, np.linspace(0.05, top, 36), np.linspace(0, max(0.3, 1.3 * sigma_b2), 22))
+        fig, ax = plots.plt.subplots(figsize=(8, 5.2))
+        plots.phase_diagram(grid, [{"label": f"sigma_w^2={point:.3g}", "sigma_w2": point, "sigma_b2": sigma_b2}]
+                            + points, ax=ax)
+        stem = plot_path[:-4] if plot_path.lower().endswith(".png") else plot_path
+        plots.save_figure(fig, stem)
+    if as_json:
+        click.echo(json.dumps(experiment._json_safe({**mf, "points": points}), indent=2))
+        return
+    table = Table(title=f"mean-field theory: {activation}, sigma_b^2 = {sigma_b2:g}")
+    for col in ("sigma_w^2", "q*", "chi_1", "xi_q", "xi_c", "phase"):
+        table.add_column(col, justify="right")
+    rows = [(f"{point:.4g}", mf)] + [(f"{p['sigma_w2']:.4g} ({p['label']})", theory.mean_field(
+        activation, p["sigma_w2"], p["sigma_b2"]).to_dict()) for p in points]
+    for label, r in rows:
+        table.add_row(label, f"{r['q_star']:.4g}", f"{r['chi_1']:.4f}", f"{r['xi_q']:.3g}", f"{r['xi_c']:.3g}", r["phase"])
+    out_console.print(table)
+    crit = "none" if critical is None else f"{critical:.4f}"
+    out_console.print(f"critical sigma_w^2 (chi_1 = 1) at sigma_b^2 = {sigma_b2:g}: {crit}")
+    if plot_path:
+        out_console.print(f"Phase diagram: [bold]{plot_path}[/bold]")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

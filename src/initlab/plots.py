@@ -233,3 +233,167 @@ def tracking_heatmaps(tracked: dict, axes=None, title: str = ""):
         ax.set_yticks(range(1, len(tracked["layers"]) + 1), tracked["layers"], fontsize=7)
         ax.set(xlabel="step", ylabel="layer", title=f"{title}: {label}" if title else label)
     return axes
+
+
+# --------------------------------------------------------------------------------------------------
+# sweeps: figures from a results store (a DataFrame from initlab.load)
+
+def _axis_label(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "full"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def sweep_heatmap(df, x: str, y: str, metric: str = "test_accuracy", ax=None, title: str | None = None):
+    """Two swept axes (e.g. ``depth`` x ``scheme``) coloured by the mean of ``metric`` over the other
+    axes and the seeds; each cell is labelled with its mean and its number of runs."""
+    ax = ax or plt.gca()
+    xs = sorted(df[x].dropna().unique().tolist(), key=_sort_key) + ([None] if df[x].isna().any() else [])
+    ys = sorted(df[y].dropna().unique().tolist(), key=_sort_key) + ([None] if df[y].isna().any() else [])
+    values = np.full((len(ys), len(xs)), np.nan)
+    counts = np.zeros((len(ys), len(xs)), dtype=int)
+    for i, yv in enumerate(ys):
+        for j, xv in enumerate(xs):
+            sel = df[(df[y].isna() if yv is None else df[y] == yv) & (df[x].isna() if xv is None else df[x] == xv)]
+            vals = sel[metric].astype(float).dropna()
+            counts[i, j] = len(sel)
+            values[i, j] = vals.mean() if len(vals) else np.nan
+    accuracy = metric.endswith("accuracy")
+    image = ax.imshow(values, cmap="viridis", aspect="auto", vmin=0.5 if accuracy else None,
+                      vmax=1.0 if accuracy else None)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            text = "-" if np.isnan(values[i, j]) else f"{values[i, j]:.2f}"
+            ax.text(j, i, f"{text}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
+                    color="white" if np.isnan(values[i, j]) or values[i, j] < np.nanmean(values) else "black")
+    ax.set_xticks(range(len(xs)), [_axis_label(v) for v in xs], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(ys)), [_axis_label(v) for v in ys], fontsize=8)
+    ax.set(xlabel=x, ylabel=y, title=title or f"mean {metric} (runs per cell)")
+    plt.colorbar(image, ax=ax, label=metric)
+    return ax
+
+
+def _sort_key(v):
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+
+
+def confidence_curves(df, by: str = "scheme", metric: str = "test_accuracy", ax=None):
+    """``metric`` over the steps, one line per value of ``by``: the mean across runs with its 95%
+    t-interval as a band. A run that diverged counts until the step it diverged."""
+    from .store import t975
+
+    ax = ax or plt.gca()
+    for i, (name, group) in enumerate(df.groupby(by, dropna=False, sort=True)):
+        steps = sorted({s for h in group["history"] for s in h["step"]})
+        index = {s: k for k, s in enumerate(steps)}
+        table = np.full((len(group), len(steps)), np.nan)
+        for r, h in enumerate(group["history"]):
+            for s, v in zip(h["step"], h[metric]):
+                table[r, index[s]] = np.nan if v is None else v
+        n = np.sum(np.isfinite(table), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mean = np.nanmean(table, axis=0)
+            std = np.nanstd(table, axis=0, ddof=1)
+        half = np.array([t975(int(k) - 1) if k > 1 else np.nan for k in n]) * std / np.sqrt(np.maximum(n, 1))
+        color = COLORS[i % len(COLORS)]
+        ax.plot(steps, mean, color=color, label=f"{_axis_label(name)} ({len(group)} runs)")
+        ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+    if metric.endswith("loss"):
+        ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel=metric, title=f"{metric}: mean and 95% confidence band")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def contour_thumbnails(df, rows: str = "scheme", cols: str = "depth", seed: int | None = None):
+    """A grid of small probability-contour panels from the stored thumbnails: one run (the lowest
+    seed, or ``seed``) per cell of ``rows`` x ``cols``. Returns the figure."""
+    if seed is not None:
+        df = df[df["seed"] == seed]
+    df = df.sort_values("seed")
+    row_values = sorted(df[rows].unique().tolist(), key=_sort_key)
+    col_values = sorted(df[cols].unique().tolist(), key=_sort_key) if cols != rows else [None]
+    fig, axes = plt.subplots(len(row_values), len(col_values), figsize=(1.9 * len(col_values) + 1,
+                             1.8 * len(row_values) + 0.6), squeeze=False)
+    for i, rv in enumerate(row_values):
+        for j, cv in enumerate(col_values):
+            ax = axes[i, j]
+            sel = df[(df[rows] == rv) & ((df[cols] == cv) if cv is not None else True)]
+            run = next((r for _, r in sel.iterrows() if r["grid"] is not None), None)
+            if run is None:
+                ax.axis("off")
+                continue
+            x0, x1, y0, y1 = run["grid_extent"]
+            p = run["grid"]
+            xx, yy = np.meshgrid(np.linspace(x0, x1, p.shape[1]), np.linspace(y0, y1, p.shape[0]))
+            probability_contours({"xx": xx, "yy": yy, "p": p}, ax=ax)
+            for text in list(ax.texts):  # contour labels and notes: too small to read here
+                text.remove()
+            acc = run["test_accuracy"]
+            ax.set_title(("diverged" if run["diverged"] else f"acc {acc:.2f}"), fontsize=7)
+            if j == 0:
+                ax.set_ylabel(_axis_label(rv), fontsize=7)
+            if i == len(row_values) - 1 and cv is not None:
+                ax.set_xlabel(f"{cols} {_axis_label(cv)}", fontsize=7)
+    fig.suptitle(f"Probability that a point is black: {rows} x {cols}" if cols != rows else rows, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figures(df, out: str | Path, axes: Sequence[str] = ("scheme",), metric: str = "test_accuracy"
+                  ) -> dict[str, Path]:
+    """Draw a sweep's figures into ``out``: ``heatmap`` (the first two swept ``axes``), ``curves``
+    (per value of the first axis) and ``thumbnails``. Returns ``{name: png path}``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    axes = list(axes) or ["scheme"]
+    first = axes[0]
+    second = axes[1] if len(axes) > 1 else ("seed" if first != "seed" else "scheme")
+    figures = {}
+    fig, ax = plt.subplots(figsize=(1.2 * df[second].nunique() + 3.5, 0.5 * df[first].nunique() + 2.5))
+    sweep_heatmap(df, second, first, metric, ax=ax)
+    fig.tight_layout()
+    figures["heatmap"] = fig
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    confidence_curves(df, by=first, metric=metric, ax=ax)
+    fig.tight_layout()
+    figures["curves"] = fig
+    if "grid" in df and df["grid"].notna().any():
+        figures["thumbnails"] = contour_thumbnails(df, rows=first, cols=second)
+    return {name: save_figure(fig, out / name, formats=("png",))[0] for name, fig in figures.items()}
+
+
+def phase_diagram(grid: dict, points: Sequence[dict] = (), ax=None):
+    """Mean-field phase diagram: sigma_w^2 (x) against sigma_b^2 (y), the chi_1 = 1 line between
+    order and chaos, contours of the correlation depth scale xi_c, and a point per scheme or network.
+
+    ``grid`` from :func:`initlab.theory.phase_grid`; ``points`` dicts with ``label``, ``sigma_w2``,
+    ``sigma_b2``."""
+    from matplotlib.colors import LogNorm
+
+    ax = ax or plt.gca()
+    sw, sb = np.asarray(grid["sigma_w2"]), np.asarray(grid["sigma_b2"])
+    xi = np.asarray(grid["xi_c"], dtype=float)
+    chi = np.asarray(grid["chi_1"], dtype=float)
+    shown = np.clip(np.where(np.isfinite(xi), xi, np.nan), 0.5, 200)
+    mesh = ax.pcolormesh(sw, sb, shown, shading="auto", cmap="viridis", norm=LogNorm(0.5, 200))
+    plt.colorbar(mesh, ax=ax, label="correlation depth scale xi_c (layers, log)")
+    levels = [2, 5, 10, 20, 50]
+    cs = ax.contour(sw, sb, shown, levels=levels, colors="white", linewidths=0.7)
+    ax.clabel(cs, fmt="%g", fontsize=7)
+    if np.nanmin(chi) < 1 < np.nanmax(chi):
+        edge = ax.contour(sw, sb, chi, levels=[1.0], colors="red", linewidths=2.2)
+        ax.clabel(edge, fmt={1.0: "chi_1 = 1"}, fontsize=8)
+    ax.text(0.03, 0.95, "ordered\n(signals converge,\ngradients vanish)", transform=ax.transAxes, va="top",
+            fontsize=8, color="white")
+    ax.text(0.97, 0.95, "chaotic\n(signals decorrelate,\ngradients explode)", transform=ax.transAxes, va="top",
+            ha="right", fontsize=8, color="white")
+    for i, p in enumerate(points):
+        ax.plot(p["sigma_w2"], p["sigma_b2"], "o", color=COLORS[(i + 1) % len(COLORS)], markersize=8,
+                markeredgecolor="white", label=p["label"])
+    if points:
+        ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    ax.set(xlabel="sigma_w^2 (fan_in x Var(W))", ylabel="sigma_b^2 (Var(b))",
+           title=f"{grid['activation']}: order, chaos and the depth a signal survives")
+    return ax

@@ -251,14 +251,88 @@ def critical_sigma_w2(activation, sigma_b2: float = 0.0, lo: float = 0.05, hi: f
     return (lo + hi) / 2
 
 
+def _correlation_rate(activation, sigma_w2, sigma_b2, q_star, chi) -> tuple[float, float]:
+    """(c*, xi_c) without iterating where the ordered phase puts c* at 1."""
+    if chi < 1:
+        return 1.0, (math.inf if chi <= 0 else -1 / math.log(chi))
+    c = correlation_fixed_point(activation, sigma_w2, sigma_b2, q_star)
+    return c, depth_scales(activation, sigma_w2, sigma_b2, q_star, c)[1]
+
+
+def phase_grid(activation: str, sigma_w2s: Sequence[float], sigma_b2s: Sequence[float]) -> dict:
+    """chi_1, xi_c and q* on a grid (rows: sigma_b^2, columns: sigma_w^2), for the phase diagram;
+    points with no finite fixed point get NaN."""
+    shape = (len(sigma_b2s), len(sigma_w2s))
+    out = {k: np.full(shape, np.nan) for k in ("chi_1", "xi_c", "q_star")}
+    for i, sb in enumerate(sigma_b2s):
+        for j, sw in enumerate(sigma_w2s):
+            try:
+                q = length_fixed_point(activation, sw, sb, max_iter=500)
+            except InitlabError:
+                continue
+            chi = chi_1(activation, sw, sb, q)
+            out["q_star"][i, j], out["chi_1"][i, j] = q, chi
+            out["xi_c"][i, j] = _correlation_rate(activation, sw, sb, q, chi)[1]
+    return {"activation": activation, "sigma_w2": list(map(float, sigma_w2s)),
+            "sigma_b2": list(map(float, sigma_b2s)), **{k: v.tolist() for k, v in out.items()}}
+
+
+def record_variance(record: dict) -> float | None:
+    """The variance of the values a scheme drew, from its manifest record (None when unknown)."""
+    if record.get("variance") is not None:
+        return float(record["variance"])
+    dist = record.get("distribution")
+    if dist == "uniform":
+        return record["bound"] ** 2 / 3
+    if dist == "normal":
+        return record["std"] ** 2
+    if dist == "constant":
+        return 0.0
+    if dist == "orthogonal":
+        fan_in, fan_out = record["fan_in"], record["fan_out"]
+        return record["gain"] ** 2 / max(fan_in, fan_out)
+    return None
+
+
+def scheme_sigmas(scheme: str | dict, fan_in: int, fan_out: int | None = None) -> tuple[float, float]:
+    """The effective (sigma_w^2, sigma_b^2) of ``scheme`` on an ``nn.Linear(fan_in, fan_out)``:
+    sigma_w^2 = fan_in * Var(W), sigma_b^2 = Var(b). Xavier on a square layer gives 1, He gives 2,
+    PyTorch's default 1/3."""
+    from torch import nn
+
+    from .schemes import initialize
+
+    layer = nn.Linear(fan_in, fan_out or fan_in)
+    entries = initialize(layer, scheme, seed=0).entries
+    w, b = entries[0], (entries[1] if len(entries) > 1 else {"distribution": "constant"})
+    vw = record_variance(w)
+    if vw is None:
+        vw = float(layer.weight.detach().double().pow(2).mean())
+    vb = record_variance(b) or 0.0
+    return fan_in * vw, vb
+
+
+def network_points(model) -> list[dict]:
+    """The measured (sigma_w^2, sigma_b^2) of every Linear layer of a model: fan_in * mean(W^2), mean(b^2)."""
+    from torch import nn
+
+    points = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            w = m.weight.detach().double()
+            b = 0.0 if m.bias is None else float(m.bias.detach().double().pow(2).mean())
+            points.append({"layer": name, "sigma_w2": m.in_features * float(w.pow(2).mean()), "sigma_b2": b})
+    return points
+
+
 def mean_field(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> MeanField:
     """Everything at once: q*, c*, chi_1, xi_q, xi_c, the phase and the critical sigma_w^2."""
     if sigma_w2 <= 0 or sigma_b2 < 0:
         raise InitlabError(f"need sigma_w^2 > 0 and sigma_b^2 >= 0; got {sigma_w2!r}, {sigma_b2!r}.")
     q = length_fixed_point(activation, sigma_w2, sigma_b2)
     chi = chi_1(activation, sigma_w2, sigma_b2, q)
-    c = correlation_fixed_point(activation, sigma_w2, sigma_b2, q)
-    xi_q, xi_c = depth_scales(activation, sigma_w2, sigma_b2, q, c)
+    c, xi_c = _correlation_rate(activation, sigma_w2, sigma_b2, q, chi)
+    xi_q = depth_scales(activation, sigma_w2, sigma_b2, q, c)[0]
     name = activation if isinstance(activation, str) else getattr(activation, "__name__", "callable")
     return MeanField(name, sigma_w2, sigma_b2, q, c, chi, xi_q, xi_c, phase(chi),
                      critical_sigma_w2(activation, sigma_b2))
