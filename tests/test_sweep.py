@@ -1,5 +1,6 @@
 """Sweeps: grid expansion, grouping by architecture, bad files named by line and key, resume."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -144,3 +145,28 @@ def test_a_sweep_killed_midway_resumes_and_holds_each_run_once(tmp_path):
     ids = [r[0] for r in sqlite3.connect(db).execute("SELECT run_id FROM runs")]
     assert len(ids) == total == len(set(ids))
     assert set(ids) == {run_id(r) for r in sw.from_toml(path).runs()}
+
+
+def test_cli_sweep_results_and_figures(tmp_path):
+    from click.testing import CliRunner
+
+    from initlab.cli import main
+
+    run = lambda *a: CliRunner().invoke(main, list(a), catch_exceptions=False)  # noqa: E731
+    flags = ["--scheme", "default,normal", "--param", "std=log:0.1:1:2", "--depth", "1,2", "--width", "4",
+             "--steps", "10", "--n", "100", "--seeds", "2", "--out", str(tmp_path)]
+    dry = run("sweep", *flags, "--dry-run", "--json")
+    assert dry.exit_code == 0 and json.loads(dry.output)["runs"] == 12
+    done = run("sweep", *flags, "--no-progress", "--json")
+    assert json.loads(done.output)["trained"] == 12
+    assert json.loads(run("sweep", *flags, "--no-progress", "--json").output)["skipped"] == 12
+    out = run("results", str(tmp_path / "runs.db"), "--json", "--csv", str(tmp_path / "r.csv"),
+              "--figures", str(tmp_path / "fig"))
+    cells = json.loads(out.stdout)
+    assert len(cells) == 6 and {"mean", "ci_low", "ci_high", "success_rate", "steps_to_threshold"} <= set(cells[0])
+    assert (tmp_path / "r.csv").is_file()
+    assert {p.name for p in (tmp_path / "fig").iterdir()} == {"heatmap.png", "curves.png", "thumbnails.png"}
+    for args, message in [(["sweep", "--depth", "0"], "--depth"), (["sweep", "--param", "gain=2"], "--param gain"),
+                          (["results", str(tmp_path / "none.db")], "no results store")]:
+        bad = run(*args)
+        assert bad.exit_code == 2 and message in bad.output and bad.output.strip().count("\n") == 0
