@@ -237,7 +237,7 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
     from . import report
 
     path = experiment.save(out, cfg, [record], data, command=_command_line(), extra={"kind": "train"})
-    page = report.render(path)
+    page = report.render(path, path / "index.html")
     if as_json:
         click.echo(json.dumps(experiment._json_safe(_json_rows([record["row"]])), indent=2))
         return
@@ -297,7 +297,8 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, schem
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         plots.save_figure(plots.diagnosis_panels(docs), folder / "diagnose")
-        (folder / "diagnoses.json").write_text(json.dumps({"diagnoses": docs}, indent=2))
+        stored = {"diagnoses": docs, "command": _command_line(), "environment": experiment.environment()}
+        (folder / "diagnoses.json").write_text(json.dumps(experiment._json_safe(stored), indent=2))
     if as_json:
         click.echo(json.dumps({"diagnoses": docs}, indent=2))
         return
@@ -574,5 +575,56 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
         out_console.print(f"Phase diagram: [bold]{plot_path}[/bold]")
 
 
+@main.command("report")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="The page to write (default: report.html beside PATH).")
+@click.option("--lang", default="en", show_default=True, help="en, or he for the demo's page in Hebrew (right to left).")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+def report_cmd(path, out, lang, open_page):
+    """One self-contained HTML page for a demo or train folder, a diagnose folder or a sweep database."""
+    from . import report
+
+    page = report.render(path, out, lang)
+    out_console.print(f"Page: [bold]{page}[/bold]")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# --------------------------------------------------------------------------------------------------
+# the live playground (issue 8)
+
+@main.command("playground")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback lets anyone who can reach the port use it.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--no-open", is_flag=True, help="Do not open the browser.")
+@click.option("--settings", "query", default="", metavar="QUERY",
+              help="Settings to open with, as in the page's URL: scheme=constant&scheme=xavier_uniform&depth=6.")
+@click.option("--max-sessions", type=int, default=32, show_default=True, help="Browser tabs served at once.")
+@click.option("--idle-timeout", type=float, default=60.0, show_default=True,
+              help="Seconds after which a session no tab is watching is freed.")
+def playground_cmd(host, port, no_open, query, max_sessions, idle_timeout):
+    """Train networks live in the browser: pick a dataset, a network and schemes, press play, and watch
+    the boundary, the per-layer scales and the symmetry change step by step."""
+    from urllib.parse import parse_qsl
+
+    from .playground import Manager, parse, serve
+
+    if not 0 < port < 65536:
+        raise InitlabError(f"--port must lie between 1 and 65535; got {port}.")
+    if max_sessions < 1 or not idle_timeout > 0:
+        raise InitlabError("--max-sessions must be >= 1 and --idle-timeout > 0.")
+    settings = parse(parse_qsl(query.lstrip("?"), keep_blank_values=True))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[bold yellow]warning:[/bold yellow] listening on {host}: anyone who can reach port "
+                          f"{port} can use this playground (and its CPU).")
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    out_console.print(f"initlab playground: [bold]http://{url_host}:{port}/?{settings.query()}[/bold]  (Ctrl+C stops it)")
+    serve(host, port, open_browser=not no_open, query=settings.query(),
+          manager=Manager(max_sessions=max_sessions, idle_timeout=idle_timeout))

@@ -92,7 +92,7 @@ def write(out: str | Path, cfg: ExperimentConfig, records: list[dict], extra: di
     from . import report  # matplotlib is imported only when figures are drawn
 
     out = save(out, cfg, records, cfg.data(), command=command, extra={**extra, "kind": "demo"})
-    report.render(out)
+    report.render(out, out / "index.html")
     return out
 
 
