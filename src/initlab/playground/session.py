@@ -1,0 +1,288 @@
+"""Playground sessions: one per browser tab, each training one model per scheme in lockstep on the
+same data and seed, and the worker thread that steps every playing session a little at a time.
+
+Data flows one way: settings -> data + models (``datasets.make``, ``mlp``, ``initialize``, as
+``experiment.run_scheme`` builds them) -> :class:`Stepper` -> a snapshot (JSON-ready) that the
+server streams. The event loop never trains; it reads the latest snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..datasets import make
+from ..diagnose import diagnose
+from ..errors import InitlabError
+from ..experiment import label_of
+from ..models import mlp
+from ..schemes import initialize
+from ..symmetry import effective_width
+from ..train import probability_grid
+from .settings import Settings
+from .stepper import Stepper
+
+GRID = 48                 # probability grid resolution sent to the page
+EVAL_EVERY = 5            # steps between recorded losses and accuracies
+MAX_HISTORY = 400         # history points sent per snapshot (thinned evenly beyond that)
+MAX_STEPS = 100_000       # a run pauses by itself here
+SNAPSHOT_EVERY = 0.2      # seconds between snapshots of a playing session (5 per second)
+
+
+def _clean(v: float | None, digits: int = 5) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return float(f"{v:.{digits}g}")
+
+
+class Run:
+    """One scheme's model, its stepper and its history."""
+
+    def __init__(self, settings: Settings, spec: dict, data, X_all: torch.Tensor):
+        self.spec, self.label = spec, label_of(spec)
+        self.data, self.X_all = data, X_all
+        self.model = mlp(2, settings.hidden, 1, settings.activation)
+        self.manifest = initialize(self.model, spec, seed=settings.seed, inputs=data.X_train)
+        d = diagnose(self.model, data.X_train, targets=data.y_train, scheme=self.label)
+        self.diagnosis = {"summary": d.verdict["summary"], "message": d.verdict["message"],
+                          "labels": d.verdict["labels"]}
+        self.initial_stats = {"names": [r["name"] for r in d.rows],
+                              "act_std": [_clean(r["preact_std"]) for r in d.rows],
+                              "grad_std": [_clean(r["grad_std"]) for r in d.rows]}
+        self.stepper = Stepper(self.model, data, lr=settings.lr, optimizer=settings.optimizer,
+                               batch_size=settings.batch_size, seed=settings.seed)
+        self.history: dict[str, list] = {k: [] for k in ("step", "train_loss", "train_accuracy", "test_loss",
+                                                         "test_accuracy")}
+        self.record()
+
+    def record(self) -> None:
+        if self.history["step"] and self.history["step"][-1] == self.stepper.step_count:
+            return
+        self.history["step"].append(self.stepper.step_count)
+        for k, v in self.stepper.evaluate().items():
+            self.history[k].append(v)
+
+    def step(self, count: int) -> None:
+        before = self.stepper.step_count
+        self.stepper.step(count)
+        after = self.stepper.step_count
+        if self.stepper.diverged or after // EVAL_EVERY > before // EVAL_EVERY:
+            self.record()
+
+    def snapshot(self) -> dict:
+        s = self.stepper
+        self.record()
+        if s.diverged:
+            p, widths = None, None
+        else:
+            grid = probability_grid(self.model, self.X_all, resolution=GRID)["p"]
+            p = None if not np.isfinite(grid).all() else np.round(grid, 3).ravel().tolist()
+            widths = [{"layer": w.layer, "width": w.width, "effective": w.effective_width}
+                      for w in effective_width(self.model, self.data.X_train)]
+        stats = s.layer_stats() if s.step_count else self.initial_stats
+        h = self.history
+        idx = range(len(h["step"]))
+        if len(h["step"]) > MAX_HISTORY:
+            idx = sorted(set(np.linspace(0, len(h["step"]) - 1, MAX_HISTORY).round().astype(int).tolist()))
+        return {"label": self.label, "scheme": self.spec, "step": s.step_count, "diverged": s.diverged,
+                "diverged_step": s.diverged_step, "grid": p,
+                "history": {k: [_clean(v[i]) if k != "step" else v[i] for i in idx] for k, v in h.items()},
+                "final": {k: _clean(v[-1]) for k, v in h.items() if k != "step"},
+                "layers": {"names": stats["names"], "act_std": [_clean(v) for v in stats["act_std"]],
+                           "grad_std": [_clean(v) for v in stats["grad_std"]]},
+                "widths": widths, "diagnosis": self.diagnosis}
+
+    def close(self) -> None:
+        self.stepper.close()
+
+
+class Session:
+    """One browser tab: its settings, its runs (one per scheme), play/pause, the latest snapshot."""
+
+    def __init__(self, settings: Settings):
+        self.id = secrets.token_urlsafe(12)
+        self.lock = threading.RLock()
+        self.playing = False
+        self.pending_steps = 0      # "step" presses not yet made
+        self.last_seen = time.monotonic()
+        self.version = 0
+        self.snapshot: dict = {}
+        self._credit = 0.0          # steps owed at the session's speed
+        self._last_tick = time.monotonic()
+        self._last_snapshot = 0.0
+        self.runs: list[Run] = []
+        self.apply(settings)
+
+    def apply(self, settings: Settings) -> None:
+        """New settings: new data, new models from step 0 (what "reset" does with the same settings)."""
+        data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.dseed)
+        X_all = torch.cat([data.X_train, data.X_test])
+        runs = [Run(settings, spec, data, X_all) for spec in settings.schemes]
+        with self.lock:
+            for r in self.runs:
+                r.close()
+            self.settings, self.data, self.X_all, self.runs = settings, data, X_all, runs
+            lo = (X_all.min(0).values - 0.6).tolist()
+            hi = (X_all.max(0).values + 0.6).tolist()
+            self.points = {"x": np.round(X_all.numpy(), 4).tolist(),
+                           "y": torch.cat([data.y_train, data.y_test]).int().tolist(),
+                           "n_train": int(data.X_train.shape[0]), "lo": lo, "hi": hi, "grid": GRID}
+            self.data_version = self.version + 1
+            self.pending_steps, self._credit = 0, 0.0
+            self._refresh()
+
+    def reset(self) -> None:
+        self.apply(self.settings)
+
+    @property
+    def step_count(self) -> int:
+        return max(r.stepper.step_count for r in self.runs)
+
+    @property
+    def done(self) -> bool:
+        return all(r.stepper.diverged for r in self.runs) or self.step_count >= MAX_STEPS
+
+    def touch(self) -> None:
+        self.last_seen = time.monotonic()
+
+    def control(self, action: str) -> None:
+        with self.lock:
+            if action == "play":
+                self.playing = not self.done
+                self._last_tick = time.monotonic()
+                self._credit = 0.0
+            elif action == "pause":
+                self.playing = False
+            elif action == "step":
+                self.playing = False
+                self.pending_steps = min(self.pending_steps + 1, 100)
+            elif action == "reset":
+                self.playing = False
+                self.reset()
+            else:
+                raise InitlabError(f"unknown action '{action}'; use play, pause, step or reset.")
+            self._refresh(force_version=True)
+
+    def work(self, now: float, budget: int = 50) -> bool:
+        """Make the steps this session owes (at most ``budget``), in lockstep across its runs, and
+        refresh its snapshot when due. Returns whether anything was done."""
+        with self.lock:
+            count = 0
+            if self.pending_steps:
+                count, self.pending_steps = self.pending_steps, 0
+            elif self.playing:
+                self._credit = min(self._credit + (now - self._last_tick) * self.settings.speed, budget)
+                count = int(self._credit)
+                self._credit -= count
+            self._last_tick = now
+            if count:
+                for r in self.runs:
+                    r.step(count)
+                if self.done:
+                    self.playing = False
+            due = count and (not self.playing or now - self._last_snapshot >= SNAPSHOT_EVERY)
+            if due:
+                self._refresh()
+                self._last_snapshot = now
+            return bool(count)
+
+    def _refresh(self, force_version: bool = False) -> None:
+        self.version += 1
+        self.snapshot = {"session": self.id, "version": self.version, "data_version": self.data_version,
+                         "step": self.step_count, "playing": self.playing, "done": self.done,
+                         "settings": self.settings.to_dict(), "query": self.settings.query(),
+                         "runs": [r.snapshot() for r in self.runs]}
+
+    def state(self) -> dict:
+        with self.lock:
+            return {**self.snapshot, "playing": self.playing}
+
+    def close(self) -> None:
+        with self.lock:
+            for r in self.runs:
+                r.close()
+            self.runs = []
+
+
+@dataclass
+class Manager:
+    """Every live session; a worker thread trains the playing ones round-robin and frees those no
+    client has looked at for ``idle_timeout`` seconds."""
+
+    max_sessions: int = 32
+    idle_timeout: float = 60.0
+    tick: float = 0.02
+    sessions: dict[str, Session] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def create(self, settings: Settings) -> Session:
+        with self.lock:
+            self._reap()
+            if len(self.sessions) >= self.max_sessions:
+                raise TooMany(f"the playground has {len(self.sessions)} sessions open, its limit; close a tab "
+                              f"or wait {self.idle_timeout:g} s for idle ones to be freed.")
+        session = Session(settings)
+        with self.lock:
+            self.sessions[session.id] = session
+        return session
+
+    def get(self, sid: str) -> Session:
+        session = self.sessions.get(sid)
+        if session is None:
+            raise KeyError(sid)
+        session.touch()
+        return session
+
+    def close(self, sid: str) -> bool:
+        with self.lock:
+            session = self.sessions.pop(sid, None)
+        if session:
+            session.close()
+        return session is not None
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for sid in [sid for sid, s in self.sessions.items() if now - s.last_seen > self.idle_timeout]:
+            self.sessions.pop(sid).close()
+
+    def work_once(self) -> bool:
+        """One round over the sessions; returns whether any trained."""
+        with self.lock:
+            self._reap()
+            live = list(self.sessions.values())
+        now = time.monotonic()
+        return any([s.work(now) for s in live])
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            busy = self.work_once()
+            self._stop.wait(0.001 if busy else self.tick)
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="initlab-playground", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        with self.lock:
+            for s in self.sessions.values():
+                s.close()
+            self.sessions.clear()
+
+
+class TooMany(InitlabError):
+    """The session limit is reached (HTTP 429)."""

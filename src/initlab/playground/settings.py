@@ -1,0 +1,194 @@
+"""A playground's settings: parsed from a URL query string, checked against the registry and sane
+ranges, and written back as the same query string (so a link reproduces a run).
+
+A query looks like ``dataset=moons&noise=0.2&n=400&depth=4&width=16&activation=relu&
+scheme=constant(value=0.1)&scheme=xavier_uniform&optimizer=sgd&lr=0.1&batch=0&seed=0&speed=30``;
+``scheme`` may repeat (compare mode), each ``name`` or ``name(key=value,key=value)``.
+Every bad value raises :class:`InitlabError` with a message naming it and what would be right.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlencode
+
+from .. import datasets
+from ..schemes import DISTRIBUTIONS, GAINS, MODES, get, schemes
+from ..errors import InitlabError, unknown_name
+from ..models import ACTIVATIONS
+from ..train import OPTIMIZERS
+
+MAX_QUERY = 2000
+MAX_SCHEMES = 4
+#: name -> (low, high) for numbers, checked inclusive; the issue's "sane ranges".
+RANGES = {"noise": (0.0, 1.0), "n": (20, 2000), "depth": (1, 8), "width": (1, 128), "lr": (1e-5, 10.0),
+          "batch": (0, 2000), "seed": (0, 2**31 - 1), "dseed": (0, 2**31 - 1), "speed": (1, 200)}
+INTEGERS = {"n", "depth", "width", "batch", "seed", "dseed", "speed"}
+#: A scheme parameter's kind: (low, high) for a number, a tuple of words for a choice.
+PARAM_RULES: dict[str, Any] = {
+    "value": (-10.0, 10.0), "std": (0.0, 100.0), "mean": (-10.0, 10.0), "bound": (0.0, 100.0),
+    "gain": (0.0, 100.0), "scale": (1e-6, 1000.0), "negative_slope": (0.0, 1.0), "bias": (-10.0, 10.0),
+    "target_std": (1e-3, 100.0), "tol": (1e-4, 1.0), "max_iter": (1, 50),
+    "mode": MODES, "distribution": DISTRIBUTIONS, "nonlinearity": tuple(GAINS),
+}
+LSUV_PARAMS = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
+_SCHEME = re.compile(r"^([a-z_]+)(?:\(([^()]*)\))?$")
+
+
+def scheme_params(name: str) -> dict[str, Any]:
+    """The parameters scheme ``name`` takes in the playground, with their defaults."""
+    scheme = get(name)
+    if scheme.name == "lsuv":
+        return dict(LSUV_PARAMS)
+    return scheme.params()
+
+
+def catalog() -> dict:
+    """Everything the page needs to build its controls: datasets, activations, optimizers, ranges and
+    every scheme of the registry with its formula and its parameters (default and rule)."""
+    rows = []
+    for name in schemes():
+        s = get(name)
+        params = []
+        for key, default in scheme_params(name).items():
+            rule = PARAM_RULES.get(key, (-1e6, 1e6))
+            kind = "choice" if isinstance(rule[0], str) else "int" if key == "max_iter" else "number"
+            params.append({"name": key, "default": default, "kind": kind,
+                           **({"choices": list(rule)} if kind == "choice" else {"min": rule[0], "max": rule[1]})})
+        rows.append({"name": name, "formula": s.formula, "params": params})
+    return {"datasets": datasets.names(), "activations": list(ACTIVATIONS), "optimizers": list(OPTIMIZERS),
+            "ranges": {k: list(v) for k, v in RANGES.items()}, "max_schemes": MAX_SCHEMES, "schemes": rows}
+
+
+def _number(key: str, text: str, lo: float, hi: float, integer: bool = False) -> float | int:
+    try:
+        value = int(text) if integer else float(text)
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise InitlabError(f"{key} must be {kind}; got {text!r}.") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InitlabError(f"{key} must lie between {lo:g} and {hi:g}; got {text}.")
+    return value
+
+
+def parse_scheme(text: str) -> dict:
+    """``"normal(std=0.01)"`` -> ``{"name": "normal", "params": {"std": 0.01}}``, checked."""
+    m = _SCHEME.match(text.strip())
+    if not m:
+        raise InitlabError(f"a scheme is NAME or NAME(key=value,...), like normal(std=0.01); got {text!r}.")
+    name = get(m.group(1)).name
+    accepted = scheme_params(name)
+    if name != "default" and name != "lsuv":
+        accepted["bias"] = 0.0
+    params: dict[str, Any] = {}
+    for pair in filter(None, (p.strip() for p in (m.group(2) or "").split(","))):
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            raise InitlabError(f"a scheme parameter is key=value, like std=0.01; got {pair!r}.")
+        if key not in accepted:
+            raise InitlabError(f"scheme '{name}' takes no parameter '{key}'; it takes: "
+                               f"{', '.join(accepted) or 'none'}.")
+        rule = PARAM_RULES.get(key, (-1e6, 1e6))
+        if isinstance(rule[0], str):
+            if value not in rule:
+                raise unknown_name(key, value, rule)
+            params[key] = value
+        elif value in ("", "none", "None") and accepted[key] is None:
+            continue
+        else:
+            params[key] = _number(f"{name}'s {key}", value, *rule, integer=key == "max_iter")
+    return {"name": name, "params": params}
+
+
+def scheme_text(spec: dict) -> str:
+    """The inverse of :func:`parse_scheme`."""
+    params = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec["params"].items())
+    return f"{spec['name']}({params})" if params else spec["name"]
+
+
+@dataclass
+class Settings:
+    """Everything that decides a playground run; the defaults are a small version of the chapter's."""
+
+    dataset: str = "moons"
+    noise: float = 0.2
+    n: int = 400                  # points before the 70/30 split
+    dseed: int = 0                # the points
+    depth: int = 4                # hidden layers
+    width: int = 16
+    activation: str = "relu"
+    schemes: list[dict] = field(default_factory=lambda: [{"name": "xavier_uniform", "params": {}}])
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    batch: int = 0                # 0: full batch
+    seed: int = 0                 # the initialization and the minibatch order
+    speed: int = 30               # steps per second
+
+    @property
+    def hidden(self) -> list[int]:
+        return [self.width] * self.depth
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.batch or None
+
+    def query(self) -> str:
+        """The URL query string that reproduces these settings."""
+        pairs: list[tuple[str, Any]] = []
+        for key in ("dataset", "noise", "n", "dseed", "depth", "width", "activation"):
+            pairs.append((key, getattr(self, key)))
+        pairs += [("scheme", scheme_text(s)) for s in self.schemes]
+        for key in ("optimizer", "lr", "batch", "seed", "speed"):
+            pairs.append((key, getattr(self, key)))
+        return urlencode([(k, f"{v:g}" if isinstance(v, float) else v) for k, v in pairs], safe="(),=")
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "noise": self.noise, "n": self.n, "dseed": self.dseed,
+                "depth": self.depth, "width": self.width, "activation": self.activation,
+                "schemes": [scheme_text(s) for s in self.schemes], "optimizer": self.optimizer,
+                "lr": self.lr, "batch": self.batch, "seed": self.seed, "speed": self.speed}
+
+
+def parse(query: Mapping[str, Any] | Sequence[tuple[str, str]]) -> Settings:
+    """Settings from query pairs (``[("dataset", "moons"), ("scheme", "constant"), ...]`` or a mapping);
+    a missing key keeps its default, an unknown key is an error."""
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
+    if sum(len(str(k)) + len(str(v)) + 2 for k, v in pairs) > MAX_QUERY:
+        raise InitlabError(f"the settings are longer than {MAX_QUERY} characters.")
+    s = Settings()
+    known = {"dataset", "activation", "optimizer", "scheme", *RANGES}
+    scheme_texts = []
+    seen = set()
+    for key, value in pairs:
+        value = str(value)
+        if key not in known:
+            raise unknown_name("setting", key, known)
+        if key == "scheme":
+            scheme_texts.append(value)
+            continue
+        if key in seen:
+            raise InitlabError(f"setting '{key}' is given twice.")
+        seen.add(key)
+        if key == "dataset":
+            if value not in datasets.GENERATORS:
+                raise unknown_name("dataset", value, datasets.GENERATORS)
+            s.dataset = value
+        elif key == "activation":
+            if value not in ACTIVATIONS:
+                raise unknown_name("activation", value, ACTIVATIONS)
+            s.activation = value
+        elif key == "optimizer":
+            if value not in OPTIMIZERS:
+                raise unknown_name("optimizer", value, OPTIMIZERS)
+            s.optimizer = value
+        else:
+            setattr(s, key, _number(key, value, *RANGES[key], integer=key in INTEGERS))
+    if scheme_texts:
+        if len(scheme_texts) > MAX_SCHEMES:
+            raise InitlabError(f"compare at most {MAX_SCHEMES} schemes at once; got {len(scheme_texts)}.")
+        s.schemes = [parse_scheme(t) for t in scheme_texts]
+    return s
