@@ -92,6 +92,10 @@ def main() -> None:
     data = initlab.datasets.make("moons", n=1000, noise=0.2, seed=0)
     names = list(CONFIGS)
     rows = []
+    warm = argparse.Namespace(steps=3, eval_every=args.eval_every)
+    for hidden, batch_size in CONFIGS.values():  # first calls pay for lazy initialization: not timed
+        plain(data, hidden, batch_size, 1, warm, device)
+        many(data, hidden, batch_size, 2, warm, device)
     print(f"torch {torch.__version__}, {args.threads} threads, device {device}, {args.steps} steps, "
           f"Adam, tanh, n = 1000 (700 train), eval every {args.eval_every}")
     print(f"{'configuration':<26}{'M':>6}{'plain (model-steps/s)':>24}{'train_many':>14}{'ratio':>9}")
