@@ -219,9 +219,10 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick):
 @click.option("--optimizer", default="sgd", show_default=True, help="sgd or adam.")
 @click.option("--batch-size", type=int, default=None, help="Minibatch size (default: full batch).")
 @click.option("--dtype", default="float32", show_default=True, help="float32 or float64.")
+@click.option("--name", default=None, help="A name for the run, shown in the table and the page (default: the scheme).")
 @click.option("--out", default="initlab-out/train", show_default=True, type=click.Path(file_okay=False))
 def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dataset, n, noise, hidden,
-              activation, steps, lr, optimizer, batch_size, dtype, out):
+              activation, steps, lr, optimizer, batch_size, dtype, name, out):
     """Train one MLP from one scheme and write its figures, results.json and index.html to --out."""
     if overrides:
         raise InitlabError("--override is for `initlab init`; `train` takes one --scheme and its --param.")
@@ -230,10 +231,10 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
                                       seed=seed, device=device, dtype=dtype)
     spec = parse_spec({"name": scheme, "params": _params(params)})
     data = cfg.data()
-    label = experiment.label_of(spec)
+    label = name or experiment.label_of(spec)
     with _progress(steps, not no_progress) as progress:
         cb = (lambda step, _m: progress(label, step, steps)) if progress else None
-        record = experiment.run_scheme(cfg, spec, data, callback=cb)
+        record = experiment.run_scheme(cfg, spec, data, callback=cb, label=label)
     from . import report
 
     path = experiment.save(out, cfg, [record], data, command=_command_line(), extra={"kind": "train"})
