@@ -59,19 +59,20 @@ def _numel(m: int, sizes: Sequence[int]) -> int:
     return m * sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
 
 
-def _derivative(activation: str, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """d act(z) / dz, from the pre-activation ``z`` or the output ``h`` (as autograd computes it)."""
+def _activation_backward(activation: str, grad: torch.Tensor, z: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+    """d loss / d z from d loss / d act(z): the fused kernels autograd itself calls."""
+    aten = torch.ops.aten
     if activation == "tanh":
-        return 1 - h * h
+        return aten.tanh_backward(grad, h)
     if activation == "sigmoid":
-        return (1 - h) * h
+        return aten.sigmoid_backward(grad, h)
     if activation == "relu":
-        return (h > 0).to(h.dtype)
+        return aten.threshold_backward(grad, h, 0)
     if activation == "leaky_relu":
-        return torch.where(z > 0, h.new_ones(()), h.new_full((), 0.01))
+        return aten.leaky_relu_backward(grad, z, 0.01, False)
     if activation == "gelu":
-        return 0.5 * (1 + torch.erf(z * 0.5**0.5)) + z * torch.exp(-0.5 * z * z) * (2 * math.pi) ** -0.5
-    return torch.ones_like(h)
+        return aten.gelu_backward(grad, z)
+    return grad
 
 
 class _Stack:
@@ -130,7 +131,8 @@ class _Stack:
         for i in range(len(self.W) - 1, -1, -1):
             if i < len(self.W) - 1:
                 z, h = saved.pop()
-                dz = torch.bmm(dz, self.W[i + 1][rows].transpose(1, 2)).mul_(_derivative(self.activation, z, h))
+                dh = torch.bmm(dz, self.W[i + 1][rows].transpose(1, 2))
+                dz = _activation_backward(self.activation, dh, z, h)
             h_in = saved.pop()
             torch.bmm(h_in.transpose(1, 2), dz, out=self.gW[i][rows])
             torch.sum(dz, 1, out=self.gb[i][rows])
