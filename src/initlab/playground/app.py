@@ -161,7 +161,13 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True) -> 
 
 
 def _apply(session: Session, settings: settings_mod.Settings) -> None:
+    """New settings start afresh, but a new speed alone changes only the speed."""
     with session.lock:
+        old = session.settings
+        if settings.to_dict() == {**old.to_dict(), "speed": settings.speed}:
+            old.speed = settings.speed
+            session._refresh()
+            return
         session.playing = False
         session.apply(settings)
 

@@ -1,0 +1,127 @@
+"""The playground end to end in a real browser: Debian's chromium driven by Playwright (never a
+downloaded browser). The server runs in this process with uvicorn on a free loopback port.
+
+Screenshots go to ``$INITLAB_SCREENSHOTS`` (default: pytest's tmp folder) so they can be looked at.
+"""
+
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium) for the browser test",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+uvicorn = pytest.importorskip("uvicorn")
+
+from initlab.playground import Manager, create_app  # noqa: E402
+
+WIDTH = 8
+
+
+@pytest.fixture(scope="module")
+def server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(Manager(max_sessions=4)), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "the playground server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                          "--disable-background-networking", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield page
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _shots() -> Path:
+    folder = Path(os.environ.get("INITLAB_SCREENSHOTS", "initlab-out/playground-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _widths(page, i=0) -> list[int]:
+    text = page.get_by_test_id(f"eff-{i}").inner_text()
+    return [int(v) for v in re.findall(r"\d+", text.split("of")[0])]
+
+
+def _train_until(page, predicate, timeout=30):
+    page.click("#play")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            break
+        page.wait_for_timeout(200)
+    page.click("#play")  # pause
+    page.wait_for_function("document.querySelector('#play').textContent.includes('play')")
+    return predicate()
+
+
+def test_constant_stays_one_neuron_and_xavier_uses_the_width(server, page):
+    page.goto(f"{server}/?depth=3&width={WIDTH}&n=200&speed=60&scheme=constant(value=0.05)")
+    contour = page.get_by_test_id("contour-0")
+    page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
+    assert page.locator("#scheme-0").input_value() == "constant"
+    assert "symmetric" in page.locator("#run-0 .verdict").inner_text().lower()
+    assert page.locator("#scheme-0-value").input_value() == "0.05"
+
+    # play: the contours update with the steps, and every layer stays one neuron
+    assert _train_until(page, lambda: int(contour.get_attribute("data-step")) >= 40)
+    assert int(page.get_by_test_id("step").inner_text()) >= 40
+    assert _widths(page) == [1, 1, 1]
+    page.screenshot(path=str(_shots() / "playground-constant.png"), full_page=True)
+
+    # switch to xavier_uniform: a fresh start whose layers use their whole width
+    page.select_option("#scheme-0", "xavier_uniform")
+    page.wait_for_function("document.querySelector('#run-0 .label').textContent === 'xavier_uniform'")
+    assert "scheme=xavier_uniform" in page.url
+    assert _train_until(page, lambda: int(contour.get_attribute("data-step")) >= 40)
+    assert _widths(page) == [WIDTH] * 3
+    assert "step 0: ok" in page.locator("#run-0 .verdict").inner_text().lower()
+
+    # change a setting: the URL carries it, and the URL reproduces the run
+    page.select_option("#activation", "tanh")
+    page.wait_for_function("location.search.includes('activation=tanh')")
+    page.wait_for_function("document.querySelector('#net-text').textContent.includes('tanh')")
+    settings = parse_qs(urlparse(page.url).query)
+    assert settings["activation"] == ["tanh"] and settings["depth"] == ["3"] and settings["width"] == [str(WIDTH)]
+
+
+def test_compare_mode_side_by_side_and_a_bad_link(server, page):
+    page.goto(f"{server}/?depth=4&width=32&n=300&speed=60&scheme=constant(value=0.05)&scheme=default"
+              "&scheme=xavier_uniform&scheme=normal(std=3)")
+    page.wait_for_function("document.querySelectorAll('.run').length === 4")
+    assert _train_until(page, lambda: int(page.get_by_test_id("step").inner_text()) >= 150)
+    steps = {page.get_by_test_id(f"contour-{i}").get_attribute("data-step") for i in range(3)}
+    assert len(steps) == 1  # lockstep
+    assert "diverged" in page.locator("#run-3 .acc").inner_text()
+    page.screenshot(path=str(_shots() / "playground-compare.png"), full_page=True)
+
+    page.goto(f"{server}/?depth=99")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "depth must lie between 1 and 8" in page.locator("#error").inner_text()
+    page.wait_for_function("document.querySelectorAll('.run').length === 1")
