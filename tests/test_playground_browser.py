@@ -110,6 +110,17 @@ def test_constant_stays_one_neuron_and_xavier_uses_the_width(server, page):
     settings = parse_qs(urlparse(page.url).query)
     assert settings["activation"] == ["tanh"] and settings["depth"] == ["3"] and settings["width"] == [str(WIDTH)]
 
+    # a hidden tab pauses its training, and plays again when it is shown
+    page.click("#play")
+    page.wait_for_function("document.querySelector('#play').textContent.includes('pause')")
+    visibility = ("Object.defineProperty(document, 'hidden', {value: %s, configurable: true});"
+                  "document.dispatchEvent(new Event('visibilitychange'))")
+    page.evaluate(visibility % "true")
+    page.wait_for_function("document.querySelector('#play').textContent.includes('play')")
+    page.evaluate(visibility % "false")
+    page.wait_for_function("document.querySelector('#play').textContent.includes('pause')")
+    page.click("#play")
+
 
 def test_compare_mode_side_by_side_and_a_bad_link(server, page):
     page.goto(f"{server}/?depth=4&width=32&n=300&speed=60&scheme=constant(value=0.05)&scheme=default"

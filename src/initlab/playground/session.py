@@ -116,6 +116,7 @@ class Session:
         self._credit = 0.0          # steps owed at the session's speed
         self._last_tick = time.monotonic()
         self._last_snapshot = 0.0
+        self._dirty = False
         self.runs: list[Run] = []
         self.apply(settings)
 
@@ -167,7 +168,7 @@ class Session:
                 self.reset()
             else:
                 raise InitlabError(f"unknown action '{action}'; use play, pause, step or reset.")
-            self._refresh(force_version=True)
+            self._dirty = action != "reset"  # the worker refreshes the snapshot on its next round
 
     def work(self, now: float, budget: int = 50) -> bool:
         """Make the steps this session owes (at most ``budget``), in lockstep across its runs, and
@@ -187,12 +188,12 @@ class Session:
                 if self.done:
                     self.playing = False
             due = count and (not self.playing or now - self._last_snapshot >= SNAPSHOT_EVERY)
-            if due:
+            if due or self._dirty:
                 self._refresh()
-                self._last_snapshot = now
+                self._last_snapshot, self._dirty = now, False
             return bool(count)
 
-    def _refresh(self, force_version: bool = False) -> None:
+    def _refresh(self) -> None:
         self.version += 1
         self.snapshot = {"session": self.id, "version": self.version, "data_version": self.data_version,
                          "step": self.step_count, "playing": self.playing, "done": self.done,
@@ -200,6 +201,7 @@ class Session:
                          "runs": [r.snapshot() for r in self.runs]}
 
     def state(self) -> dict:
+        """The latest snapshot, with play/pause as it is now (the worker refreshes the rest)."""
         with self.lock:
             return {**self.snapshot, "playing": self.playing}
 

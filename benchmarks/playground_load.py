@@ -1,0 +1,152 @@
+"""Load test of ``initlab playground`` on loopback: N sessions train at once, each watched by an SSE
+stream, while every client keeps sending control requests; prints the control latency (p50, p95,
+max), the training rate, and the server's memory before, during and after.
+
+    .venv/bin/python benchmarks/playground_load.py [--sessions 20] [--seconds 30]
+
+Bounded: the server is started here on 127.0.0.1 (a free port), the run stops by itself after
+``--seconds`` plus a few seconds of setup, and the server is stopped at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+
+SETTINGS = "depth=4&width=16&n=400&speed=30&scheme=xavier_uniform&scheme=constant(value=0.05)"
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def watch(client: httpx.AsyncClient, sid: str, counts: dict, stop: asyncio.Event) -> None:
+    """Read a session's SSE stream until told to stop, counting its state events."""
+    try:
+        async with client.stream("GET", f"/api/sessions/{sid}/stream", timeout=None) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("event: state"):
+                    counts[sid] = counts.get(sid, 0) + 1
+                if stop.is_set():
+                    break
+    except (httpx.HTTPError, asyncio.CancelledError):
+        pass
+
+
+async def controller(client: httpx.AsyncClient, sid: str, until: float, latencies: list, errors: list) -> None:
+    """Every ~0.5 s two control requests, pause and play (so training goes on), each timed."""
+    while time.monotonic() < until:
+        for action in ("pause", "play"):
+            t = time.perf_counter()
+            r = await client.post(f"/api/sessions/{sid}/{action}")
+            latencies.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors.append(r.status_code)
+        await asyncio.sleep(0.5)
+
+
+async def run(base: str, pid: int, sessions: int, seconds: float) -> dict:
+    limits = httpx.Limits(max_connections=4 * sessions + 10)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        # warm-up: one session created and closed, so lazy imports and allocations count as the start
+        sid = (await client.post(f"/api/sessions?{SETTINGS}")).json()["session"]
+        await client.delete(f"/api/sessions/{sid}")
+        await asyncio.sleep(1)
+        before = rss_mib(pid)
+        t = time.perf_counter()
+        docs = [(await client.post(f"/api/sessions?{SETTINGS}")) for _ in range(sessions)]
+        create_s = time.perf_counter() - t
+        sids = [d.json()["session"] for d in docs]
+        counts, stop = {}, asyncio.Event()
+        watchers = [asyncio.create_task(watch(client, s, counts, stop)) for s in sids]
+        for s in sids:
+            await client.post(f"/api/sessions/{s}/play")
+        latencies, errors = [], []
+        until = time.monotonic() + seconds
+        peak = before
+        controllers = [asyncio.create_task(controller(client, s, until, latencies, errors)) for s in sids]
+        while time.monotonic() < until:
+            await asyncio.sleep(1)
+            peak = max(peak, rss_mib(pid))
+        await asyncio.gather(*controllers)
+        states = [(await client.get(f"/api/sessions/{s}")).json() for s in sids]
+        stop.set()
+        for s in sids:
+            await client.delete(f"/api/sessions/{s}")
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await asyncio.sleep(3)
+        after = rss_mib(pid)
+    lat = sorted(latencies)
+    steps = [s["step"] for s in states]
+    return {"sessions": sessions, "seconds": seconds, "create_s": create_s,
+            "control_requests": len(lat), "errors": len(errors),
+            "p50_ms": 1000 * statistics.median(lat), "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))],
+            "max_ms": 1000 * lat[-1], "steps_mean": statistics.mean(steps), "steps_min": min(steps),
+            "events_per_session_per_s": statistics.mean(counts.get(s, 0) for s in sids) / seconds,
+            "rss_before_mib": before, "rss_peak_mib": peak, "rss_after_mib": after}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    args = ap.parse_args()
+    if not (1 <= args.sessions <= 32 and 1 <= args.seconds <= 120):
+        sys.exit("keep it bounded: 1-32 sessions, 1-120 seconds")
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    server = subprocess.Popen([sys.executable, "-m", "initlab", "playground", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-open", "--max-sessions", "32"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/api/catalog", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit(f"the server did not start: {server.stderr.read().decode()[-2000:]}")
+                time.sleep(0.2)
+        start_rss = rss_mib(server.pid)
+        r = asyncio.run(asyncio.wait_for(run(base, server.pid, args.sessions, args.seconds), args.seconds + 120))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"initlab playground on 127.0.0.1, {r['sessions']} sessions x 2 models ({SETTINGS}), "
+          f"{r['seconds']:g} s, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs")
+    print(f"  created {r['sessions']} sessions in {r['create_s']:.1f} s")
+    print(f"  control requests: {r['control_requests']}, errors {r['errors']}; latency p50 {r['p50_ms']:.1f} ms, "
+          f"p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms")
+    print(f"  training: {r['steps_mean'] / r['seconds']:.1f} steps/s per session on average (asked 30), "
+          f"slowest session {r['steps_min']} steps; {r['events_per_session_per_s']:.1f} snapshots/s per stream")
+    print(f"  server memory (RSS): at start {start_rss:.0f} MiB, after warm-up {r['rss_before_mib']:.0f} MiB, "
+          f"peak {r['rss_peak_mib']:.0f} MiB, after the sessions closed {r['rss_after_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
