@@ -622,10 +622,16 @@ def playground_cmd(host, port, no_open, query, max_sessions, idle_timeout):
     if max_sessions < 1 or not idle_timeout > 0:
         raise InitlabError("--max-sessions must be >= 1 and --idle-timeout > 0.")
     settings = parse(parse_qsl(query.lstrip("?"), keep_blank_values=True))
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
         err_console.print(f"[bold yellow]warning:[/bold yellow] listening on {host}: anyone who can reach port "
                           f"{port} can use this playground (and its CPU).")
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    out_console.print(f"initlab playground: [bold]http://{url_host}:{port}/?{settings.query()}[/bold]  (Ctrl+C stops it)")
+    click.echo(f"initlab playground: http://{url_host}:{port}/?{settings.query()}  (Ctrl+C stops it)")
     serve(host, port, open_browser=not no_open, query=settings.query(),
           manager=Manager(max_sessions=max_sessions, idle_timeout=idle_timeout))

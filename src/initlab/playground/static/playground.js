@@ -436,7 +436,7 @@ function lineChart(canvas, runs, keys, opts) {
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   const ticks = opts.log ? [] : [0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
   if (opts.log) {
-    const every = Math.max(0.5, Math.ceil((hi - lo) / 5));
+    const every = hi - lo <= 3 ? 0.5 : Math.ceil((hi - lo) / 5);
     for (let e = Math.ceil(lo / every) * every; e <= hi; e += every) ticks.push(10 ** e);
   }
   for (const t of ticks) {
