@@ -61,16 +61,20 @@ def test_initial_parameters_are_bitwise_the_plain_paths(small_moons):
         assert all(torch.equal(p, q) for p, q in zip(model.parameters(), ref.parameters()))
 
 
-def test_a_diverging_model_is_frozen_and_never_reaches_the_others(small_moons):
-    kw = dict(hidden=[32, 32, 32], activation="relu", steps=40, lr=0.1, optimizer="sgd", dtype="float64")
+@pytest.mark.parametrize("optimizer, batch_size", [("sgd", None), ("sgd", 32)])
+def test_a_diverging_model_is_frozen_and_never_reaches_the_others(small_moons, optimizer, batch_size):
+    kw = dict(hidden=[32, 32, 32], activation="relu", steps=40, lr=0.1, optimizer=optimizer, dtype="float64",
+              batch_size=batch_size)
     calm = [{"scheme": "xavier_uniform", "seed": s} for s in range(3)]
-    wild = {"scheme": "normal", "params": {"std": 30.0}, "seed": 1}
+    std, seed = (30.0, 1) if batch_size is None else (100.0, 2)
+    wild = {"scheme": "normal", "params": {"std": std}, "seed": seed}
     mixed = train_many(small_moons, calm[:1] + [wild] + calm[1:], **kw)
     alone = train_many(small_moons, calm, **kw)
     blown = mixed[1]
     assert blown.diverged and 1 <= blown.diverged_step < 40
     assert blown.history["step"][-1] == blown.diverged_step
-    ref = solo(small_moons, wild, hidden=kw["hidden"], activation="relu", steps=40, lr=0.1)[1]
+    ref = solo(small_moons, wild, hidden=kw["hidden"], activation="relu", steps=40, lr=0.1, optimizer=optimizer,
+               batch_size=batch_size)[1]
     assert blown.diverged_step == ref.diverged_step
     for result, without in zip(mixed[:1] + mixed[2:], alone):
         assert not result.diverged
@@ -121,3 +125,18 @@ def test_callback_and_result_config(small_moons):
 def test_bad_input_is_an_initlab_error(small_moons, runs, kw, message):
     with pytest.raises(InitlabError, match=message):
         train_many(small_moons, runs, hidden=[4], steps=1, **kw)
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_each_run_may_have_its_own_data(batch_size):
+    datas = [initlab.datasets.make("moons", n=120, noise=noise, seed=s) for s, noise in ((0, 0.1), (1, 0.3), (2, 0.2))]
+    runs = [{"scheme": "xavier_uniform", "seed": 0}, {"scheme": "xavier_uniform", "seed": 0},
+            {"scheme": "normal", "params": {"std": 30.0}, "seed": 0}]  # diverges with minibatches
+    kw = dict(steps=25, lr=0.5, optimizer="sgd", batch_size=batch_size)
+    results = train_many(datas, runs, hidden=[32, 32, 32], activation="relu", dtype="float64", **kw)
+    assert results[0].history != results[1].history and results[1].config["data"]["noise"] == 0.3
+    assert results[2].diverged == (batch_size is not None) and not results[0].diverged
+    for run, data, result in zip(runs, datas, results):
+        assert_same(result, solo(data, run, hidden=[32, 32, 32], activation="relu", **kw)[1], rtol=1e-10)
+    with pytest.raises(InitlabError, match="equal sizes"):
+        train_many([datas[0], initlab.datasets.make("moons", n=100)], runs[:2], hidden=[4], steps=1)

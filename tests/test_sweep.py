@@ -50,6 +50,8 @@ def test_a_file_expands_to_cells_times_seeds(tmp_path):
     groups = sw.groups(runs)
     assert len(groups) == 2 and all(len({r["depth"] for r in g}) == 1 for g in groups)
     assert [len(g) for g in sw.groups(runs, size=5)] == [5, 3, 5, 3]
+    noisy = sw.from_flags({"depth": 2, "noise": [0.1, 0.3], "data_seed": [0, 1], "seeds": 2}).runs()
+    assert len(sw.groups(noisy)) == 1  # data of one size: one computation
 
 
 def test_flags_and_a_file_give_the_same_run_ids(tmp_path):
@@ -170,3 +172,16 @@ def test_cli_sweep_results_and_figures(tmp_path):
                           (["results", str(tmp_path / "none.db")], "no results store")]:
         bad = run(*args)
         assert bad.exit_code == 2 and message in bad.output and bad.output.strip().count("\n") == 0
+
+
+def test_runs_on_different_data_train_together_and_match_their_solo_runs(tmp_path):
+    sweep = sw.from_flags({"depth": 1, "width": 4, "steps": 10, "n": 100, "noise": [0.1, 0.4], "data_seed": [0, 3]})
+    assert sw.run(sweep, tmp_path / "runs.db")["trained"] == 4
+    df = initlab.load(tmp_path / "runs.db")
+    assert df["group_size"].tolist() == [4] * 4
+    for _, row in df.iterrows():
+        data = initlab.datasets.make("moons", n=100, noise=row["noise"], seed=row["data_seed"])
+        model = initlab.mlp(2, [4], 1, "relu")
+        initlab.initialize(model, "default", seed=0)
+        ref = initlab.train(model, data, steps=10, lr=0.1, seed=0)
+        assert row["train_loss"] == pytest.approx(ref.final["train_loss"], rel=1e-5)

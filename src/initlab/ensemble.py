@@ -208,7 +208,7 @@ def _check_runs(runs: Sequence[Mapping]) -> list[dict]:
     return checked
 
 
-def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: str = "relu",
+def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hidden, activation: str = "relu",
                steps: int = 1000, lr: float = 0.1, optimizer: str = "sgd", batch_size: int | None = None,
                device: str | torch.device | None = None, eval_every: int = 10,
                dtype: str | torch.dtype = "float32", callback: Callable[[int], None] | None = None,
@@ -217,8 +217,9 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
 
     Parameters
     ----------
-    data : Dataset
-        From :func:`initlab.datasets.make`; every model trains on it.
+    data : Dataset or list of Dataset
+        From :func:`initlab.datasets.make`: one that every model trains on, or one per run (of equal
+        sizes: runs that differ in data seed or noise still train as one computation).
     runs : list of dict
         One per model: ``{"scheme": name or {"name", "params"}, "params": {...}, "seed": 0, "lr": None}``.
         ``seed`` seeds the initialization and the minibatch order, as in ``initlab train``; ``lr``
@@ -253,8 +254,9 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
     runs = _check_runs(runs)
     widths = parse_hidden(hidden)
     dev = resolve_device(device)
-    X, y, X_test, y_test = (t.to(dev, dtype) for t in data)
-    sizes = [X.shape[1], *widths, 1]
+    X, y, X_test, y_test, data_configs = _stack_data(data, len(runs), dev, dtype)
+    per_model = X.dim() == 3               # each model its own data set: (M, n, d)
+    sizes = [X.shape[-1], *widths, 1]
 
     models = []
     for run in runs:  # the plain path's model and initialization, bitwise
@@ -267,6 +269,7 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
 
     total = len(runs)
     alive = torch.arange(total)                        # global index of each stacked model
+    alive_dev = alive.to(dev)
     lrs = [run["lr"] if run["lr"] is not None else lr for run in runs]
     for v in lrs:
         check_arguments(steps, v, optimizer, batch_size, eval_every)
@@ -279,13 +282,13 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
 
     def evaluate(rows: torch.Tensor, step: int) -> None:
         """Record loss and accuracy on both splits for the stacked models at positions ``rows``."""
-        per_model = X.shape[0] * sum(sizes[1:])
-        chunk = max(1, ACTIVATION_BUDGET // per_model)
+        chunk = max(1, ACTIVATION_BUDGET // (X.shape[-2] * sum(sizes[1:])))
         values = {}
-        for name, xs, ys in (("train", X, y), ("test", X_test, y_test)):
+        for name, xs_all, ys_all in (("train", X, y), ("test", X_test, y_test)):
             losses, accs = [], []
             for start in range(0, rows.numel(), chunk):
                 sel = rows[start:start + chunk].to(dev)
+                xs, ys = (xs_all[alive_dev[sel]], ys_all[alive_dev[sel]]) if per_model else (xs_all, ys_all)
                 logits = _sub_forward(stack, sel, xs)
                 losses.append(_bce(logits, ys))
                 correct = ((logits > 0) == (ys > 0.5)) & ~torch.isnan(logits)
@@ -298,7 +301,7 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
                 history[g][k].append(values[k][j])
 
     def drop(bad: torch.Tensor, step: int) -> None:
-        nonlocal alive, step_lr
+        nonlocal alive, alive_dev, step_lr, perms
         rows = bad.nonzero().reshape(-1)
         for j, g in zip(rows.tolist(), alive[rows].tolist()):
             diverged_at[g] = step
@@ -307,14 +310,16 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
         keep = (~bad).nonzero().reshape(-1)
         stack.keep(keep.to(dev))
         alive = alive[keep.cpu()]
+        alive_dev = alive.to(dev)
+        if perms is not None:  # the survivors keep their minibatch order
+            perms = perms[keep.to(perms.device)]
         step_lr = lr_of(alive)
 
-    n = X.shape[0]
+    n = X.shape[-2]
     batch = n if batch_size is None else min(batch_size, n)
     gens = [torch.Generator().manual_seed(run["seed"]) for run in runs]
     perms, cursor = None, n
-    per_model = batch * sum(sizes[1:])
-    chunk = max(1, ACTIVATION_BUDGET // per_model)
+    chunk = max(1, ACTIVATION_BUDGET // (batch * sum(sizes[1:])))
 
     start = time.perf_counter()
     evaluate(torch.arange(stack.m), 0)
@@ -324,14 +329,17 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
         if stack.m == 0:
             break
         if batch == n:
-            xb, yb = X, y
+            xb, yb = (X[alive_dev], y[alive_dev]) if per_model and stack.m < total else (X, y)
         else:
             if cursor + batch > n:
                 perms = torch.stack([torch.randperm(n, generator=gens[g]) for g in alive.tolist()]).to(dev)
                 cursor = 0
             idx = perms[:, cursor:cursor + batch]
             cursor += batch
-            xb, yb = X[idx], y[idx]
+            if per_model:
+                xb, yb = X[alive_dev[:, None], idx], y[alive_dev[:, None], idx]
+            else:
+                xb, yb = X[idx], y[idx]
         losses = []
         for c0 in range(0, stack.m, chunk):
             rows = slice(c0, min(c0 + chunk, stack.m))
@@ -372,7 +380,7 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
         final = {k: h[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
         config = {"steps": steps, "lr": lrs[i], "optimizer": optimizer, "batch_size": batch_size,
                   "seed": run["seed"], "device": str(dev), "dtype": str(dtype).replace("torch.", ""),
-                  "scheme": run["scheme"], "hidden": widths, "activation": activation}
+                  "scheme": run["scheme"], "hidden": widths, "activation": activation, "data": data_configs[i]}
         results.append(TrainResult(h, final, diverged_at[i] is not None, diverged_at[i], config, seconds))
     if not return_models:
         return results
@@ -383,11 +391,25 @@ def train_many(data: Dataset, runs: Sequence[Mapping], *, hidden, activation: st
     return results, models
 
 
+def _stack_data(data, m: int, dev: torch.device, dtype: torch.dtype):
+    """``X, y, X_test, y_test`` on ``dev`` in ``dtype``: shared ``(n, d)``, or ``(m, n, d)`` when
+    ``data`` is a list of data sets, one per run; and each run's data config."""
+    if isinstance(data, Dataset):
+        return (*(t.to(dev, dtype) for t in data), [data.config] * m)
+    data = list(data)
+    if len(data) != m or not all(isinstance(d, Dataset) for d in data):
+        raise InitlabError(f"data is one Dataset or a list of one Dataset per run ({m}); got {len(data)} items.")
+    shapes = {tuple(t.shape for t in d) for d in data}
+    if len(shapes) > 1:
+        raise InitlabError(f"the data sets of one train_many call must have equal sizes; got {sorted(shapes)}.")
+    return (*(torch.stack(ts).to(dev, dtype) for ts in zip(*data)), [d.config for d in data])
+
+
 def _sub_forward(stack: _Stack, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Logits of the stacked models at positions ``rows`` (any subset) on shared inputs ``x``."""
     if rows.numel() == stack.m:
         return stack.forward(x)
-    h = x.expand(rows.numel(), *x.shape)
+    h = x.expand(rows.numel(), *x.shape) if x.dim() == 2 else x
     last = len(stack.W) - 1
     for i, (W, b) in enumerate(zip(stack.W, stack.b)):
         z = torch.baddbmm(b[rows].unsqueeze(1), h, W[rows])

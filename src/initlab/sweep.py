@@ -59,8 +59,10 @@ DEFAULTS: dict[str, Any] = {"dataset": "moons", "n": 1000, "noise": 0.2, "data_s
                             "width": 16, "activation": "relu", "optimizer": "sgd", "lr": 0.1, "steps": 300,
                             "batch_size": None, "eval_every": 10, "dtype": "float32"}
 TOP_KEYS = set(DEFAULTS) | {"name", "seeds", "scheme"}
-#: What a group shares: runs that differ only in scheme, seed and learning rate train as one.
-GROUP_KEYS = tuple(k for k in DEFAULTS if k != "lr")
+#: What a group shares: runs that differ only in scheme, seed, learning rate and data (of one size)
+#: train as one computation.
+DATA_KEYS = ("dataset", "noise", "data_seed")
+GROUP_KEYS = tuple(k for k in DEFAULTS if k != "lr" and k not in DATA_KEYS)
 
 
 @dataclass
@@ -292,10 +294,12 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
             progress(finished, total)
         for group in groups(todo, group_size):
             first = group[0]
-            key = (first["dataset"], first["n"], first["noise"], first["data_seed"])
-            if key not in datasets:
-                datasets[key] = make(first["dataset"], n=first["n"], noise=first["noise"], seed=first["data_seed"])
-            data = datasets[key]
+            for c in group:
+                key = (c["dataset"], c["n"], c["noise"], c["data_seed"])
+                if key not in datasets:
+                    datasets[key] = make(c["dataset"], n=c["n"], noise=c["noise"], seed=c["data_seed"])
+            per_run = [datasets[(c["dataset"], c["n"], c["noise"], c["data_seed"])] for c in group]
+            data = per_run[0] if all(d is per_run[0] for d in per_run) else per_run
             steps = max(first["steps"], 1)
             tick = (lambda s, base=finished, m=len(group): progress(base + m * s / steps, total)) if progress else None
             t0 = time.perf_counter()
@@ -305,11 +309,11 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
                 lr=first["lr"], optimizer=first["optimizer"], batch_size=first["batch_size"], device=device,
                 eval_every=first["eval_every"], dtype=first["dtype"], callback=tick, return_models=True)
             seconds = time.perf_counter() - t0
-            points = torch.cat([data.X_train, data.X_test])
             records = []
-            for config, result, model in zip(group, results, models):
+            for config, result, model, d in zip(group, results, models, per_run):
                 grid = None
                 if thumbnail:
+                    points = torch.cat([d.X_train, d.X_test])
                     g = probability_grid(model, points, resolution=thumbnail)
                     if result.diverged:
                         g["p"][:] = np.nan
