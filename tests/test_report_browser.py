@@ -37,6 +37,9 @@ def outputs(tmp_path_factory):
                ).exit_code == 0
     assert run(main, ["diagnose", "--hidden", "32x6", "--scheme", "xavier_uniform,he_normal", "--batch", "64",
                       "--out", str(root / "diag")]).exit_code == 0
+    assert run(main, ["sweep", "--scheme", "default,constant", "--depth", "2", "--width", "8", "--seeds", "2",
+                      "--steps", "30", "--n", "200", "--name", "tiny-sweep", "--out", str(root / "sweep")]
+               ).exit_code == 0
     return root
 
 
@@ -100,3 +103,10 @@ def test_train_page_escapes_a_hostile_run_name(browser, outputs):
 def test_diagnose_page_in_a_browser(browser, outputs):
     check_page(browser, report.render(outputs / "diag"), ["xavier_uniform", "vanishing", "he_normal"],
                outputs / "diag.png")
+
+
+def test_sweep_page_in_a_browser(browser, outputs):
+    page_path = report.render(outputs / "sweep" / "runs.db")
+    assert page_path == outputs / "sweep" / "report.html"
+    assert "initlab sweep: tiny-sweep" in page_path.read_text()
+    check_page(browser, page_path, ["Best cell", "Did not train"], outputs / "sweep.png")

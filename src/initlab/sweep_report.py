@@ -1,0 +1,84 @@
+"""A sweep's page: read the results store, draw its figures, summarize across seeds, judge.
+
+It reads ``runs.db`` and never trains. :func:`initlab.report.render` calls :func:`sweep_page`.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from pathlib import Path
+
+from .experiment import environment
+from .report import _img, page
+from .store import AXES, load, summarize
+
+
+def swept_axes(df) -> list[str]:
+    """The config columns that take more than one value in the store (seeds aside)."""
+    return [a for a in AXES if a in df and len({str(v) for v in df[a].tolist()}) > 1] or ["scheme"]
+
+
+def _cell(row: dict, axes: list[str]) -> str:
+    return ", ".join(f"{a}={row[a]}" for a in axes)
+
+
+def _verdict(summary, axes: list[str]) -> str:
+    rows = summary.to_dict("records")
+    best = max(rows, key=lambda r: -math.inf if r["mean"] != r["mean"] else r["mean"])
+    failed = [r for r in rows if r["success_rate"] == 0]
+    diverged = [r for r in rows if r.get("diverged", 0) > 0]
+    parts = [f"<b>Best cell</b>: {escape(_cell(best, axes))}, mean test accuracy {best['mean']:.3f} "
+             f"(95% CI {best['ci_low']:.3f} to {best['ci_high']:.3f}, {best['runs']} runs)."]
+    if failed:
+        names = "; ".join(escape(_cell(r, axes)) for r in failed[:8])
+        more = f" and {len(failed) - 8} more" if len(failed) > 8 else ""
+        parts.append(f"<b>Did not train</b> (no seed reached the threshold): {names}{more}.")
+    if diverged:
+        names = "; ".join(f"{escape(_cell(r, axes))} ({r['diverged']:.0%} of seeds)" for r in diverged[:8])
+        parts.append(f"<b>Diverged</b>: {names}.")
+    if not failed and not diverged:
+        parts.append("Every cell trained.")
+    return " ".join(parts)
+
+
+def _summary_table(summary, axes: list[str]) -> str:
+    cols = axes + ["runs", "mean", "std", "ci_low", "ci_high", "success_rate", "steps_to_threshold", "diverged"]
+    cols = [c for c in cols if c in summary]
+    head = "".join(f"<th>{escape(c)}</th>" for c in cols)
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    body = "".join("<tr>" + "".join(f"<td>{escape(fmt(r[c]))}</td>" for c in cols) + "</tr>"
+                   for r in summary.to_dict("records"))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _config_table(df) -> str:
+    rows = []
+    for a in AXES + ("seed",):
+        if a in df:
+            values = sorted({str(v) for v in df[a].tolist()})
+            rows.append(f"<tr><td>{escape(a)}</td><td>{escape(', '.join(values))}</td></tr>")
+    status = ", ".join(f"{k}: {v}" for k, v in df["status"].value_counts().items())
+    rows.append(f"<tr><td>runs</td><td>{len(df)} ({escape(status)})</td></tr>")
+    return f"<table><tr><th>setting</th><th>values</th></tr>{''.join(rows)}</table>"
+
+
+def sweep_page(db: Path, folder: Path) -> str:
+    """The whole page for the sweep stored in ``db``; its figures are written into ``folder``."""
+    from . import plots
+
+    df = load(db)
+    axes = swept_axes(df)
+    figures = plots.sweep_figures(df, folder, axes=axes)
+    summary = summarize(df, by=axes)
+    name = str(df["sweep"].iloc[0]) if "sweep" in df and len(df) else db.stem
+    body = (
+        "<h2>Figures</h2>"
+        + _img(figures["heatmap"], "heatmap of the mean test accuracy over two swept axes")
+        + _img(figures["curves"], "test accuracy over the steps, mean and 95% band")
+        + (_img(figures["thumbnails"], "probability contours, one per cell") if "thumbnails" in figures else "")
+        + "<h2>Summary across seeds</h2>" + _summary_table(summary, axes)
+        + "<h2>The sweep's configuration</h2>" + _config_table(df)
+    )
+    env = {**environment(), "initlab": str(df["initlab"].iloc[0]) if "initlab" in df else environment()["initlab"]}
+    return page(f"initlab sweep: {name}", _verdict(summary, axes), body, f"initlab report {db}", env)
