@@ -151,7 +151,7 @@ class _Stack:
                           "step": torch.zeros((), dtype=torch.float32, device=p.device)}
         m, v, t = self.state["exp_avg"], self.state["exp_avg_sq"], self.state["step"]
         t += 1
-        if not isinstance(lr, torch.Tensor) and p.device.type == "cpu" and hasattr(torch, "_fused_adam_"):
+        if not isinstance(lr, torch.Tensor) and p.device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_"):
             torch._fused_adam_([p], [g], [m], [v], [], [t], lr=lr, beta1=BETAS[0], beta2=BETAS[1],
                                weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
             return
@@ -336,10 +336,9 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
                 cursor = 0
             idx = perms[:, cursor:cursor + batch]
             cursor += batch
-            if per_model:
-                xb, yb = X[alive_dev[:, None], idx], y[alive_dev[:, None], idx]
-            else:
-                xb, yb = X[idx], y[idx]
+            flat_idx = (idx + alive_dev[:, None] * n if per_model else idx).reshape(-1)
+            xb = X.reshape(-1, X.shape[-1]).index_select(0, flat_idx).view(*idx.shape, X.shape[-1])
+            yb = y.reshape(-1).index_select(0, flat_idx).view(idx.shape)
         losses = []
         for c0 in range(0, stack.m, chunk):
             rows = slice(c0, min(c0 + chunk, stack.m))
