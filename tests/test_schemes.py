@@ -189,3 +189,13 @@ def test_unknown_scheme_lists_known_ones_with_the_closest_match():
 def test_bad_input_is_a_clear_error(call, match):
     with pytest.raises(InitlabError, match=match):
         call()
+
+
+def test_bias_std_draws_normal_biases_reproducibly():
+    a, b = initlab.mlp(2, [2000], 1), initlab.mlp(2, [2000], 1)
+    initlab.initialize(a, "variance_scaling", scale=1.5, bias_std=0.2, seed=3)
+    initlab.initialize(b, "variance_scaling", scale=1.5, bias_std=0.2, seed=3)
+    assert torch.equal(a.fc1.bias, b.fc1.bias)
+    assert a.fc1.bias.std().item() == pytest.approx(0.2, rel=0.1)
+    with pytest.raises(InitlabError, match="not both"):
+        initlab.initialize(a, "he_normal", bias=0.1, bias_std=0.1)

@@ -295,13 +295,17 @@ def parse_spec(spec: Any) -> dict:
     if scheme.name == "lsuv":
         accepted = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
     elif scheme.fn is not None:
-        accepted["bias"] = 0.0
+        accepted.update(bias=0.0, bias_std=0.0)
     for key, value in params.items():
         if key not in accepted:
             raise InitlabError(f"scheme '{scheme.name}' takes no parameter '{key}'; it takes: "
                                f"{', '.join(accepted) or 'none'}.")
         if key == "bias" and not isinstance(value, (int, float)):
             raise InitlabError(f"bias must be a number; got bias={value!r}.")
+        if key == "bias_std" and not (isinstance(value, (int, float)) and value >= 0):
+            raise InitlabError(f"bias_std must be a number >= 0; got bias_std={value!r}.")
+    if "bias" in params and "bias_std" in params:
+        raise InitlabError("give biases either a constant (bias=) or a normal spread (bias_std=), not both.")
     return {"name": scheme.name, "params": params}
 
 
@@ -416,8 +420,9 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
     inputs : Tensor, optional
         A batch of data, for the data-dependent scheme ``lsuv`` (see :func:`initlab.lsuv`).
     **params
-        The scheme's parameters (``std=0.01``, ``gain=2.0`` ...) and ``bias=`` (a constant for the
-        biases: 0 by default; ``constant`` uses its ``value``).
+        The scheme's parameters (``std=0.01``, ``gain=2.0`` ...) and, for the biases, ``bias=`` (a
+        constant: 0 by default; ``constant`` uses its ``value``) or ``bias_std=`` (b ~ N(0, bias_std^2),
+        the sigma_b of mean-field theory).
 
     Returns
     -------
@@ -469,8 +474,11 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
         else:
             w_rec = _draw(module.weight, layer_spec, gen, nonlinearity)
             p = {**get(layer_spec["name"]).fixed, **layer_spec["params"]}
-            bias_value = p.get("bias", p.get("value", 0.0) if layer_spec["name"] == "constant" else 0.0)
-            b_rec = _fill_bias(module.bias, bias_value)
+            if p.get("bias_std") and module.bias is not None:  # b ~ N(0, bias_std^2): mean-field's sigma_b
+                b_rec = normal(module.bias, gen, std=p["bias_std"])
+            else:
+                bias_value = p.get("bias", p.get("value", 0.0) if layer_spec["name"] == "constant" else 0.0)
+                b_rec = _fill_bias(module.bias, bias_value)
         for pname, rec in (("weight", w_rec), ("bias", b_rec)):
             if rec is not None:
                 tensor = getattr(module, pname)
@@ -511,7 +519,7 @@ def _lsuv(model, spec, override_specs, seed, inputs, manifest) -> Manifest:
 
 def _draw(weight: torch.Tensor, spec: dict, generator: torch.Generator, nonlinearity: str | None) -> dict:
     scheme = get(spec["name"])
-    params = {**scheme.fixed, **{k: v for k, v in spec["params"].items() if k != "bias"}}
+    params = {**scheme.fixed, **{k: v for k, v in spec["params"].items() if k not in ("bias", "bias_std")}}
     fan = dict(zip(("fan_in", "fan_out"), fans(weight))) if weight.dim() >= 2 else {}
     if nonlinearity and "nonlinearity" in scheme.params() and "nonlinearity" not in params:
         if nonlinearity in GAINS:
