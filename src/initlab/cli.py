@@ -423,7 +423,10 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     db = Path(out or Path("initlab-out") / sweep.name) / "runs.db"
     runs = sweep.runs()
     if dry_run:
-        done = Store(db).finished() if db.is_file() else set()
+        done = set()
+        if db.is_file():
+            with Store(db) as store:
+                done = store.finished()
         cols = sweep.swept() or ["scheme"]
         table = Table(title=f"sweep '{sweep.name}': {len(runs)} runs in {len(sweep_mod.groups(runs, group_size))} "
                             f"groups -> {db}")
@@ -442,6 +445,9 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
         else:
             out_console.print(table)
         return
+    from .train import resolve_device
+
+    resolve_device(device)
     bar, update = _sweep_progress(len(runs), not no_progress)
     if bar:
         with bar:

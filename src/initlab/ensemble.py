@@ -266,6 +266,8 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
     flat = torch.cat([torch.stack([p.detach().t() if p.dim() == 2 else p.detach() for p in ps]).reshape(-1)
                       for ps in zip(*(list(m.parameters()) for m in models))])
     stack = _Stack(flat.contiguous(), sizes, activation)
+    if not return_models:
+        models = []  # the stack holds the parameters now
 
     total = len(runs)
     alive = torch.arange(total)                        # global index of each stacked model

@@ -52,7 +52,7 @@ from .experiment import environment
 from .models import ACTIVATIONS, mlp
 from .schemes import initialize, parse_spec
 from .store import Store, run_id
-from .train import OPTIMIZERS, probability_grid
+from .train import OPTIMIZERS, probability_grid, resolve_device
 
 #: Every axis a sweep can span, with its default (one value).
 DEFAULTS: dict[str, Any] = {"dataset": "moons", "n": 1000, "noise": 0.2, "data_seed": 0, "depth": 3,
@@ -284,6 +284,7 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
     dict
         ``total``, ``skipped`` (already stored), ``trained``, ``diverged``, ``seconds``.
     """
+    resolve_device(device)  # a missing GPU is an error before anything is written
     configs = sweep.runs()
     with Store(db) as store:
         done = store.finished()
