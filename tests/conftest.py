@@ -13,6 +13,15 @@ import initlab  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every test starts without figures of an earlier one (plots take ax=None -> plt.gca())."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="session")
 def moons():
     """The chapter's data: 1000 make_moons points, noise 0.2."""

@@ -75,6 +75,13 @@ def check_page(browser, path: Path, verdict_words: list[str], shot: Path):
     page, _ = open_page(browser, path, javascript=False)
     assert page.inner_text(".verdict") == verdict
     page.context.close()
+    # and on a phone: nothing wider than the screen but what scrolls in its own box (wide tables)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    phone.goto(path.resolve().as_uri())
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 391
+    assert phone.evaluate("Math.max(...Array.from(document.images).map(i => i.getBoundingClientRect().width))") <= 390
+    context.close()
     return page
 
 

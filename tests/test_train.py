@@ -98,3 +98,22 @@ def test_bad_training_arguments(small_moons, kwargs, match):
 def test_cuda_without_a_gpu_is_a_clear_error(small_moons):
     with pytest.raises(InitlabError, match="no CUDA GPU"):
         initlab.train(initlab.mlp(2, [4], 1), small_moons, device="cuda")
+
+
+def test_track_every_records_per_layer_std_flat_when_vanishing_growing_when_exploding(moons):
+    tracked = {}
+    for std in (0.01, 3.0):
+        model = initlab.mlp(2, CHAPTER_NET, 1, "relu")
+        initlab.initialize(model, "normal", std=std, seed=0)
+        r = initlab.train(model, moons, steps=100, lr=0.1, track_every=25)
+        tracked[std] = r.tracked
+    small, large = tracked[0.01], tracked[3.0]
+    assert small["layers"] == ["fc1", "fc2", "fc3", "fc4", "out"]
+    assert small["step"] == [0, 1, 2, 3, 4, 25, 50, 75]
+    first, last = small["act_std"][0], small["act_std"][-1]
+    assert all(b < a / 5 for a, b in zip(first, first[1:]))  # vanishing: every layer far smaller
+    # and it stays so over the steps: every deeper layer far below the first at every recorded step
+    assert all(v < row[0] / 10 for row in small["act_std"] for v in row[1:])
+    assert last[0] == pytest.approx(first[0], rel=0.05)
+    assert all(b > 5 * a for a, b in zip(large["act_std"][0], large["act_std"][0][1:]))  # exploding
+    assert large["step"][-1] < 5  # it diverged within the first steps, and that step was recorded

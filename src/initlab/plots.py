@@ -397,3 +397,34 @@ def phase_diagram(grid: dict, points: Sequence[dict] = (), ax=None):
     ax.set(xlabel="sigma_w^2 (fan_in x Var(W))", ylabel="sigma_b^2 (Var(b))",
            title=f"{grid['activation']}: order, chaos and the depth a signal survives")
     return ax
+
+
+def trainability_heatmap(result: dict, ax=None):
+    """The share of seeds that trained per (sigma_w^2, depth), with mean-field theory's depth limit
+    6 xi_c drawn over it (``result`` from :func:`initlab.trainability.analyze`)."""
+    ax = ax or plt.gca()
+    sw, depth = np.asarray(result["sigma_w2"], float), np.asarray(result["depth"], float)
+    trained = np.asarray(result["trained"], float)
+
+    def edges(v, log=False):
+        v = np.log(v) if log else v
+        mids = (v[1:] + v[:-1]) / 2
+        e = np.concatenate([[v[0] - (mids[0] - v[0]) if len(v) > 1 else v[0] - 0.5], mids,
+                            [v[-1] + (v[-1] - mids[-1]) if len(v) > 1 else v[-1] + 0.5]])
+        return np.exp(e) if log else e
+
+    mesh = ax.pcolormesh(edges(sw), edges(depth, log=True), trained, cmap="RdYlGn", vmin=0, vmax=1)
+    plt.colorbar(mesh, ax=ax, label=f"share of seeds with test accuracy >= {result['threshold']:g}")
+    for (i, j), v in np.ndenumerate(trained):
+        if np.isfinite(v):
+            ax.text(sw[j], depth[i], f"{v:.0%}", ha="center", va="center", fontsize=7)
+    curve = result["curve"]
+    ys = np.minimum(np.asarray(curve["depth"], float), 1e6)
+    ax.plot(curve["sigma_w2"], ys, color="black", linewidth=2.2, label="6 xi_c (mean-field depth limit)")
+    ax.set_yscale("log")
+    ax.set_ylim(edges(depth, log=True)[0], edges(depth, log=True)[-1])
+    ax.set_yticks(depth, [str(int(d)) for d in depth])
+    ax.set(xlabel="sigma_w^2", ylabel="depth (hidden layers)",
+           title=f"tanh, sigma_b^2 = {result['sigma_b2']:g}: which networks train")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
