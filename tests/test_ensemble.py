@@ -140,3 +140,11 @@ def test_each_run_may_have_its_own_data(batch_size):
         assert_same(result, solo(data, run, hidden=[32, 32, 32], activation="relu", **kw)[1], rtol=1e-10)
     with pytest.raises(InitlabError, match="equal sizes"):
         train_many([datas[0], initlab.datasets.make("moons", n=100)], runs[:2], hidden=[4], steps=1)
+
+
+def test_models_trained_in_chunks_equal_their_solo_runs(small_moons, monkeypatch):
+    monkeypatch.setattr(initlab.ensemble, "ACTIVATION_BUDGET", 2000)  # a few models per chunk
+    kw = dict(steps=12, lr=0.01, optimizer="adam", batch_size=32, eval_every=4)
+    results = train_many(small_moons, RUNS * 2, hidden=HIDDEN, activation="tanh", dtype="float64", **kw)
+    for run, result in zip(RUNS * 2, results):
+        assert_same(result, solo(small_moons, run, **kw)[1], rtol=1e-10)
