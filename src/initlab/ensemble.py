@@ -284,14 +284,18 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
 
     def evaluate(rows: torch.Tensor, step: int) -> None:
         """Record loss and accuracy on both splits for the stacked models at positions ``rows``."""
-        chunk = max(1, ACTIVATION_BUDGET // (X.shape[-2] * sum(sizes[1:])))
+        chunk = max(1, ACTIVATION_BUDGET // (X.shape[-2] * max(sizes[1:])))  # no activations are kept
+        everyone = rows.numel() == stack.m  # then chunks are slices of the stack: no copies
         values = {}
         for name, xs_all, ys_all in (("train", X, y), ("test", X_test, y_test)):
             losses, accs = [], []
             for start in range(0, rows.numel(), chunk):
                 sel = rows[start:start + chunk].to(dev)
                 xs, ys = (xs_all[alive_dev[sel]], ys_all[alive_dev[sel]]) if per_model else (xs_all, ys_all)
-                logits = _sub_forward(stack, sel, xs)
+                if everyone:
+                    logits = stack.forward(xs, slice(start, start + sel.numel()))
+                else:
+                    logits = _sub_forward(stack, sel, xs)
                 losses.append(_bce(logits, ys))
                 correct = ((logits > 0) == (ys > 0.5)) & ~torch.isnan(logits)
                 accs.append(correct.float().mean(1))  # as train() computes it
@@ -407,9 +411,7 @@ def _stack_data(data, m: int, dev: torch.device, dtype: torch.dtype):
 
 
 def _sub_forward(stack: _Stack, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Logits of the stacked models at positions ``rows`` (any subset) on shared inputs ``x``."""
-    if rows.numel() == stack.m:
-        return stack.forward(x)
+    """Logits of the stacked models at positions ``rows`` (any subset) on inputs ``x``."""
     h = x.expand(rows.numel(), *x.shape) if x.dim() == 2 else x
     last = len(stack.W) - 1
     for i, (W, b) in enumerate(zip(stack.W, stack.b)):
