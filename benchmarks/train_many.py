@@ -76,7 +76,8 @@ def peak_rss(path: str, args) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--models", default="1,10,100", help="values of M, comma-separated")
+    parser.add_argument("--models", default=None,
+                        help="values of M, comma-separated (default 1,10,100; on CUDA also 1000,10000)")
     parser.add_argument("--configs", default=",".join(str(i) for i in range(len(CONFIGS))),
                         help="indices into: " + "; ".join(f"{i} = {k}" for i, k in enumerate(CONFIGS)))
     parser.add_argument("--plain-models", type=int, default=None, help="time the plain loop on at most K models")
@@ -89,6 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    args.models = args.models or ("1,10,100,1000,10000" if device.type == "cuda" else "1,10,100")
     data = initlab.datasets.make("moons", n=1000, noise=0.2, seed=0)
     names = list(CONFIGS)
     rows = []

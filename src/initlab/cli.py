@@ -402,17 +402,32 @@ def _sweep_progress(total: int, enabled: bool):
 @click.option("--dry-run", is_flag=True, help="Print the cells and how many runs each has; train nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_progress, as_json, **axes):
+@click.option("--preset", type=click.Choice(["trainability"]), default=None,
+              help="A ready-made sweep: 'trainability' trains tanh MLPs over sigma_w^2 x depth and draws the "
+                   "heatmap with mean-field theory's depth limit 6 xi_c over it.")
+@click.option("--size", type=click.Choice(["small", "default", "large"]), default="default", show_default=True,
+              help="The preset's grid: default runs on a 2-core CPU in minutes; large is for --device cuda.")
+def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_progress, as_json, preset, size,
+              **axes):
     """Train a grid of models (schemes x depth x width x ... x seeds) from a sweep file or flags, many
     at once, into a results store that a rerun completes after an interruption."""
     from . import sweep as sweep_mod
     from .store import Store, run_id
 
-    if file:
-        given = [k for k, v in axes.items() if v is not None] + (["scheme"] if scheme else []) + \
-            (["param"] if params else [])
+    given = [k for k, v in axes.items() if v is not None] + (["scheme"] if scheme else []) + \
+        (["param"] if params else [])
+    if preset:
+        if file or given:
+            raise InitlabError("--preset is a whole sweep: give it alone (with --size, --out, --device).")
+        from .trainability import preset as trainability_preset
+
+        def fail_at(key, message, _index):
+            raise InitlabError(f"preset {preset}, {key}: {message}.")
+        sweep = sweep_mod.build(trainability_preset(size), fail_at)
+    elif file:
         if given:
-            raise InitlabError(f"give a sweep file or axis flags, not both (got the file and --{given[0].replace('_', '-')}).")
+            flag = "--" + given[0].replace("_", "-")
+            raise InitlabError(f"give a sweep file or axis flags, not both (got the file and {flag}).")
         sweep = sweep_mod.from_toml(file)
     else:
         sweep = sweep_mod.from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
@@ -461,6 +476,27 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     out_console.print(f"{outcome['total']} runs: {outcome['trained']} trained, {outcome['skipped']} already "
                       f"stored, {outcome['diverged']} diverged, in {outcome['seconds']:.1f} s.")
     out_console.print(f"Store: [bold]{db}[/bold]   Summary: initlab results {db}")
+    if preset == "trainability":
+        _trainability_outputs(db)
+
+
+def _trainability_outputs(db: Path) -> dict:
+    """Analyze a trainability store: the heatmap with 6 xi_c over it and the fractions that trained."""
+    from . import plots
+    from .store import load
+    from .trainability import analyze
+
+    result = analyze(load(db))
+    fig, ax = plots.plt.subplots(figsize=(8, 5))
+    plots.trainability_heatmap(result, ax)
+    png = plots.save_figure(fig, db.parent / "trainability")[0]
+    (db.parent / "trainability.json").write_text(json.dumps(experiment._json_safe(result), indent=2))
+    within, beyond = result["within"], result["beyond"]
+    share = lambda part: "n/a" if part["trained"] is None else f"{part['trained']:.0%} of {part['runs']} runs"  # noqa: E731
+    out_console.print(f"Trained well within the depth limit (depth <= 6 xi_c / 1.5): {share(within)}; "
+                      f"well beyond it (depth >= 1.5 x 6 xi_c): {share(beyond)}.")
+    out_console.print(f"Heatmap: [bold]{png}[/bold]")
+    return result
 
 
 def _cell_label(config: dict, key: str) -> str:

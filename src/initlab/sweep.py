@@ -172,7 +172,8 @@ def _schemes(entries, fail: Callable[[str, int | None, str | None], None]) -> li
 def _seeds(value, fail: Callable[[str], None]) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return list(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+    if isinstance(value, list) and value and \
+            all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         return value
     fail(f"a count >= 1 (seeds 0..count-1) or a list of seeds >= 0; got {value!r}")
 
