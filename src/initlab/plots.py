@@ -401,30 +401,38 @@ def phase_diagram(grid: dict, points: Sequence[dict] = (), ax=None):
 
 def trainability_heatmap(result: dict, ax=None):
     """The share of seeds that trained per (sigma_w^2, depth), with mean-field theory's depth limit
-    6 xi_c drawn over it (``result`` from :func:`initlab.trainability.analyze`)."""
+    6 xi_c drawn over it (``result`` from :func:`initlab.trainability.analyze`). Cells are evenly
+    spaced; the curve is placed between them by interpolation (log scale for depth)."""
     ax = ax or plt.gca()
     sw, depth = np.asarray(result["sigma_w2"], float), np.asarray(result["depth"], float)
     trained = np.asarray(result["trained"], float)
-
-    def edges(v, log=False):
-        v = np.log(v) if log else v
-        mids = (v[1:] + v[:-1]) / 2
-        e = np.concatenate([[v[0] - (mids[0] - v[0]) if len(v) > 1 else v[0] - 0.5], mids,
-                            [v[-1] + (v[-1] - mids[-1]) if len(v) > 1 else v[-1] + 0.5]])
-        return np.exp(e) if log else e
-
-    mesh = ax.pcolormesh(edges(sw), edges(depth, log=True), trained, cmap="RdYlGn", vmin=0, vmax=1)
+    mesh = ax.imshow(trained, origin="lower", cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
     plt.colorbar(mesh, ax=ax, label=f"share of seeds with test accuracy >= {result['threshold']:g}")
     for (i, j), v in np.ndenumerate(trained):
         if np.isfinite(v):
-            ax.text(sw[j], depth[i], f"{v:.0%}", ha="center", va="center", fontsize=7)
+            ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=8)
+
+    def position(values, grid, log=False):
+        """Fractional cell index of each value, extrapolating linearly past the ends."""
+        v, g = (np.log(values), np.log(grid)) if log else (np.asarray(values), grid)
+        idx = np.arange(len(g), dtype=float)
+        if len(g) == 1:
+            return np.zeros_like(v)
+        out = np.interp(v, g, idx)
+        lo, hi = v < g[0], v > g[-1]
+        out[lo] = (v[lo] - g[0]) / (g[1] - g[0])
+        out[hi] = len(g) - 1 + (v[hi] - g[-1]) / (g[-1] - g[-2])
+        return out
+
     curve = result["curve"]
-    ys = np.minimum(np.asarray(curve["depth"], float), 1e6)
-    ax.plot(curve["sigma_w2"], ys, color="black", linewidth=2.2, label="6 xi_c (mean-field depth limit)")
-    ax.set_yscale("log")
-    ax.set_ylim(edges(depth, log=True)[0], edges(depth, log=True)[-1])
-    ax.set_yticks(depth, [str(int(d)) for d in depth])
-    ax.set(xlabel="sigma_w^2", ylabel="depth (hidden layers)",
+    cx = position(np.asarray(curve["sigma_w2"], float), sw)
+    cy = position(np.minimum(np.asarray(curve["depth"], float), 1e9), depth, log=True)
+    ax.plot(cx, cy, color="black", linewidth=2.4, label="6 xi_c: mean-field theory's depth limit")
+    ax.set_xlim(-0.5, len(sw) - 0.5)
+    ax.set_ylim(-0.5, len(depth) - 0.5)
+    ax.set_xticks(range(len(sw)), [f"{v:g}" for v in sw])
+    ax.set_yticks(range(len(depth)), [f"{int(d)}" for d in depth])
+    ax.set(xlabel="sigma_w^2 (weight variance x fan_in)", ylabel="depth (hidden layers)",
            title=f"tanh, sigma_b^2 = {result['sigma_b2']:g}: which networks train")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     return ax
