@@ -4,6 +4,7 @@ The public API: every name below is importable as ``initlab.<name>``.
 """
 
 from . import datasets, theory
+from ._version import __version__
 from .diagnose import Diagnosis, diagnose, lsuv
 from .ensemble import train_many
 from .errors import InitlabError
@@ -13,11 +14,8 @@ from .store import load
 from .symmetry import effective_width
 from .train import TrainResult, probability_grid, train
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Diagnosis", "InitlabError", "Manifest", "TrainResult", "__version__", "datasets", "diagnose",
-    "effective_width", "fans", "lsuv", "theory",
-    "gain", "initialize", "load", "mlp", "probability_grid", "schemes", "train", "train_many",
-    "variance_scaling",
+    "effective_width", "fans", "gain", "initialize", "load", "lsuv", "mlp", "probability_grid", "schemes",
+    "theory", "train", "train_many", "variance_scaling",
 ]
