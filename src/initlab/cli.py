@@ -407,8 +407,13 @@ def _sweep_progress(total: int, enabled: bool):
                    "heatmap with mean-field theory's depth limit 6 xi_c over it.")
 @click.option("--size", type=click.Choice(["small", "default", "large"]), default="default", show_default=True,
               help="The preset's grid: default runs on a 2-core CPU in minutes; large is for --device cuda.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where groups train: in this process, or as Ray tasks (pip install 'initlab[ray]').")
+@click.option("--address", default=None,
+              help="With --executor ray: 'auto' (the cluster this machine joined) or HOST:PORT of the head node "
+                   "(default: RAY_ADDRESS, else a Ray instance started for the sweep).")
 def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_progress, as_json, preset, size,
-              **axes):
+              executor_name, address, **axes):
     """Train a grid of models (schemes x depth x width x ... x seeds) from a sweep file or flags, many
     at once, into a results store that a rerun completes after an interruption."""
     from . import sweep as sweep_mod
@@ -460,15 +465,17 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
         else:
             out_console.print(table)
         return
-    from .train import resolve_device
+    from . import executors
 
-    resolve_device(device)
+    executor = executors.get(executor_name, address)
+    executor.connect(device)  # a missing GPU, Ray or cluster is one line, before the bar
     bar, update = _sweep_progress(len(runs), not no_progress)
     if bar:
         with bar:
-            outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, progress=update)
+            outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, progress=update,
+                                    executor=executor)
     else:
-        outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size)
+        outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, executor=executor)
     outcome["store"] = str(db)
     if as_json:
         click.echo(json.dumps(outcome, indent=2))

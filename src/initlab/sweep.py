@@ -38,7 +38,9 @@ import math
 import re
 import time
 import tomllib
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +50,7 @@ import torch
 from .datasets import GENERATORS as DATASETS, make
 from .ensemble import train_many
 from .errors import InitlabError, unknown_name
+from .executors import LocalExecutor, RayExecutor
 from .experiment import environment
 from .models import ACTIVATIONS, mlp
 from .schemes import initialize, parse_spec
@@ -262,8 +265,51 @@ def groups(configs: list[dict], size: int = 256) -> list[list[dict]]:
     return [runs[i:i + size] for runs in by_key.values() for i in range(0, len(runs), size)]
 
 
+def train_group(group: list[dict], *, sweep: str = "sweep", device: str | None = None, thumbnail: int = 32,
+                callback: Callable[[float], None] | None = None) -> list[dict]:
+    """Train one group of same-architecture runs with :func:`~initlab.train_many`.
+
+    Returns the records :meth:`initlab.store.Store.write` takes, as plain data (results, numbers,
+    arrays; no models, no database), so that a worker on another machine can return them.
+    ``callback(fraction)`` follows the training, from 0 to 1.
+    """
+    datasets: dict[tuple, Any] = {}
+    per_run = []
+    for c in group:
+        key = (c["dataset"], c["n"], c["noise"], c["data_seed"])
+        if key not in datasets:
+            datasets[key] = make(c["dataset"], n=c["n"], noise=c["noise"], seed=c["data_seed"])
+        per_run.append(datasets[key])
+    data = per_run[0] if len(datasets) == 1 else per_run
+    first = group[0]
+    steps = max(first["steps"], 1)
+    t0 = time.perf_counter()
+    results, models = train_many(
+        data, [{"scheme": c["scheme"], "seed": c["seed"], "lr": c["lr"]} for c in group],
+        hidden=[first["width"]] * first["depth"], activation=first["activation"], steps=first["steps"],
+        lr=first["lr"], optimizer=first["optimizer"], batch_size=first["batch_size"], device=device,
+        eval_every=first["eval_every"], dtype=first["dtype"],
+        callback=(lambda s: callback(s / steps)) if callback else None, return_models=True)
+    seconds = time.perf_counter() - t0
+    records = []
+    for config, result, model, d in zip(group, results, models, per_run):
+        grid = None
+        if thumbnail:
+            points = torch.cat([d.X_train, d.X_test])
+            g = probability_grid(model, points, resolution=thumbnail)
+            if result.diverged:
+                g["p"][:] = np.nan
+            grid = {"p": g["p"], "extent": [float(g["xx"].min()), float(g["xx"].max()),
+                                            float(g["yy"].min()), float(g["yy"].max())]}
+        records.append({"config": config, "result": result, "sweep": sweep, "grid": grid,
+                        "group_seconds": seconds, "group_size": len(group), "versions": environment(),
+                        "device": result.config["device"]})
+    return records
+
+
 def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: int = 256,
-        thumbnail: int = 32, progress: Callable[[float, int], None] | None = None) -> dict:
+        thumbnail: int = 32, progress: Callable[[float, int], None] | None = None,
+        executor: LocalExecutor | RayExecutor | None = None) -> dict:
     """Train every run of ``sweep`` that ``db`` does not hold yet, one group at a time, storing each
     group in one transaction as it finishes.
 
@@ -278,55 +324,41 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
     thumbnail : int, default 32
         Resolution of the stored probability grid of each run (0: none).
     progress : callable, optional
-        ``progress(runs_done, runs_total)``, with fractions while a group trains.
+        ``progress(runs_done, runs_total)``, with fractions while a group trains (locally).
+    executor : LocalExecutor or RayExecutor, optional
+        Where the groups train (see :mod:`initlab.executors`); default: in this process. Only this
+        process writes the store, whatever the executor.
 
     Returns
     -------
     dict
         ``total``, ``skipped`` (already stored), ``trained``, ``diverged``, ``seconds``.
     """
-    resolve_device(device)  # a missing GPU is an error before anything is written
-    configs = sweep.runs()
-    with Store(db) as store:
-        done = store.finished()
-        todo = [c for c in configs if run_id(c) not in done]
-        total, finished, diverged, start = len(configs), len(configs) - len(todo), 0, time.perf_counter()
-        datasets: dict[tuple, Any] = {}
-        if progress:
-            progress(finished, total)
-        for group in groups(todo, group_size):
-            first = group[0]
-            for c in group:
-                key = (c["dataset"], c["n"], c["noise"], c["data_seed"])
-                if key not in datasets:
-                    datasets[key] = make(c["dataset"], n=c["n"], noise=c["noise"], seed=c["data_seed"])
-            per_run = [datasets[(c["dataset"], c["n"], c["noise"], c["data_seed"])] for c in group]
-            data = per_run[0] if all(d is per_run[0] for d in per_run) else per_run
-            steps = max(first["steps"], 1)
-            tick = (lambda s, base=finished, m=len(group): progress(base + m * s / steps, total)) if progress else None
-            t0 = time.perf_counter()
-            results, models = train_many(
-                data, [{"scheme": c["scheme"], "seed": c["seed"], "lr": c["lr"]} for c in group],
-                hidden=[first["width"]] * first["depth"], activation=first["activation"], steps=first["steps"],
-                lr=first["lr"], optimizer=first["optimizer"], batch_size=first["batch_size"], device=device,
-                eval_every=first["eval_every"], dtype=first["dtype"], callback=tick, return_models=True)
-            seconds = time.perf_counter() - t0
-            records = []
-            for config, result, model, d in zip(group, results, models, per_run):
-                grid = None
-                if thumbnail:
-                    points = torch.cat([d.X_train, d.X_test])
-                    g = probability_grid(model, points, resolution=thumbnail)
-                    if result.diverged:
-                        g["p"][:] = np.nan
-                    grid = {"p": g["p"], "extent": [g["xx"].min(), g["xx"].max(), g["yy"].min(), g["yy"].max()]}
-                records.append({"config": config, "result": result, "sweep": sweep.name, "grid": grid,
-                                "group_seconds": seconds, "group_size": len(group), "versions": environment(),
-                                "device": result.config["device"]})
-            store.write(records)
-            finished += len(group)
-            diverged += sum(r.diverged for r in results)
+    executor = executor or LocalExecutor()
+    executor.connect(device)  # a missing GPU is an error before anything is written
+    try:
+        configs = sweep.runs()
+        with Store(db) as store:
+            done = store.finished()
+            todo = [c for c in configs if run_id(c) not in done]
+            total, finished, diverged, start = len(configs), len(configs) - len(todo), 0, time.perf_counter()
             if progress:
                 progress(finished, total)
+
+            def training(group: list, fraction: float) -> None:
+                if progress:
+                    progress(finished + len(group) * fraction, total)
+
+            fn = partial(train_group, sweep=sweep.name, device=device, thumbnail=thumbnail)
+            # closing: an interruption (Ctrl-C) cancels what is outstanding; stored groups stay stored
+            with closing(executor.map(fn, groups(todo, group_size), training)) as completed:
+                for group, records in completed:
+                    store.write(records)
+                    finished += len(group)
+                    diverged += sum(r["result"].diverged for r in records)
+                    if progress:
+                        progress(finished, total)
+    finally:
+        executor.close()
     return {"total": total, "skipped": total - len(todo), "trained": len(todo), "diverged": diverged,
             "seconds": time.perf_counter() - start}
