@@ -165,3 +165,15 @@ def test_without_ray_the_executor_says_how_to_install_it(tmp_path, monkeypatch):
     assert not (tmp_path / "runs.db").exists()
     bad = run("--address", "auto")
     assert bad.exit_code == 2 and "--address is for --executor ray" in bad.output
+
+
+def test_an_address_nothing_answers_is_one_line_at_once():
+    from initlab import InitlabError
+    from initlab.executors import _probe
+
+    start = time.perf_counter()
+    with pytest.raises(InitlabError, match="no Ray cluster answers at '127.0.0.1:1'"):
+        _probe("127.0.0.1:1")
+    with pytest.raises(InitlabError, match="HOST:PORT"):
+        _probe("head-node")
+    assert time.perf_counter() - start < 5  # not Ray's minutes of retries

@@ -17,6 +17,7 @@ Ray is an optional extra (``pip install 'initlab[ray]'``), imported only when a
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Callable, Iterable, Iterator
 
 from .errors import InitlabError
@@ -55,6 +56,20 @@ def _import_ray():
     return ray
 
 
+def _probe(address: str | None, timeout: float = 5.0) -> None:
+    """A HOST:PORT that nothing answers is one line now, not Ray's minutes of retries."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InitlabError(f"--address is 'auto' or HOST:PORT of the head node, like 10.0.0.5:6379; got '{address}'.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise InitlabError(f"no Ray cluster answers at '{address}' ({e.strerror or e}); start one there with "
+                           f"`ray start --head --port {port}`.") from None
+
+
 def _train_group(fn: GroupFn, group: list) -> list:
     """The Ray task: one group trained on a worker, its records returned to the driver."""
     return fn(group)
@@ -89,13 +104,20 @@ class RayExecutor:
             return
         ray = _import_ray()
         if not ray.is_initialized():
+            _probe(self.address)
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING,
                          **({} if self.address else {"include_dashboard": False}))
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"at '{self.address}'" if self.address else "here"
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise InitlabError(f"cannot start or reach a Ray cluster {where}: {first}") from None
+                chain = [e]
+                while chain[-1].__cause__ is not None and len(chain) < 5:
+                    chain.append(chain[-1].__cause__)
+                why = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(e).__name__
+                if any("InvalidAuthToken" in str(x) for x in chain):  # Ray >= 2.5x: the cluster's token
+                    why += ("; the cluster asks for its token: set RAY_AUTH_MODE=token and copy the head's "
+                            "~/.ray/auth_token here (or set RAY_AUTH_TOKEN)")
+                raise InitlabError(f"cannot start or reach a Ray cluster {where}: {why}.") from None
             self._started = True
         self._ray = ray
         self.num_gpus = 1 if device is not None and str(device).startswith("cuda") else 0
