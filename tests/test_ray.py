@@ -149,6 +149,8 @@ def test_cli_sweep_on_ray(ray_local, tmp_path):
     done = CliRunner().invoke(main, flags, catch_exceptions=False)
     assert done.exit_code == 0 and json.loads(done.output)["trained"] == 3
     assert len(stored_ids(tmp_path / "runs.db")) == 3
+    no_gpu = CliRunner().invoke(main, [*flags, "--device", "cuda"])  # the driver needs none; the cluster does
+    assert no_gpu.exit_code == 2 and "the Ray cluster has no GPU" in no_gpu.output
 
 
 def test_without_ray_the_executor_says_how_to_install_it(tmp_path, monkeypatch):
