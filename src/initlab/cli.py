@@ -56,14 +56,19 @@ def _value(text: str):
     return text
 
 
-def _params(pairs: tuple[str, ...]) -> dict:
-    params = {}
+def _split_pairs(pairs, form: str) -> dict[str, str]:
+    """``("a=1", "b=2")`` -> ``{"a": "1", "b": "2"}``; ``form`` says what a pair should look like."""
+    result = {}
     for pair in pairs:
         if "=" not in pair:
-            raise InitlabError(f"a scheme parameter is KEY=VALUE, like std=0.01; got '{pair}'.")
+            raise InitlabError(f"{form}; got '{pair}'.")
         key, value = pair.split("=", 1)
-        params[key.strip()] = _value(value.strip())
-    return params
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _params(pairs: tuple[str, ...]) -> dict:
+    return {k: _value(v) for k, v in _split_pairs(pairs, "a scheme parameter is KEY=VALUE, like std=0.01").items()}
 
 
 def _command_line() -> str:
@@ -134,13 +139,7 @@ def _scheme_options(f):
 
 
 def _overrides(pairs):
-    result = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InitlabError(f"an override is PATTERN=SCHEME, like out=xavier_uniform; got '{pair}'.")
-        pattern, name = pair.split("=", 1)
-        result[pattern] = name
-    return result
+    return _split_pairs(pairs, "an override is PATTERN=SCHEME, like out=xavier_uniform")
 
 
 @main.command("init")
@@ -336,12 +335,8 @@ def _flag_sweep(name, scheme, params, axes):
 
     settings = {k: (_flag_list(v) if k != "seeds" else _value(v)) for k, v in axes.items() if v is not None}
     names = [s.strip() for s in (scheme or "default").split(",") if s.strip()]
-    grids = {}
-    for pair in params:
-        if "=" not in pair:
-            raise InitlabError(f"--param is KEY=V1,V2,..., like std=0.01,0.1 or std=log:0.01:10:7; got '{pair}'.")
-        key, values = pair.split("=", 1)
-        grids[key.strip()] = _flag_list(values)
+    form = "--param is KEY=V1,V2,..., like std=0.01,0.1 or std=log:0.01:10:7"
+    grids = {key: _flag_list(values) for key, values in _split_pairs(params, form).items()}
     entries = []
     for s in names:
         accepted = set(get_scheme(s).params()) | {"bias"}
