@@ -82,7 +82,6 @@ def check_page(browser, path: Path, verdict_words: list[str], shot: Path):
     assert phone.evaluate("document.documentElement.scrollWidth") <= 391
     assert phone.evaluate("Math.max(...Array.from(document.images).map(i => i.getBoundingClientRect().width))") <= 390
     context.close()
-    return page
 
 
 def test_demo_page_in_a_browser(browser, outputs):
@@ -104,7 +103,7 @@ def test_train_page_escapes_a_hostile_run_name(browser, outputs):
     page_path = report.render(outputs / "train")
     html = page_path.read_text()
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    page = check_page(browser, page_path, ["<script>alert(1)</script>"], outputs / "train.png")
+    check_page(browser, page_path, ["<script>alert(1)</script>"], outputs / "train.png")
 
 
 def test_diagnose_page_in_a_browser(browser, outputs):

@@ -8,7 +8,7 @@ import pytest
 
 import initlab
 from initlab import InitlabError
-from initlab.store import Store, canonical, export, load, run_id, summarize, t975
+from initlab.store import Store, canonical, export, run_id, summarize, t975
 from initlab.train import TrainResult
 
 

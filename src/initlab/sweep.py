@@ -55,7 +55,7 @@ from .experiment import environment
 from .models import ACTIVATIONS, mlp
 from .schemes import initialize, parse_spec
 from .store import Store, run_id
-from .train import OPTIMIZERS, probability_grid, resolve_device
+from .train import OPTIMIZERS, probability_grid
 
 #: Every axis a sweep can span, with its default (one value).
 DEFAULTS: dict[str, Any] = {"dataset": "moons", "n": 1000, "noise": 0.2, "data_seed": 0, "depth": 3,

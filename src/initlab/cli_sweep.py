@@ -1,0 +1,261 @@
+"""The ``sweep`` and ``results`` commands: grids of models trained many at once into a results
+store, and their summary across seeds. Registered on :func:`initlab.cli.main`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import experiment
+from .cli import _split_pairs, _value, err_console, main, out_console
+from .errors import InitlabError
+
+def _grid_value(text: str):
+    """One flag value: a number, a word, or ``log:LOW:HIGH:COUNT`` / ``linear:LOW:HIGH:COUNT``."""
+    if text.startswith(("log:", "linear:")):
+        kind, *parts = text.split(":")
+        if len(parts) != 3:
+            raise InitlabError(f"a grid is {kind}:LOW:HIGH:COUNT, like log:0.01:10:7; got '{text}'.")
+        return {kind: [_value(parts[0]), _value(parts[1]), _value(parts[2])]}
+    return _value(text)
+
+
+def _flag_list(text: str) -> list:
+    values = [_grid_value(v.strip()) for v in text.split(",") if v.strip()]
+    return values[0] if len(values) == 1 and isinstance(values[0], dict) else values
+
+
+def _flag_sweep(name, scheme, params, axes):
+    """The settings of a sweep given by flags: schemes, their parameter grids and the axes."""
+    from .schemes import get as get_scheme
+
+    settings = {k: (_flag_list(v) if k != "seeds" else _value(v)) for k, v in axes.items() if v is not None}
+    names = [s.strip() for s in (scheme or "default").split(",") if s.strip()]
+    form = "--param is KEY=V1,V2,..., like std=0.01,0.1 or std=log:0.01:10:7"
+    grids = {key: _flag_list(values) for key, values in _split_pairs(params, form).items()}
+    entries = []
+    for s in names:
+        accepted = set(get_scheme(s).params()) | {"bias"}
+        entries.append({"name": s, **{k: v for k, v in grids.items() if k in accepted}})
+    for key in grids:
+        if not any(key in e for e in entries):
+            raise InitlabError(f"--param {key}: none of the schemes {', '.join(names)} takes '{key}'.")
+    settings["scheme"] = entries
+    return settings
+
+
+def _sweep_progress(total: int, enabled: bool):
+    """A progress bar on stderr for runs: done/total, runs per second, elapsed, ETA."""
+    if not enabled:
+        return None, None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.fields[done]}/{task.total} runs  {task.fields[rate]} runs/s"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)
+    task = bar.add_task("sweep", total=total, done=0, rate="-")
+    state = {}
+
+    def update(done: float, _total: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        state.setdefault("start", (now, done))
+        t0, d0 = state["start"]
+        rate = f"{(done - d0) / (now - t0):.1f}" if now > t0 and done > d0 else "-"
+        bar.update(task, completed=done, done=int(done), rate=rate)
+
+    return bar, update
+
+
+@main.command("sweep")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--name", default=None, help="The sweep's name (default: the file's name, or 'sweep').")
+@click.option("--scheme", default=None, help="Schemes, comma-separated: default,xavier_uniform,normal.")
+@click.option("--param", "params", multiple=True, metavar="KEY=V1,V2",
+              help="A scheme parameter's values, for every scheme that takes it: std=0.01,0.1 or std=log:0.01:10:7.")
+@click.option("--depth", default=None, help="Hidden layers: 2,4,8.")
+@click.option("--width", default=None, help="Hidden width: 16,32.")
+@click.option("--activation", default=None, help="relu, tanh, ... (comma-separated).")
+@click.option("--dataset", default=None, help="moons, circles, blobs, xor, spiral (comma-separated).")
+@click.option("--n", default=None, help="Points per dataset.")
+@click.option("--noise", default=None, help="Dataset noise: 0.1,0.2.")
+@click.option("--optimizer", default=None, help="sgd, adam.")
+@click.option("--lr", default=None, help="Learning rates: 0.01,0.1 or log:0.001:0.1:3.")
+@click.option("--steps", default=None, help="Training steps.")
+@click.option("--batch-size", default=None, help="Minibatch sizes, or 'full'.")
+@click.option("--eval-every", default=None, help="Evaluate every this many steps.")
+@click.option("--dtype", default=None, help="float32 or float64.")
+@click.option("--seeds", default=None, help="How many seeds (0..N-1) per cell.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Folder of the results store runs.db (default: initlab-out/<name>).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--group-size", type=int, default=256, show_default=True,
+              help="At most this many models train as one computation (and are stored in one transaction).")
+@click.option("--dry-run", is_flag=True, help="Print the cells and how many runs each has; train nothing.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--preset", type=click.Choice(["trainability"]), default=None,
+              help="A ready-made sweep: 'trainability' trains tanh MLPs over sigma_w^2 x depth and draws the "
+                   "heatmap with mean-field theory's depth limit 6 xi_c over it.")
+@click.option("--size", type=click.Choice(["small", "default", "large"]), default="default", show_default=True,
+              help="The preset's grid: default runs on a 2-core CPU in minutes; large is for --device cuda.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where groups train: in this process, or as Ray tasks (pip install 'initlab[ray]').")
+@click.option("--address", default=None,
+              help="With --executor ray: 'auto' (the cluster this machine joined) or HOST:PORT of the head node "
+                   "(default: RAY_ADDRESS, else a Ray instance started for the sweep).")
+def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_progress, as_json, preset, size,
+              executor_name, address, **axes):
+    """Train a grid of models (schemes x depth x width x ... x seeds) from a sweep file or flags, many
+    at once, into a results store that a rerun completes after an interruption."""
+    from . import sweep as sweep_mod
+    from .store import Store, run_id
+
+    given = [k for k, v in axes.items() if v is not None] + (["scheme"] if scheme else []) + \
+        (["param"] if params else [])
+    if preset:
+        if file or given:
+            raise InitlabError("--preset is a whole sweep: give it alone (with --size, --out, --device).")
+        from .trainability import preset as trainability_preset
+
+        def fail_at(key, message, _index):
+            raise InitlabError(f"preset {preset}, {key}: {message}.")
+        sweep = sweep_mod.build(trainability_preset(size), fail_at)
+    elif file:
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise InitlabError(f"give a sweep file or axis flags, not both (got the file and {flag}).")
+        sweep = sweep_mod.from_toml(file)
+    else:
+        sweep = sweep_mod.from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
+    if name:
+        sweep.name = name
+    if group_size < 1:
+        raise InitlabError(f"--group-size must be >= 1; got {group_size}.")
+    db = Path(out or Path("initlab-out") / sweep.name) / "runs.db"
+    runs = sweep.runs()
+    if dry_run:
+        done = set()
+        if db.is_file():
+            with Store(db) as store:
+                done = store.finished()
+        cols = sweep.swept() or ["scheme"]
+        table = Table(title=f"sweep '{sweep.name}': {len(runs)} runs in {len(sweep_mod.groups(runs, group_size))} "
+                            f"groups -> {db}")
+        for col in (*cols, "runs", "stored"):
+            table.add_column(col)
+        cells: dict = {}
+        for r in runs:
+            key = tuple(_cell_label(r, c) for c in cols)
+            cells.setdefault(key, [0, 0])
+            cells[key][0] += 1
+            cells[key][1] += run_id(r) in done
+        for key, (count, stored) in cells.items():
+            table.add_row(*key, str(count), str(stored))
+        if as_json:
+            click.echo(json.dumps({"runs": len(runs), "cells": [dict(zip(cols, k)) for k in cells]}, indent=2))
+        else:
+            out_console.print(table)
+        return
+    from . import executors
+
+    executor = executors.get(executor_name, address)
+    executor.connect(device)  # a missing GPU, Ray or cluster is one line, before the bar
+    bar, update = _sweep_progress(len(runs), not no_progress)
+    if bar:
+        with bar:
+            outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, progress=update,
+                                    executor=executor)
+    else:
+        outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, executor=executor)
+    outcome["store"] = str(db)
+    if as_json:
+        click.echo(json.dumps(outcome, indent=2))
+        return
+    out_console.print(f"{outcome['total']} runs: {outcome['trained']} trained, {outcome['skipped']} already "
+                      f"stored, {outcome['diverged']} diverged, in {outcome['seconds']:.1f} s.")
+    out_console.print(f"Store: [bold]{db}[/bold]   Summary: initlab results {db}")
+    if preset == "trainability":
+        _trainability_outputs(db)
+
+
+def _trainability_outputs(db: Path) -> dict:
+    """Analyze a trainability store: the heatmap with 6 xi_c over it and the fractions that trained."""
+    from . import plots
+    from .store import load
+    from .trainability import analyze
+
+    result = analyze(load(db))
+    fig, ax = plots.plt.subplots(figsize=(8, 5))
+    plots.trainability_heatmap(result, ax)
+    png = plots.save_figure(fig, db.parent / "trainability")[0]
+    (db.parent / "trainability.json").write_text(json.dumps(experiment._json_safe(result), indent=2))
+    within, beyond = result["within"], result["beyond"]
+    share = lambda part: "n/a" if part["trained"] is None else f"{part['trained']:.0%} of {part['runs']} runs"  # noqa: E731
+    out_console.print(f"Trained well within the depth limit (depth <= 6 xi_c / 1.5): {share(within)}; "
+                      f"well beyond it (depth >= 1.5 x 6 xi_c): {share(beyond)}.")
+    out_console.print(f"Heatmap: [bold]{png}[/bold]")
+    return result
+
+
+def _cell_label(config: dict, key: str) -> str:
+    if key == "scheme":
+        from .store import _label
+        return _label(config["scheme"])
+    value = config[key]
+    return "full" if key == "batch_size" and value is None else str(value)
+
+
+@main.command("results")
+@click.argument("path", type=click.Path())
+@click.option("--metric", default="test_accuracy", show_default=True,
+              help="train_loss, test_loss, train_accuracy or test_accuracy.")
+@click.option("--threshold", type=float, default=0.9, show_default=True,
+              help="Test accuracy that counts as success (and whose first step is reported).")
+@click.option("--by", default=None, help="Columns to group by, comma-separated (default: the swept axes).")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
+              help="Write every run (one row each) as CSV.")
+@click.option("--parquet", "parquet_path", default=None, type=click.Path(dir_okay=False),
+              help="Write every run as Parquet (needs pyarrow).")
+@click.option("--figures", default=None, type=click.Path(file_okay=False),
+              help="Folder for a heatmap of two swept axes, curves with 95% bands and contour thumbnails.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as_json):
+    """Summarize a results store across seeds: mean, std, 95% confidence interval, success rate and
+    steps to the threshold, per cell."""
+    from . import store
+
+    df = store.load(path)
+    if df.empty:
+        raise InitlabError(f"'{path}' holds no runs yet.")
+    swept = [c for c in store.AXES if c in df and df[c].astype(str).nunique() > 1]
+    columns = [c.strip() for c in by.split(",")] if by else (swept or ["scheme"])
+    for c in columns:
+        if c not in df:
+            raise InitlabError(f"--by: no column '{c}'; columns: {', '.join(c for c in store.AXES if c in df)}.")
+    summary = store.summarize(df, by=columns, metric=metric, threshold=threshold)
+    for target in (csv_path, parquet_path):
+        if target:
+            store.export(df, Path(target).with_suffix(".parquet" if target == parquet_path else ".csv"))
+    if figures:
+        from . import plots
+
+        written = plots.sweep_figures(df, figures, axes=swept or ["scheme"], metric=metric)
+        err_console.print(f"Figures: {', '.join(str(p) for p in written.values())}")
+    if as_json:
+        click.echo(json.dumps(experiment._json_safe(summary.to_dict(orient="records")), indent=2, default=str))
+        return
+    table = Table(title=f"{len(df)} runs in {len(summary)} cells: {metric} across seeds "
+                        f"(success: test accuracy >= {threshold:g})")
+    for col in (*columns, "runs", "mean ± std", "95% CI", "success", f"steps to {threshold:g}", "diverged"):
+        table.add_column(col, justify="left" if col in columns else "right")
+    fmt = lambda v, f=".3f": "-" if v != v else format(v, f)  # noqa: E731  (v != v: NaN)
+    for r in summary.to_dict(orient="records"):
+        table.add_row(*(str(r[c]) if c != "batch_size" or r[c] == r[c] else "full" for c in columns),
+                      str(r["runs"]), f"{fmt(r['mean'])} ± {fmt(r['std'])}",
+                      f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]", f"{r['success_rate']:.0%}",
+                      fmt(r["steps_to_threshold"], ".0f"), f"{r['diverged']:.0%}")
+    out_console.print(table)
