@@ -36,7 +36,8 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
                                 linewidths=[2.0 if lv == 0.5 else 0.9 for lv in present])
             ax.clabel(cs, fmt="%.1f", fontsize=8, inline=True)
         if pf.max() - pf.min() < 0.1:
-            ax.text(0.5, 0.93, f"p lies between {pf.min():.4f} and {pf.max():.4f} everywhere",
+            mid, half = (pf.max() + pf.min()) / 2, (pf.max() - pf.min()) / 2
+            ax.text(0.5, 0.93, f"p = {mid:.3f} \u00b1 {half:.1g} everywhere: almost no signal",
                     transform=ax.transAxes, ha="center", va="top", fontsize=8,
                     bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     else:
