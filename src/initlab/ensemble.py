@@ -75,6 +75,11 @@ def _activation_backward(activation: str, grad: torch.Tensor, z: torch.Tensor | 
     return grad
 
 
+#: Activations whose backward needs only their output: applied in place, so the pre-activation's
+#: buffer is reused (a fresh large tensor per layer costs as much as the activation itself).
+_IN_PLACE = {"tanh": torch.tanh_, "sigmoid": torch.sigmoid_, "relu": torch.relu_, "identity": lambda z: z}
+
+
 class _Stack:
     """``m`` MLPs of widths ``sizes`` as one flat parameter buffer (and its optimizer state)."""
 
@@ -120,7 +125,12 @@ class _Stack:
             z = torch.baddbmm(b.unsqueeze(1), h, W)
             if saved is not None:
                 saved.append(h)
-            h = z if i == last else self.act(z)
+            if i == last:
+                h = z
+            elif self.activation in _IN_PLACE:
+                h = _IN_PLACE[self.activation](z)
+            else:
+                h = self.act(z)
             if saved is not None and i < last:
                 saved.append((z if self.activation in ("gelu", "leaky_relu") else None, h))
         return h.squeeze(-1)
