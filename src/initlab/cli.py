@@ -23,6 +23,7 @@ from . import experiment  # noqa: E402
 from .schemes import get, initialize, parse_spec, schemes  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .errors import InitlabError  # noqa: E402
+from .jsonsafe import json_safe  # noqa: E402
 from .models import mlp, parse_hidden  # noqa: E402
 
 out_console = Console(width=None if sys.stdout.isatty() else 120)
@@ -197,7 +198,7 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick):
     path = demo_mod.write(out, cfg, records, extra, command=_command_line())
     rows = [r["row"] for r in records]
     if as_json:
-        click.echo(json.dumps(experiment._json_safe(_json_rows(rows)), indent=2))
+        click.echo(json.dumps(json_safe(_json_rows(rows)), indent=2))
         return
     _print_table(rows)
     base = extra["baseline"]["logistic_regression_test_accuracy"]
@@ -239,7 +240,7 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
     path = experiment.save(out, cfg, [record], data, command=_command_line(), extra={"kind": "train"})
     page = report.render(path, path / "index.html")
     if as_json:
-        click.echo(json.dumps(experiment._json_safe(_json_rows([record["row"]])), indent=2))
+        click.echo(json.dumps(json_safe(_json_rows([record["row"]])), indent=2))
         return
     _print_table([record["row"]])
     out_console.print(f"Figures, results.json and the page: [bold]{page}[/bold]")
@@ -298,7 +299,7 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, schem
         folder.mkdir(parents=True, exist_ok=True)
         plots.save_figure(plots.diagnosis_panels(docs), folder / "diagnose")
         stored = {"diagnoses": docs, "command": _command_line(), "environment": experiment.environment()}
-        (folder / "diagnoses.json").write_text(json.dumps(experiment._json_safe(stored), indent=2))
+        (folder / "diagnoses.json").write_text(json.dumps(json_safe(stored), indent=2))
     if as_json:
         click.echo(json.dumps({"diagnoses": docs}, indent=2))
         return
@@ -355,7 +356,7 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
         stem = plot_path[:-4] if plot_path.lower().endswith(".png") else plot_path
         plots.save_figure(fig, stem)
     if as_json:
-        click.echo(json.dumps(experiment._json_safe({**mf, "points": points}), indent=2))
+        click.echo(json.dumps(json_safe({**mf, "points": points}), indent=2))
         return
     table = Table(title=f"mean-field theory: {activation}, sigma_b^2 = {sigma_b2:g}")
     for col in ("sigma_w^2", "q*", "chi_1", "xi_q", "xi_c", "phase"):

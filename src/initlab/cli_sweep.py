@@ -10,9 +10,9 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import experiment
 from .cli import _split_pairs, _value, err_console, main, out_console
 from .errors import InitlabError
+from .jsonsafe import json_safe
 
 def _grid_value(text: str):
     """One flag value: a number, a word, or ``log:LOW:HIGH:COUNT`` / ``linear:LOW:HIGH:COUNT``."""
@@ -192,7 +192,7 @@ def _trainability_outputs(db: Path) -> dict:
     fig, ax = plots.plt.subplots(figsize=(8, 5))
     plots.trainability_heatmap(result, ax)
     png = plots.save_figure(fig, db.parent / "trainability")[0]
-    (db.parent / "trainability.json").write_text(json.dumps(experiment._json_safe(result), indent=2))
+    (db.parent / "trainability.json").write_text(json.dumps(json_safe(result), indent=2))
     within, beyond = result["within"], result["beyond"]
     share = lambda part: "n/a" if part["trained"] is None else f"{part['trained']:.0%} of {part['runs']} runs"  # noqa: E731
     out_console.print(f"Trained well within the depth limit (depth <= 6 xi_c / 1.5): {share(within)}; "
@@ -231,8 +231,8 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     df = store.load(path)
     if df.empty:
         raise InitlabError(f"'{path}' holds no runs yet.")
-    swept = [c for c in store.AXES if c in df and df[c].astype(str).nunique() > 1]
-    columns = [c.strip() for c in by.split(",")] if by else (swept or ["scheme"])
+    swept = store.swept_axes(df) or ["scheme"]
+    columns = [c.strip() for c in by.split(",")] if by else swept
     for c in columns:
         if c not in df:
             raise InitlabError(f"--by: no column '{c}'; columns: {', '.join(c for c in store.AXES if c in df)}.")
@@ -243,10 +243,10 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     if figures:
         from . import plots
 
-        written = plots.sweep_figures(df, figures, axes=swept or ["scheme"], metric=metric)
+        written = plots.sweep_figures(df, figures, axes=swept, metric=metric)
         err_console.print(f"Figures: {', '.join(str(p) for p in written.values())}")
     if as_json:
-        click.echo(json.dumps(experiment._json_safe(summary.to_dict(orient="records")), indent=2, default=str))
+        click.echo(json.dumps(json_safe(summary.to_dict(orient="records")), indent=2, default=str))
         return
     table = Table(title=f"{len(df)} runs in {len(summary)} cells: {metric} across seeds "
                         f"(success: test accuracy >= {threshold:g})")

@@ -81,7 +81,7 @@ def run(cfg: ExperimentConfig, progress: Progress | None = None) -> tuple[list[d
         rec = run_scheme(cfg, spec, data, callback=cb, label=label)
         rec["row"]["role"] = role
         records.append(rec)
-    symmetry = symmetry_study(replace(cfg, device=None), steps=max(100, cfg.steps // 2), progress=progress)
+    symmetry = symmetry_study(replace(cfg, device=None), steps=_symmetry_steps(cfg), progress=progress)
     extra = {"baseline": {"logistic_regression_test_accuracy": linear_baseline(data)},
              "symmetry": symmetry}
     return records, extra
@@ -96,9 +96,14 @@ def write(out: str | Path, cfg: ExperimentConfig, records: list[dict], extra: di
     return out
 
 
+def _symmetry_steps(cfg: ExperimentConfig) -> int:
+    """The symmetry study trains half as long as the chapter's runs, at least 100 steps."""
+    return max(100, cfg.steps // 2)
+
+
 def total_steps(cfg: ExperimentConfig) -> int:
     """Steps the whole demo trains, for a progress bar."""
-    return len(CHAPTER_RUNS) * cfg.steps + 4 * max(100, cfg.steps // 2)
+    return len(CHAPTER_RUNS) * cfg.steps + len(SYMMETRY_OPTIMIZERS) * len(DTYPES) * _symmetry_steps(cfg)
 
 
 __all__ = ["CHAPTER_RUNS", "config", "run", "symmetry_study", "write", "total_steps"]

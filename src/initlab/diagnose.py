@@ -19,6 +19,7 @@ from torch import nn
 
 from . import theory
 from .errors import InitlabError
+from .jsonsafe import json_safe
 from .schemes import LAYER_TYPES, fans, initialize
 from .symmetry import count_distinct
 
@@ -33,6 +34,9 @@ FACTOR = 10.0
 COLUMNS = ["name", "kind", "activation", "fan_in", "fan_out", "weight_std", "preact_std", "act_mean", "act_std",
            "grad_std", "weight_grad_std", "grad_to_weight", "dead_fraction", "saturated_fraction",
            "effective_width", "width", "predicted_preact_std", "predicted_act_std", "predicted_grad_std"]
+#: The columns a diagnosis shows as a table (terminal and report page): measured beside predicted.
+TABLE_COLUMNS = ["name", "kind", "fan_in", "fan_out", "preact_std", "predicted_preact_std", "act_std", "grad_std",
+                 "predicted_grad_std", "dead_fraction", "saturated_fraction", "effective_width"]
 
 
 def _std(t: torch.Tensor | None) -> float | None:
@@ -114,16 +118,14 @@ class Diagnosis:
     meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
-        return {"scheme": self.scheme, "activation": self.activation,
-                "layers": [{k: clean(v) for k, v in r.items()} for r in self.rows], "verdict": self.verdict}
+        return json_safe({"scheme": self.scheme, "activation": self.activation, "layers": self.rows,
+                          "verdict": self.verdict})
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
 
     def table(self) -> str:
-        cols = ["name", "kind", "fan_in", "fan_out", "preact_std", "predicted_preact_std", "act_std", "grad_std",
-                "predicted_grad_std", "dead_fraction", "saturated_fraction", "effective_width"]
+        cols = TABLE_COLUMNS
         cells = [[_fmt(r.get(c)) for c in cols] for r in self.rows]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
         lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
@@ -133,12 +135,8 @@ class Diagnosis:
     __str__ = table
 
     def _repr_html_(self) -> str:
-        cols = [c for c in COLUMNS if c != "width"]
-        head = "".join(f"<th>{escape(c)}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
-                       for r in self.rows)
         return (f"<p><b>verdict: {escape(self.verdict['summary'])}</b>. {escape(self.verdict['message'])}</p>"
-                f"<table><tr>{head}</tr>{body}</table>")
+                + layers_html(self.rows, [c for c in COLUMNS if c != "width"]))
 
     def plot(self, ax=None):
         """Std per layer on a log scale, forward and backward; measured solid, predicted dashed."""
@@ -147,11 +145,20 @@ class Diagnosis:
 
 
 def _fmt(v) -> str:
+    """Three significant digits: a diagnosis spans many orders of magnitude."""
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
+
+
+def layers_html(rows: list[dict], columns: list[str] = TABLE_COLUMNS) -> str:
+    """A diagnosis's rows as an HTML table, every cell escaped."""
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _following_activation(calls: list[_Call], i: int, layer_idx: list[int]):

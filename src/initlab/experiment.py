@@ -6,7 +6,6 @@ probability grids), which plots and reports read back without training.
 from __future__ import annotations
 
 import json
-import math
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from ._version import __version__
 from .datasets import GENERATORS as DATASETS, Dataset, make
 from .errors import InitlabError, unknown_name
+from .jsonsafe import json_safe
 from .models import make_activation, mlp, parse_hidden
 from .schemes import parse_spec, initialize
 from .symmetry import effective_width
@@ -106,16 +106,6 @@ def environment() -> dict:
     return {"initlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def save(out: str | Path, config: ExperimentConfig, records: list[dict], data: Dataset,
          command: str = "", extra: dict | None = None) -> Path:
     """Write ``results.json`` and ``arrays.npz`` for ``records`` into folder ``out``."""
@@ -131,7 +121,7 @@ def save(out: str | Path, config: ExperimentConfig, records: list[dict], data: D
            "tracked": {r["row"]["scheme"]: r["result"].to_dict()["tracked"] for r in records
                        if r["result"].tracked},
            **(extra or {})}
-    (out / "results.json").write_text(json.dumps(_json_safe(doc), indent=2))
+    (out / "results.json").write_text(json.dumps(json_safe(doc), indent=2))
     arrays = {"X_train": data.X_train.numpy(), "y_train": data.y_train.numpy(),
               "X_test": data.X_test.numpy(), "y_test": data.y_test.numpy()}
     for i, r in enumerate(records):

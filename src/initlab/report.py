@@ -139,22 +139,12 @@ def _train_body(doc: dict, out: Path) -> tuple[str, str]:
     return verdict, body
 
 
-def _sig(v) -> str:
-    """Three significant digits: a diagnosis spans many orders of magnitude."""
-    return f"{v:.3g}" if isinstance(v, float) else _fmt(v)
-
-
 def _diagnose_body(docs: list[dict], out: Path) -> tuple[str, str]:
     items = "".join(f"<li><b>{escape(str(d.get('scheme')))}</b>: {escape(d['verdict']['summary'])}. "
                     f"{escape(d['verdict']['message'])}</li>" for d in docs)
-    cols = ["name", "kind", "fan_in", "fan_out", "preact_std", "predicted_preact_std", "act_std", "grad_std",
-            "predicted_grad_std", "dead_fraction", "saturated_fraction", "effective_width"]
-    tables = []
-    for d in docs:
-        head = "".join(f"<th>{escape(c)}</th>" for c in cols)
-        rows = "".join("<tr>" + "".join(f"<td>{escape(_sig(r.get(c)))}</td>" for c in cols) + "</tr>"
-                       for r in d["layers"])
-        tables.append(f"<h3>{escape(str(d.get('scheme')))}</h3><table><tr>{head}</tr>{rows}</table>")
+    from .diagnose import layers_html
+
+    tables = [f"<h3>{escape(str(d.get('scheme')))}</h3>{layers_html(d['layers'])}" for d in docs]
     body = (f"{_img(out / 'diagnose.png', 'std per layer, forward and backward, measured and predicted')}"
             f"<p class='small'>Solid: measured on the batch. Dashed: mean-field theory's prediction.</p>"
             f"{''.join(tables)}")

@@ -201,6 +201,11 @@ def steps_to(history: dict, threshold: float, split: str = "test") -> int | None
     return None
 
 
+def swept_axes(df) -> list[str]:
+    """The config columns (of :data:`AXES`) that take more than one value in the store, seeds aside."""
+    return [a for a in AXES if a in df and len({str(v) for v in df[a].tolist()}) > 1]
+
+
 def summarize(df, by: Sequence[str] | None = None, metric: str = "test_accuracy", threshold: float = 0.9):
     """One row per cell (the runs that differ only in seed): ``runs``, ``mean``, ``std``, ``ci_low``,
     ``ci_high`` (the 95% t-interval of the mean of ``metric``), ``success_rate`` (the share of runs

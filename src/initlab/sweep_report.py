@@ -11,12 +11,7 @@ from pathlib import Path
 
 from .experiment import environment
 from .report import _img, page
-from .store import AXES, load, summarize
-
-
-def swept_axes(df) -> list[str]:
-    """The config columns that take more than one value in the store (seeds aside)."""
-    return [a for a in AXES if a in df and len({str(v) for v in df[a].tolist()}) > 1] or ["scheme"]
+from .store import AXES, load, summarize, swept_axes
 
 
 def _cell(row: dict, axes: list[str]) -> str:
@@ -68,7 +63,7 @@ def sweep_page(db: Path, folder: Path) -> str:
     from . import plots
 
     df = load(db)
-    axes = swept_axes(df)
+    axes = swept_axes(df) or ["scheme"]
     figures = plots.sweep_figures(df, folder, axes=axes)
     summary = summarize(df, by=axes)
     name = str(df["sweep"].iloc[0]) if "sweep" in df and len(df) else db.stem

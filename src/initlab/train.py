@@ -17,6 +17,7 @@ from torch import nn
 
 from .datasets import Dataset
 from .errors import InitlabError, unknown_name
+from .jsonsafe import json_safe
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
@@ -95,14 +96,9 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         """JSON-ready: non-finite numbers become None."""
-        clean = lambda v: v if not isinstance(v, float) or math.isfinite(v) else None  # noqa: E731
-        return {"history": {k: [clean(v) for v in vs] for k, vs in self.history.items()},
-                "final": {k: clean(v) for k, v in self.final.items()},
-                "diverged": self.diverged, "diverged_step": self.diverged_step,
-                "config": self.config, "seconds": self.seconds,
-                "tracked": None if self.tracked is None else {
-                    k: [[clean(x) for x in row] if isinstance(row, list) else row for row in v]
-                    if k in ("act_std", "grad_norm") else v for k, v in self.tracked.items()}}
+        return json_safe({"history": self.history, "final": self.final, "diverged": self.diverged,
+                          "diverged_step": self.diverged_step, "config": self.config, "seconds": self.seconds,
+                          "tracked": self.tracked})
 
 
 def _all_finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
