@@ -481,11 +481,7 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
                 b_rec = _fill_bias(module.bias, bias_value)
         for pname, rec in (("weight", w_rec), ("bias", b_rec)):
             if rec is not None:
-                tensor = getattr(module, pname)
-                manifest.entries.append({"parameter": f"{name}.{pname}" if name else pname,
-                                         "module": name, "kind": type(module).__name__,
-                                         "shape": list(tensor.shape), "scheme": layer_spec["name"],
-                                         "params": layer_spec["params"], **rec})
+                manifest.entries.append(_entry(name, pname, module, layer_spec, rec))
 
     handled = {id(m) for _, m in layers}
     for name, module in model.named_modules():
@@ -494,6 +490,12 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
                                      "reason": f"{type(module).__name__} is not a layer initlab "
                                                f"initializes; left as it was"})
     return manifest
+
+
+def _entry(name: str, pname: str, module: nn.Module, spec: dict, record: dict) -> dict:
+    """One manifest entry: which parameter, of which layer, drawn by which scheme, and how."""
+    return {"parameter": f"{name}.{pname}" if name else pname, "module": name, "kind": type(module).__name__,
+            "shape": list(getattr(module, pname).shape), "scheme": spec["name"], "params": spec["params"], **record}
 
 
 def _lsuv(model, spec, override_specs, seed, inputs, manifest) -> Manifest:
@@ -509,11 +511,9 @@ def _lsuv(model, spec, override_specs, seed, inputs, manifest) -> Manifest:
     for name, module in model.named_modules():
         if isinstance(module, LAYER_TYPES):
             fan_in, fan_out = fans(module.weight)
-            manifest.entries.append({"parameter": f"{name}.weight", "module": name, "kind": type(module).__name__,
-                                     "shape": list(module.weight.shape), "scheme": "lsuv", "params": spec["params"],
-                                     "distribution": "orthogonal, rescaled", "fan_in": fan_in, "fan_out": fan_out,
-                                     "std": float(module.weight.detach().std()),
-                                     "iterations": result.iterations.get(name)})
+            manifest.entries.append(_entry(name, "weight", module, spec, {
+                "distribution": "orthogonal, rescaled", "fan_in": fan_in, "fan_out": fan_out,
+                "std": float(module.weight.detach().std()), "iterations": result.iterations.get(name)}))
     return manifest
 
 
