@@ -60,14 +60,15 @@ def _numel(m: int, sizes: Sequence[int]) -> int:
 
 
 def _activation_backward(activation: str, grad: torch.Tensor, z: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
-    """d loss / d z from d loss / d act(z): the fused kernels autograd itself calls."""
+    """d loss / d z from d loss / d act(z), written over ``grad``: the fused kernels autograd itself
+    calls (their ``out=`` forms, so no fresh tensor per layer)."""
     aten = torch.ops.aten
     if activation == "tanh":
-        return aten.tanh_backward(grad, h)
+        return aten.tanh_backward.grad_input(grad, h, grad_input=grad)
     if activation == "sigmoid":
-        return aten.sigmoid_backward(grad, h)
+        return aten.sigmoid_backward.grad_input(grad, h, grad_input=grad)
     if activation == "relu":
-        return aten.threshold_backward(grad, h, 0)
+        return aten.threshold_backward.grad_input(grad, h, 0, grad_input=grad)
     if activation == "leaky_relu":
         return aten.leaky_relu_backward(grad, z, 0.01, False)
     if activation == "gelu":
@@ -89,6 +90,7 @@ class _Stack:
         self.m = flat.numel() // _numel(1, sizes)
         self.grad = torch.zeros_like(flat)
         self.state: dict[str, torch.Tensor] = {}
+        self._scratch: dict = {}
         self._bind()
 
     def _bind(self):
@@ -113,16 +115,28 @@ class _Stack:
             out += [W[i].t(), b[i]]
         return out
 
+    def buffer(self, key, shape: Sequence[int]) -> torch.Tensor:
+        """A scratch tensor of ``shape``, kept for the next call with the same ``key``: a fresh large
+        tensor per layer and step costs page faults that take longer than the arithmetic."""
+        numel = math.prod(shape)
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < numel:
+            buf = self._scratch[key] = torch.empty(numel, dtype=self.flat.dtype, device=self.flat.device)
+        return buf[:numel].view(*shape)
+
     def forward(self, x: torch.Tensor, rows: slice = slice(None), saved: list | None = None) -> torch.Tensor:
         """Logits ``(m, n)`` of models ``rows`` on ``x`` (``(n, d)`` shared or ``(m, n, d)``); the layer
-        inputs and pre-activations are appended to ``saved`` for :meth:`backward`."""
+        inputs and pre-activations are appended to ``saved`` for :meth:`backward`. The result lives in
+        a scratch buffer: use it before the next call."""
         h = x
         last = len(self.W) - 1
         for i, (W, b) in enumerate(zip(self.W, self.b)):
             W, b = W[rows], b[rows]
             if h.dim() == 2:
                 h = h.expand(W.shape[0], *h.shape)
-            z = torch.baddbmm(b.unsqueeze(1), h, W)
+            # training keeps every layer's output for the backward pass; evaluating needs two buffers
+            z = self.buffer(("layer", i if saved is not None else i % 2), (W.shape[0], h.shape[1], W.shape[2]))
+            torch.baddbmm(b.unsqueeze(1), h, W, out=z)
             if saved is not None:
                 saved.append(h)
             if i == last:
@@ -141,7 +155,8 @@ class _Stack:
         for i in range(len(self.W) - 1, -1, -1):
             if i < len(self.W) - 1:
                 z, h = saved.pop()
-                dh = torch.bmm(dz, self.W[i + 1][rows].transpose(1, 2))
+                dh = self.buffer(("grad", i % 2), h.shape)  # never the buffer dz lives in
+                torch.bmm(dz, self.W[i + 1][rows].transpose(1, 2), out=dh)
                 dz = _activation_backward(self.activation, dh, z, h)
             h_in = saved.pop()
             torch.bmm(h_in.transpose(1, 2), dz, out=self.gW[i][rows])
@@ -268,14 +283,14 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
     per_model = X.dim() == 3               # each model its own data set: (M, n, d)
     sizes = [X.shape[-1], *widths, 1]
 
-    models = []
-    for run in runs:  # the plain path's model and initialization, bitwise
-        model = mlp(sizes[0], widths, 1, activation).to(dev, dtype)
-        initialize(model, run["scheme"], seed=run["seed"])
+    stack = _Stack(torch.empty(_numel(len(runs), sizes), dtype=dtype, device=dev), sizes, activation)
+    models, template = [], mlp(sizes[0], widths, 1, activation).to(dev, dtype)
+    for j, run in enumerate(runs):  # the plain path's model and initialization, bitwise
+        model = mlp(sizes[0], widths, 1, activation).to(dev, dtype) if return_models else template
+        initialize(model, run["scheme"], seed=run["seed"])  # writes every weight and bias
+        for p, v in zip(model.parameters(), stack.model_params(j)):
+            v.copy_(p.detach())
         models.append(model)
-    flat = torch.cat([torch.stack([p.detach().t() if p.dim() == 2 else p.detach() for p in ps]).reshape(-1)
-                      for ps in zip(*(list(m.parameters()) for m in models))])
-    stack = _Stack(flat.contiguous(), sizes, activation)
     if not return_models:
         models = []  # the stack holds the parameters now
 
@@ -292,25 +307,27 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
     diverged_at: list[int | None] = [None] * total
     final_params: list[list[torch.Tensor] | None] = [None] * total
 
+    # both splits in one forward pass per chunk of models: train points first, then test points
+    X_eval, y_eval, n_train = torch.cat([X, X_test], -2), torch.cat([y, y_test], -1), X.shape[-2]
+
     def evaluate(rows: torch.Tensor, step: int) -> None:
         """Record loss and accuracy on both splits for the stacked models at positions ``rows``."""
-        chunk = max(1, ACTIVATION_BUDGET // (X.shape[-2] * max(sizes[1:])))  # no activations are kept
+        chunk = max(1, ACTIVATION_BUDGET // (X_eval.shape[-2] * max(sizes[1:])))  # no activations are kept
         everyone = rows.numel() == stack.m  # then chunks are slices of the stack: no copies
-        values = {}
-        for name, xs_all, ys_all in (("train", X, y), ("test", X_test, y_test)):
-            losses, accs = [], []
-            for start in range(0, rows.numel(), chunk):
-                sel = rows[start:start + chunk].to(dev)
-                xs, ys = (xs_all[alive_dev[sel]], ys_all[alive_dev[sel]]) if per_model else (xs_all, ys_all)
-                if everyone:
-                    logits = stack.forward(xs, slice(start, start + sel.numel()))
-                else:
-                    logits = _sub_forward(stack, sel, xs)
-                losses.append(_bce(logits, ys))
-                correct = ((logits > 0) == (ys > 0.5)) & ~torch.isnan(logits)
-                accs.append(correct.float().mean(1))  # as train() computes it
-            values[f"{name}_loss"] = torch.cat(losses).tolist()
-            values[f"{name}_accuracy"] = torch.cat(accs).tolist()
+        parts = []
+        for start in range(0, rows.numel(), chunk):
+            sel = rows[start:start + chunk].to(dev)
+            xs, ys = (X_eval[alive_dev[sel]], y_eval[alive_dev[sel]]) if per_model else (X_eval, y_eval)
+            if everyone:
+                logits = stack.forward(xs, slice(start, start + sel.numel()))
+            else:
+                logits = _sub_forward(stack, sel, xs)
+            ys = ys.expand_as(logits)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, ys, reduction="none")
+            correct = (((logits > 0) == (ys > 0.5)) & ~torch.isnan(logits)).float()  # as train() counts
+            parts.append(torch.stack([loss[:, :n_train].mean(1), correct[:, :n_train].mean(1),
+                                      loss[:, n_train:].mean(1), correct[:, n_train:].mean(1)]))
+        values = dict(zip(METRICS, torch.cat(parts, 1).tolist()))
         for j, g in enumerate(alive[rows.cpu()].tolist()):
             history[g]["step"].append(step)
             for k in METRICS:

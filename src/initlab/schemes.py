@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 import json
 import math
@@ -231,9 +232,15 @@ class Scheme:
         but ``default``)."""
         if self.fn is None:
             return {}
-        sig = inspect.signature(self.fn)
-        return {k: p.default for k, p in sig.parameters.items()
-                if k not in ("weight", "generator") and k not in self.fixed}
+        return {k: v for k, v in _signature_defaults(self.fn) if k not in self.fixed}
+
+
+@functools.cache
+def _signature_defaults(fn: Callable) -> tuple:
+    """``(name, default)`` of a scheme function's parameters, but the weight and the generator (read
+    once per function: every layer of every model asks)."""
+    return tuple((k, p.default) for k, p in inspect.signature(fn).parameters.items()
+                 if k not in ("weight", "generator"))
 
 
 _REGISTRY: dict[str, Scheme] = {s.name: s for s in [
