@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -81,6 +81,17 @@ def _activation_backward(activation: str, grad: torch.Tensor, z: torch.Tensor | 
 _IN_PLACE = {"tanh": torch.tanh_, "sigmoid": torch.sigmoid_, "relu": torch.relu_, "identity": lambda z: z}
 
 
+class _Layer(NamedTuple):
+    """One layer of one chunk of models: parameter views, gradient views and scratch buffers."""
+    W: torch.Tensor    # (r, in, out)
+    WT: torch.Tensor   # (r, out, in)
+    b: torch.Tensor    # (r, 1, out)
+    z: torch.Tensor    # (r, n, out): this layer's output
+    gW: torch.Tensor
+    gb: torch.Tensor
+    dh: torch.Tensor | None  # (r, n, in): d loss / d input, while training
+
+
 class _Stack:
     """``m`` MLPs of widths ``sizes`` as one flat parameter buffer (and its optimizer state)."""
 
@@ -96,6 +107,7 @@ class _Stack:
     def _bind(self):
         self.W, self.b = _views(self.flat, self.m, self.sizes)
         self.gW, self.gb = _views(self.grad, self.m, self.sizes)
+        self._plans: dict = {}
 
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only the models at positions ``rows`` (parameters, gradients and optimizer state)."""
@@ -115,31 +127,46 @@ class _Stack:
             out += [W[i].t(), b[i]]
         return out
 
-    def buffer(self, key, shape: Sequence[int]) -> torch.Tensor:
-        """A scratch tensor of ``shape``, kept for the next call with the same ``key``: a fresh large
-        tensor per layer and step costs page faults that take longer than the arithmetic."""
-        numel = math.prod(shape)
-        buf = self._scratch.get(key)
-        if buf is None or buf.numel() < numel:
-            buf = self._scratch[key] = torch.empty(numel, dtype=self.flat.dtype, device=self.flat.device)
-        return buf[:numel].view(*shape)
+    def _plan(self, rows: slice, n: int, training: bool) -> list[_Layer]:
+        """The views one chunk of models ``rows`` on ``n`` points works through, layer by layer, made
+        once and kept: scratch buffers reused across steps (a fresh large tensor per layer and step
+        costs page faults that take longer than the arithmetic), and slices of the parameters and
+        gradients (making them anew each step costs as much as the arithmetic of a small network)."""
+        key = (rows.start, rows.stop, n, training)
+        if key not in self._plans:
+            r = len(range(*rows.indices(self.m)))
+            # training keeps every layer's output for the backward pass; evaluating needs two buffers
+            keys = [("layer", i) if training else ("eval", i % 2) for i in range(len(self.W))]
+            need: dict = {}
+            for i, (k, fan_in, fan_out) in enumerate(zip(keys, self.sizes[:-1], self.sizes[1:])):
+                need[k] = max(need.get(k, 0), r * n * fan_out)
+                if training:
+                    need[("grad", i % 2)] = max(need.get(("grad", i % 2), 0), r * n * fan_in)
+            for k, numel in need.items():
+                if k not in self._scratch or self._scratch[k].numel() < numel:
+                    self._scratch[k] = torch.empty(numel, dtype=self.flat.dtype, device=self.flat.device)
+            plan = []
+            for i, (W, b, gW, gb) in enumerate(zip(self.W, self.b, self.gW, self.gb)):
+                fan_in, fan_out = W.shape[1:]
+                z = self._scratch[keys[i]][:r * n * fan_out].view(r, n, fan_out)
+                dh = self._scratch[("grad", i % 2)][:r * n * fan_in].view(r, n, fan_in) if training else None
+                plan.append(_Layer(W[rows], W[rows].transpose(1, 2), b[rows].unsqueeze(1), z, gW[rows], gb[rows], dh))
+            self._plans[key] = plan
+        return self._plans[key]
 
     def forward(self, x: torch.Tensor, rows: slice = slice(None), saved: list | None = None) -> torch.Tensor:
         """Logits ``(m, n)`` of models ``rows`` on ``x`` (``(n, d)`` shared or ``(m, n, d)``); the layer
         inputs and pre-activations are appended to ``saved`` for :meth:`backward`. The result lives in
         a scratch buffer: use it before the next call."""
-        h = x
-        last = len(self.W) - 1
-        for i, (W, b) in enumerate(zip(self.W, self.b)):
-            W, b = W[rows], b[rows]
-            if h.dim() == 2:
-                h = h.expand(W.shape[0], *h.shape)
-            # training keeps every layer's output for the backward pass; evaluating needs two buffers
-            z = self.buffer(("layer", i if saved is not None else i % 2), (W.shape[0], h.shape[1], W.shape[2]))
-            if W.shape[2] == 1:  # one output unit: baddbmm's copy of a width-1 bias costs more than the product
-                torch.bmm(h, W, out=z).add_(b.unsqueeze(1))
+        plan = self._plan(rows, x.shape[-2], saved is not None)
+        h = x if x.dim() == 3 else x.expand(plan[0].W.shape[0], *x.shape)
+        last = len(plan) - 1
+        for i, layer in enumerate(plan):
+            z = layer.z
+            if layer.W.shape[2] == 1:  # one output unit: baddbmm's copy of a width-1 bias costs more than the product
+                torch.bmm(h, layer.W, out=z).add_(layer.b)
             else:
-                torch.baddbmm(b.unsqueeze(1), h, W, out=z)
+                torch.baddbmm(layer.b, h, layer.W, out=z)
             if saved is not None:
                 saved.append(h)
             if i == last:
@@ -154,16 +181,16 @@ class _Stack:
 
     def backward(self, dlogits: torch.Tensor, saved: list, rows: slice = slice(None)) -> None:
         """Write the gradients of models ``rows`` into ``self.grad`` from ``dloss/dlogits``."""
+        plan = self._plan(rows, dlogits.shape[-1], True)
         dz = dlogits.unsqueeze(-1)
-        for i in range(len(self.W) - 1, -1, -1):
-            if i < len(self.W) - 1:
+        for i in range(len(plan) - 1, -1, -1):
+            if i < len(plan) - 1:
                 z, h = saved.pop()
-                dh = self.buffer(("grad", i % 2), h.shape)  # never the buffer dz lives in
-                torch.bmm(dz, self.W[i + 1][rows].transpose(1, 2), out=dh)
+                dh = plan[i + 1].dh  # never the buffer dz lives in
+                torch.bmm(dz, plan[i + 1].WT, out=dh)
                 dz = _activation_backward(self.activation, dh, z, h)
-            h_in = saved.pop()
-            torch.bmm(h_in.transpose(1, 2), dz, out=self.gW[i][rows])
-            torch.sum(dz, 1, out=self.gb[i][rows])
+            torch.bmm(saved.pop().transpose(1, 2), dz, out=plan[i].gW)
+            torch.sum(dz, 1, out=plan[i].gb)
 
     def step(self, optimizer: str, lr: float | torch.Tensor) -> None:
         """One SGD or Adam step (PyTorch's formulas and defaults) on every model at once."""
