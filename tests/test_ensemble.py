@@ -148,3 +148,13 @@ def test_models_trained_in_chunks_equal_their_solo_runs(small_moons, monkeypatch
     results = train_many(small_moons, RUNS * 2, hidden=HIDDEN, activation="tanh", dtype="float64", **kw)
     for run, result in zip(RUNS * 2, results):
         assert_same(result, solo(small_moons, run, **kw)[1], rtol=1e-10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("optimizer, batch_size", [("sgd", None), ("adam", 50)])
+def test_on_cuda_each_model_equals_its_plain_loop_run(small_moons, optimizer, batch_size):
+    kw = dict(steps=30, lr=0.01, optimizer=optimizer, batch_size=batch_size, device="cuda")
+    results = train_many(small_moons, RUNS, hidden=HIDDEN, activation="tanh", dtype="float64", **kw)
+    for run, result in zip(RUNS, results):
+        assert result.config["device"].startswith("cuda")
+        assert_same(result, solo(small_moons, run, **kw)[1], rtol=1e-10)
