@@ -6,11 +6,11 @@ alternately, ``--repeats`` times; both throughputs (model-steps per second) are 
 paired ratio (median of the per-repeat ratios). Both timings include building and initializing the
 models and the evaluations every ``--eval-every`` steps.
 
-    python benchmarks/train_many.py                          # the issue's table (minutes on 2 cores)
-    python benchmarks/train_many.py --steps 50 --models 1,100 --plain-models 10 --memory
+    python benchmarks/train_many.py --repeats 3 --memory     # the README's table (about 10 minutes on 2 cores)
+    python benchmarks/train_many.py --device cuda --configs 1 --models 1000,10000   # on a GPU
 
-``--plain-models K`` times the plain loop on the first K of the M models only (its throughput per
-model does not depend on M), to keep the run short. ``--memory`` also measures the peak RSS of
+``--plain-models K`` (default 10) times the plain loop on the first K of the M models only (its
+throughput per model does not depend on M), to keep the run short. ``--memory`` also measures the peak RSS of
 M = 100 models of [64] x 10, full batch, in a fresh process for each path.
 """
 
@@ -80,7 +80,8 @@ def main() -> None:
                         help="values of M, comma-separated (default 1,10,100; on CUDA also 1000,10000)")
     parser.add_argument("--configs", default=",".join(str(i) for i in range(len(CONFIGS))),
                         help="indices into: " + "; ".join(f"{i} = {k}" for i, k in enumerate(CONFIGS)))
-    parser.add_argument("--plain-models", type=int, default=None, help="time the plain loop on at most K models")
+    parser.add_argument("--plain-models", type=int, default=10,
+                        help="time the plain loop on at most K models (its throughput does not depend on M)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
