@@ -150,6 +150,14 @@ def test_models_trained_in_chunks_equal_their_solo_runs(small_moons, monkeypatch
         assert_same(result, solo(small_moons, run, **kw)[1], rtol=1e-10)
 
 
+@pytest.mark.parametrize("return_models", [False, True])
+def test_the_global_rng_is_never_touched(small_moons, return_models):
+    state = torch.random.get_rng_state()
+    runs = [{"scheme": "default", "seed": 1}, {"scheme": "xavier_uniform", "seed": 2}]
+    train_many(small_moons, runs, hidden=[8], steps=5, batch_size=32, return_models=return_models)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("optimizer, batch_size", [("sgd", None), ("adam", 50)])
 def test_on_cuda_each_model_equals_its_plain_loop_run(small_moons, optimizer, batch_size):

@@ -2,8 +2,9 @@
 
 Every model keeps its own parameters, optimizer state, minibatch order and fate: the parameters of
 all ``M`` models live in one flat buffer, each layer a ``(M, in, out)`` view of it, the forward pass
-is one batched matmul per layer (``torch.baddbmm``), the backward pass is written out by hand into a
-preallocated gradient buffer of the same layout, and the optimizer updates the whole buffer at once.
+is one batched matmul per layer (``torch.baddbmm``) into scratch buffers kept across steps, the
+backward pass is written out by hand into a preallocated gradient buffer of the same layout, and the
+optimizer updates the whole buffer at once.
 Nothing couples the models: a batched matmul computes each model's slice from that model's slice
 alone, and a model whose loss or parameters become NaN or inf is recorded as diverged at that step
 and dropped from the stack, so the rest train on as if it had never been there.
@@ -37,7 +38,7 @@ from .train import TrainResult, check_arguments, resolve_device
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 RUN_KEYS = {"scheme", "params", "seed", "lr"}
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
-ACTIVATION_BUDGET = 1 << 21      # activation elements per chunk of models (8 MB in float32; measured best)
+ACTIVATION_BUDGET = 1 << 21      # layer outputs' elements per chunk of models (8 MB in float32; measured best)
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
@@ -140,7 +141,7 @@ class _Stack:
             need: dict = {}
             for i, (k, fan_in, fan_out) in enumerate(zip(keys, self.sizes[:-1], self.sizes[1:])):
                 need[k] = max(need.get(k, 0), r * n * fan_out)
-                if training:
+                if training and i > 0:  # d loss / d input of every layer but the first
                     need[("grad", i % 2)] = max(need.get(("grad", i % 2), 0), r * n * fan_in)
             for k, numel in need.items():
                 if k not in self._scratch or self._scratch[k].numel() < numel:
@@ -149,15 +150,16 @@ class _Stack:
             for i, (W, b, gW, gb) in enumerate(zip(self.W, self.b, self.gW, self.gb)):
                 fan_in, fan_out = W.shape[1:]
                 z = self._scratch[keys[i]][:r * n * fan_out].view(r, n, fan_out)
-                dh = self._scratch[("grad", i % 2)][:r * n * fan_in].view(r, n, fan_in) if training else None
+                dh = self._scratch[("grad", i % 2)][:r * n * fan_in].view(r, n, fan_in) if training and i else None
                 plan.append(_Layer(W[rows], W[rows].transpose(1, 2), b[rows].unsqueeze(1), z, gW[rows], gb[rows], dh))
             self._plans[key] = plan
         return self._plans[key]
 
     def forward(self, x: torch.Tensor, rows: slice = slice(None), saved: list | None = None) -> torch.Tensor:
-        """Logits ``(m, n)`` of models ``rows`` on ``x`` (``(n, d)`` shared or ``(m, n, d)``); the layer
-        inputs and pre-activations are appended to ``saved`` for :meth:`backward`. The result lives in
-        a scratch buffer: use it before the next call."""
+        """Logits ``(m, n)`` of models ``rows`` on ``x`` (``(n, d)`` shared or ``(m, n, d)``); each layer's
+        input and, after its activation, ``(pre-activation or None, output)`` are appended to ``saved``
+        for :meth:`backward` (the pre-activation only where the activation's backward needs it). The
+        result lives in a scratch buffer: use it before the next call."""
         plan = self._plan(rows, x.shape[-2], saved is not None)
         h = x if x.dim() == 3 else x.expand(plan[0].W.shape[0], *x.shape)
         last = len(plan) - 1
@@ -314,9 +316,14 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
     sizes = [X.shape[-1], *widths, 1]
 
     stack = _Stack(torch.empty(_numel(len(runs), sizes), dtype=dtype, device=dev), sizes, activation)
-    models, template = [], mlp(sizes[0], widths, 1, activation).to(dev, dtype)
-    for j, run in enumerate(runs):  # the plain path's model and initialization, bitwise
-        model = mlp(sizes[0], widths, 1, activation).to(dev, dtype) if return_models else template
+    def blank() -> nn.Module:  # built on the meta device: no draws from the global RNG, no work
+        with torch.device("meta"):
+            model = mlp(sizes[0], widths, 1, activation)
+        return model.to_empty(device=dev).to(dtype)
+
+    models, template = [], None if return_models else blank()
+    for j, run in enumerate(runs):  # the plain path's initialization, bitwise
+        model = blank() if return_models else template
         initialize(model, run["scheme"], seed=run["seed"])  # writes every weight and bias
         for p, v in zip(model.parameters(), stack.model_params(j)):
             v.copy_(p.detach())
