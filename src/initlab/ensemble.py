@@ -405,7 +405,10 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
             xb, yb = (X[alive_dev], y[alive_dev]) if per_model and stack.m < total else (X, y)
         else:
             if cursor + batch > n:
-                perms = torch.stack([torch.randperm(n, generator=gens[g]) for g in alive.tolist()]).to(dev)
+                order = torch.empty(len(alive), n, dtype=torch.long)  # each model's own draw, as train() makes it
+                for j, g in enumerate(alive.tolist()):
+                    torch.randperm(n, generator=gens[g], out=order[j])
+                perms = order.to(dev)
                 cursor = 0
             idx = perms[:, cursor:cursor + batch]
             cursor += batch
