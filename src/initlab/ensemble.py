@@ -133,8 +133,8 @@ class _Stack:
     def _plan(self, rows: slice, n: int, training: bool) -> list[_Layer]:
         """The views one chunk of models ``rows`` on ``n`` points works through, layer by layer, made
         once and kept: scratch buffers reused across steps (a fresh large tensor per layer and step
-        costs page faults that take longer than the arithmetic), and slices of the parameters and
-        gradients (making them anew each step costs as much as the arithmetic of a small network)."""
+        costs page faults: about a fifth of a [64] x 10 step, measured), and slices of the parameters
+        and gradients (for small networks, making them anew each step is a noticeable share of it)."""
         key = (rows.start, rows.stop, n, training)
         if key not in self._plans:
             r = len(range(*rows.indices(self.m)))
