@@ -8,6 +8,7 @@ models and the evaluations every ``--eval-every`` steps.
 
     python benchmarks/train_many.py --repeats 3 --memory     # the README's table (about 10 minutes on 2 cores)
     python benchmarks/train_many.py --device cuda --configs 1 --models 1000,10000   # on a GPU
+    bash benchmarks/gpu_check.sh                             # on a GPU: the CUDA tests, then this
 
 ``--plain-models K`` (default 10) times the plain loop on the first K of the M models only (its
 throughput per model does not depend on M), to keep the run short. ``--memory`` also measures the peak RSS of
