@@ -318,20 +318,20 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
     sizes = [X.shape[-1], *widths, 1]
 
     stack = _Stack(torch.empty(_numel(len(runs), sizes), dtype=dtype, device=dev), sizes, activation)
+
     def blank() -> nn.Module:  # built on the meta device: no draws from the global RNG, no work
         with torch.device("meta"):
             model = mlp(sizes[0], widths, 1, activation)
         return model.to_empty(device=dev).to(dtype)
 
-    models, template = [], None if return_models else blank()
+    models, template = [], None if return_models else blank()  # the stack holds the parameters
     for j, run in enumerate(runs):  # the plain path's initialization, bitwise
         model = blank() if return_models else template
         initialize(model, run["scheme"], seed=run["seed"])  # writes every weight and bias
         for p, v in zip(model.parameters(), stack.model_params(j)):
             v.copy_(p.detach())
-        models.append(model)
-    if not return_models:
-        models = []  # the stack holds the parameters now
+        if return_models:
+            models.append(model)
 
     total = len(runs)
     alive = torch.arange(total)                        # global index of each stacked model
