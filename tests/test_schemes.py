@@ -128,13 +128,20 @@ def test_bias_param_and_constant_biases():
     assert all(torch.count_nonzero(p) == 0 for p in model.parameters())
 
 
-def test_norms_and_embeddings_are_skipped_and_reported():
+def test_embeddings_are_left_and_norms_set_to_one_and_zero_and_reported():
     model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.LayerNorm(4))
-    before = [p.clone() for p in (model[0].weight, model[2].weight)]
+    with torch.no_grad():
+        model[2].weight.fill_(3.0)
+        model[2].bias.fill_(-1.0)
+    before = model[0].weight.clone()
     manifest = initlab.initialize(model, "xavier_uniform", seed=0)
-    assert [s["kind"] for s in manifest.skipped] == ["Embedding", "LayerNorm"]
-    assert torch.equal(before[0], model[0].weight) and torch.equal(before[1], model[2].weight)
-    assert "skipped" in manifest.table()
+    assert [e["kind"] for e in manifest.left] == ["Embedding"]
+    assert "roles={'embedding'" in manifest.left[0]["reason"]
+    assert torch.equal(before, model[0].weight)
+    assert torch.all(model[2].weight == 1) and torch.all(model[2].bias == 0)
+    assert {e["parameter"]: e["role"] for e in manifest.entries}["2.weight"] == "norm_scale"
+    assert "left" in manifest.table()
+    assert set(manifest.accounting()) == {n for n, _ in model.named_parameters()}
 
 
 def test_override_by_module_name_pattern():
@@ -143,7 +150,7 @@ def test_override_by_module_name_pattern():
     schemes = {e["parameter"]: e["scheme"] for e in manifest.entries}
     assert schemes["fc1.weight"] == "he_normal" and schemes["out.weight"] == "xavier_uniform"
     assert model.out.weight.abs().max() <= math.sqrt(6 / 17)
-    with pytest.raises(InitlabError, match="matches no layer; layers: fc1, fc2, out"):
+    with pytest.raises(InitlabError, match="matches no layer or parameter; layers: fc1, fc2, out"):
         initlab.initialize(model, "he_normal", overrides={"ouput": "xavier_uniform"})
 
 

@@ -20,7 +20,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, neve
 
 from . import demo as demo_mod  # noqa: E402
 from . import experiment  # noqa: E402
-from .schemes import get, initialize, parse_spec, schemes  # noqa: E402
+from .init import initialize  # noqa: E402
+from .schemes import get, parse_spec, schemes  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .errors import InitlabError  # noqa: E402
 from .jsonsafe import json_safe  # noqa: E402

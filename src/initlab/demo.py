@@ -14,7 +14,7 @@ from typing import Callable
 
 from .experiment import DTYPES, ExperimentConfig, label_of, linear_baseline, run_scheme, save
 from .models import mlp
-from .schemes import initialize
+from .init import initialize
 from .symmetry import effective_width
 from .train import train
 

@@ -1,15 +1,19 @@
 """A report card for any model at initialization: how activations and gradients scale from layer to
 layer, measured on a batch, next to what mean-field theory predicts, with a verdict and a fix.
 
-``diagnose(model, inputs)`` runs one forward and one backward pass with hooks and leaves the model's
-parameters, buffers, gradients and the caller's RNG state exactly as they were. ``lsuv(model,
-inputs)`` is the data-dependent fix (Mishkin and Matas 2015).
+``diagnose(model, inputs)`` runs one forward and one backward pass through the per-layer probe
+(``probe.py``: any model, statistics along each layer's feature axis) and leaves the model's
+parameters, buffers, gradients and the caller's RNG state exactly as they were. The verdict is code
+that judges those rows; it is tested on constructed cases, including those where it must not fire.
+The data-dependent fix is :func:`initlab.lsuv` (``lsuv.py``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from html import escape
 from typing import Callable
@@ -17,38 +21,25 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import theory
+from . import layers as L
+from . import probe, theory
 from .errors import InitlabError
+from .init import _materialize, initialize
 from .jsonsafe import json_safe
-from .schemes import LAYER_TYPES, fans, initialize
-from .symmetry import count_distinct
 
-#: Activation modules initlab recognizes, by the name theory knows them by.
-ACTIVATION_MODULES = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
-                      nn.GELU: "gelu", nn.Identity: "identity"}
 #: The scheme that keeps the variance for each activation (He for the ReLU family, Xavier otherwise).
 SUGGESTED = {"relu": "he_normal", "leaky_relu": "he_normal", "gelu": "he_normal", "tanh": "xavier_uniform",
              "sigmoid": "xavier_uniform", "identity": "xavier_uniform", "unknown": "lsuv"}
-#: A std more than this factor below (above) the first layer's is vanishing (exploding).
+#: sigma_w^2 = fan_in * Var(W) that the suggested scheme gives a square hidden layer.
+SUGGESTED_SIGMA_W2 = {"relu": 2.0, "leaky_relu": 2.0, "gelu": 2.0, "tanh": 1.0, "sigmoid": 1.0, "identity": 1.0}
+#: A std more than this factor below (above) the first comparable layer's is vanishing (exploding).
 FACTOR = 10.0
-COLUMNS = ["name", "kind", "activation", "fan_in", "fan_out", "weight_std", "preact_std", "act_mean", "act_std",
-           "grad_std", "weight_grad_std", "grad_to_weight", "dead_fraction", "saturated_fraction",
+COLUMNS = ["name", "kind", "activation", "fan_in", "fan_out", "weight_std", "sigma_w2", "preact_std", "act_mean",
+           "act_std", "grad_std", "weight_grad_std", "grad_to_weight", "dead_fraction", "saturated_fraction",
            "effective_width", "width", "predicted_preact_std", "predicted_act_std", "predicted_grad_std"]
 #: The columns a diagnosis shows as a table (terminal and report page): measured beside predicted.
 TABLE_COLUMNS = ["name", "kind", "fan_in", "fan_out", "preact_std", "predicted_preact_std", "act_std", "grad_std",
                  "predicted_grad_std", "dead_fraction", "saturated_fraction", "effective_width"]
-
-
-def _std(t: torch.Tensor | None) -> float | None:
-    return None if t is None or t.numel() < 2 else float(t.detach().double().std())
-
-
-def _units(t: torch.Tensor) -> torch.Tensor:
-    """(samples, units): a convolution's channels are its units, positions count as samples."""
-    t = t.detach()
-    if t.dim() > 2:
-        return t.transpose(0, 1).reshape(t.shape[1], -1).T
-    return t.reshape(t.shape[0], -1)
 
 
 def _default_loss(out: torch.Tensor) -> torch.Tensor:
@@ -62,6 +53,7 @@ def _default_loss(out: torch.Tensor) -> torch.Tensor:
 def _loss(out, targets, loss_fn):
     if loss_fn is not None:
         return loss_fn(out, targets) if targets is not None else loss_fn(out)
+    out = probe.first_tensor(out)
     if targets is None:
         return _default_loss(out)
     if targets.dtype in (torch.long, torch.int):
@@ -69,39 +61,6 @@ def _loss(out, targets, loss_fn):
     if out.dim() == 2 and out.shape[1] == 1 and targets.dim() == 1:
         return nn.functional.binary_cross_entropy_with_logits(out.reshape(-1), targets.to(out.dtype))
     return nn.functional.mse_loss(out, targets.to(out.dtype))
-
-
-@dataclass
-class _Call:
-    name: str
-    module: nn.Module
-    input: torch.Tensor | None
-    output: torch.Tensor
-
-
-def _trace(model: nn.Module, inputs, targets, loss_fn):
-    """One forward and backward pass; every leaf module's call in order and each layer's output grad."""
-    calls: list[_Call] = []
-    grads: dict[int, torch.Tensor] = {}
-    names = {m: n for n, m in model.named_modules()}
-
-    def hook(module, args, out):
-        if not isinstance(out, torch.Tensor):
-            return
-        calls.append(_Call(names[module], module, args[0] if args and isinstance(args[0], torch.Tensor) else None, out))
-        if isinstance(module, LAYER_TYPES) and out.requires_grad:
-            i = len(calls) - 1
-            out.register_hook(lambda g, i=i: grads.__setitem__(i, g.detach()))
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        out = model(inputs)
-        _loss(out, targets, loss_fn).backward()
-    finally:
-        for h in handles:
-            h.remove()
-    return calls, grads
 
 
 @dataclass
@@ -161,100 +120,96 @@ def layers_html(rows: list[dict], columns: list[str] = TABLE_COLUMNS) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _following_activation(calls: list[_Call], i: int, layer_idx: list[int]):
-    """The activation after layer call ``i``: a module called before the next layer, else (a functional
-    call) the next layer's input."""
-    nxt = next((j for j in layer_idx if j > i), None)
-    end = nxt if nxt is not None else len(calls)
-    for j in range(i + 1, end):
-        kind = ACTIVATION_MODULES.get(type(calls[j].module))
-        if kind is not None and calls[j].input is not None and calls[j].input.shape == calls[i].output.shape:
-            return kind, calls[j].output
-    if nxt is not None and calls[nxt].input is not None and calls[nxt].input is not calls[i].output \
-            and calls[nxt].input.shape == calls[i].output.shape:
-        return "unknown", calls[nxt].input
-    return None, None
+def _move(inputs, param: torch.Tensor):
+    """Float inputs to the model's device and dtype; integer inputs (token ids) to its device only."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(param.device, param.dtype) if inputs.is_floating_point() else inputs.to(param.device)
+    if isinstance(inputs, dict):
+        return {k: _move(v, param) for k, v in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(_move(v, param) for v in inputs)
+    raise InitlabError(f"inputs must be a tensor, or a tuple or dict of tensors; got {type(inputs).__name__}.")
 
 
-def diagnose(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None = None,
-             loss_fn: Callable | None = None, scheme: str | None = None, rtol: float = 1e-3) -> Diagnosis:
-    """Measure how activations and gradients scale through ``model`` on ``inputs`` at its current
-    parameters, predict them from theory where the model is an MLP of a known activation, and judge.
+def _check_finite(inputs) -> None:
+    for name, t in probe.tensors(inputs).items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise InitlabError(f"the inputs hold NaN or inf ({bad} of {t.numel()} values in {name}): a diagnosis "
+                               f"needs finite inputs; clean the batch first.")
+
+
+def diagnose(model: nn.Module, inputs, targets: torch.Tensor | None = None, loss_fn: Callable | None = None,
+             scheme: str | dict | None = None, seed: int = 0, rtol: float = 1e-3) -> Diagnosis:
+    """Measure how activations and gradients scale through ``model`` on ``inputs``, predict them from
+    theory where the model is an MLP of a known activation, and judge.
 
     Parameters
     ----------
     model : nn.Module
-        Any module with Linear or convolution layers (MLPs, CNNs, residual blocks, functional
-        activations).
-    inputs : Tensor
-        A batch the model accepts.
+        Any module with weight layers initlab knows: Linear, convolutions, attention, LSTM/GRU/RNN,
+        parametrized layers, and classes declared with :func:`initlab.register_layer`.
+    inputs : Tensor, tuple or dict
+        A batch the model accepts; integer token ids are passed as they are.
     targets, loss_fn : optional
         The loss to differentiate. Without them, the gradient at the output is a fixed random unit-scale
         direction, so the backward statistics show the network alone.
-    scheme : str, optional
-        The scheme's name, for the verdict's message.
+    scheme : str or dict, optional
+        Diagnose a copy of ``model`` initialized with this scheme (``seed``); the model is not touched.
+    rtol : float
+        Two units count as one (effective width) when they agree within ``rtol`` of the layer's scale.
     """
-    layers = [m for m in model.modules() if isinstance(m, LAYER_TYPES)]
-    if not layers:
-        raise InitlabError("the model has no Linear or convolution layer to diagnose.")
-    if not isinstance(inputs, torch.Tensor):
-        raise InitlabError(f"inputs must be a tensor; got {type(inputs).__name__}.")
+    if not isinstance(model, nn.Module):
+        raise InitlabError(f"diagnose needs an nn.Module; got {type(model).__name__}.")
+    if scheme is not None:
+        model = copy.deepcopy(model)
+        initialize(model, scheme, seed=seed, inputs=inputs)
+        label = scheme if isinstance(scheme, str) else scheme.get("name")
+        return _diagnose(model, inputs, targets, loss_fn, rtol, label)
+    return _diagnose(model, inputs, targets, loss_fn, rtol, None)
+
+
+def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
+    if L.lazy_layers(model):
+        _materialize(model, inputs)
+    if not any(L.is_weight_layer(m) for m in model.modules()):
+        raise InitlabError(f"{type(model).__name__} has no layer initlab can diagnose (Linear, convolutions, "
+                           f"MultiheadAttention, LSTM/GRU/RNN, or a class declared with initlab.register_layer).")
     param = next(model.parameters())
-    inputs = inputs.to(param.device, param.dtype) if inputs.is_floating_point() else inputs.to(param.device)
+    inputs = _move(inputs, param)
+    _check_finite(inputs)
+    params = list(model.parameters())
+    trained = any(p.grad is not None for p in params)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    saved_grads = [(p, None if p.grad is None else p.grad.clone()) for p in model.parameters()]
-    for p, _ in saved_grads:
-        p.grad = None
+    saved = [(p, p.grad, p.requires_grad) for p in params]
     devices = [param.device.index or 0] if param.device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices):
+        for p in params:  # a frozen model still has gradients to measure
+            p.grad = None
+            p.requires_grad_(True)
+        with torch.random.fork_rng(devices=devices), torch.enable_grad():
             try:
-                calls, grads = _trace(model, inputs, targets, loss_fn)
-            except RuntimeError as e:
-                raise InitlabError(f"the inputs do not fit the model: {str(e).splitlines()[0]}") from None
-        rows = _rows(calls, grads, rtol)
+                calls, grads = probe.trace(model, inputs, lambda out: _loss(out, targets, loss_fn))
+            except (RuntimeError, ValueError, TypeError, IndexError) as e:
+                raise InitlabError(f"the inputs do not fit the model: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        rows = probe.rows(calls, grads, rtol)
     finally:
-        model.load_state_dict(state)
-        for p, g in saved_grads:
+        with torch.no_grad():
+            model.load_state_dict(state)
+        for p, g, r in saved:
+            p.requires_grad_(r)
             p.grad = g
     activation = _model_activation(rows)
-    _predict(rows, calls, activation)
-    return Diagnosis(rows, verdict(rows, activation, scheme), activation, scheme)
-
-
-def _rows(calls: list[_Call], grads: dict, rtol: float) -> list[dict]:
-    layer_idx = [i for i, c in enumerate(calls) if isinstance(c.module, LAYER_TYPES)]
-    rows = []
-    for i in layer_idx:
-        c = calls[i]
-        w = c.module.weight
-        fan_in, fan_out = fans(w)
-        kind, act = _following_activation(calls, i, layer_idx)
-        out_units = _units(c.output)
-        grad = grads.get(i)
-        wstd = _std(w)
-        wgstd = _std(w.grad)
-        row = {"name": c.name, "kind": type(c.module).__name__, "activation": kind, "fan_in": fan_in,
-               "fan_out": fan_out, "weight_std": wstd, "preact_std": _std(c.output),
-               "act_mean": None if act is None else float(act.detach().double().mean()),
-               "act_std": _std(act) if act is not None else _std(c.output),
-               "grad_std": _std(grad), "weight_grad_std": wgstd,
-               "grad_to_weight": None if not wstd or wgstd is None else wgstd / wstd,
-               "dead_fraction": None, "saturated_fraction": None, "width": out_units.shape[1],
-               "grad_second_moment": None if grad is None else float(grad.double().pow(2).mean())}
-        if act is not None:
-            a = _units(act)
-            if kind in ("relu", "leaky_relu") or (kind == "unknown" and bool((a >= 0).all())):
-                row["dead_fraction"] = float((a <= 0).all(0).double().mean())
-            elif kind == "tanh":
-                row["saturated_fraction"] = float((a.abs() > 0.99).double().mean())
-            elif kind == "sigmoid":
-                row["saturated_fraction"] = float(((2 * a - 1).abs() > 0.99).double().mean())
-        finite = bool(torch.isfinite(out_units).all())
-        scale = float(out_units.abs().max()) if finite and out_units.numel() else 0.0
-        row["effective_width"] = count_distinct(out_units, rtol * scale + 1e-30)[0] if finite else None
-        rows.append(row)
-    return rows
+    _predict(rows, [c.module for c in calls if L.is_weight_layer(c.module)], calls, activation)
+    v = verdict(rows, activation, label)
+    if trained:
+        v["labels"].append("trained")
+        v["summary"] = ", ".join(v["labels"])
+        v["message"] = ("this model's parameters hold gradients: it has been trained (or through a backward "
+                        "pass), so these are the statistics of its current weights, not of an initialization. "
+                        + v["message"])
+    return Diagnosis(rows, v, activation, label)
 
 
 def _model_activation(rows: list[dict]) -> str:
@@ -262,21 +217,25 @@ def _model_activation(rows: list[dict]) -> str:
     return kinds.pop() if len(kinds) == 1 else "unknown"
 
 
-def _predict(rows: list[dict], calls: list[_Call], activation: str) -> None:
+def _chain(modules: list[nn.Module]) -> bool:
+    """An MLP: plain Linear layers, each feeding the next."""
+    return bool(modules) and all(type(m) is nn.Linear for m in modules) and all(
+        a.out_features == b.in_features for a, b in zip(modules, modules[1:]))
+
+
+def _predict(rows: list[dict], mods: list[nn.Module], calls, activation: str) -> None:
     """Fill ``predicted_act_std`` and ``predicted_grad_std`` for an MLP of a known activation."""
     for r in rows:
         r["predicted_preact_std"] = r["predicted_act_std"] = r["predicted_grad_std"] = None
-    layer_calls = [c for c in calls if isinstance(c.module, LAYER_TYPES)]
-    chain = all(isinstance(c.module, nn.Linear) for c in layer_calls) and all(
-        a.module.out_features == b.module.in_features for a, b in zip(layer_calls, layer_calls[1:]))
-    if activation in ("unknown", None) or not chain or layer_calls[0].input is None:
+    first = next((c for c in calls if L.is_weight_layer(c.module)), None)
+    if activation in ("unknown", None) or not _chain(mods) or first is None or first.input is None \
+            or first.input.dim() != 2:
         return
-    mods = [c.module for c in layer_calls]
     wvar = [float(m.weight.detach().double().pow(2).mean()) for m in mods]
     # a bias shifts a single-unit layer by a constant: across the batch it adds no variance
     bvar = [0.0 if m.bias is None or m.out_features == 1 else float(m.bias.detach().double().pow(2).mean())
             for m in mods]
-    m0 = float(layer_calls[0].input.detach().double().pow(2).mean())
+    m0 = float(first.input.detach().double().pow(2).mean())
     fwd = theory.forward_variances(activation, [m.in_features for m in mods], wvar, bvar, m0)
     for r, f in zip(rows, fwd):
         r["predicted_preact_std"] = math.sqrt(f["preact_var"])
@@ -288,120 +247,110 @@ def _predict(rows: list[dict], calls: list[_Call], activation: str) -> None:
             r["predicted_grad_std"] = math.sqrt(v)
 
 
-def _trend(values: list[float | None], reverse: bool = False) -> dict:
-    """'vanishing' or 'exploding' with the first layer (counted in the direction of travel) whose std
-    is FACTOR below or above the starting layer's; 'ok' otherwise."""
-    idx = list(range(len(values)))[::-1] if reverse else list(range(len(values)))
-    idx = [i for i in idx if values[i] is not None]
+def _series(rows: list[dict]) -> list[list[int]]:
+    """Groups of rows whose stds can be compared along depth. An MLP's hidden layers are one group.
+    In any other model, layers of the same kind and shape (the repeated blocks of a transformer, a
+    ResNet stage) form a group each: a transformer's attention and its feed-forward layers differ by
+    construction, not by depth. The readout (the last layer) is never in a group: its scale is set by
+    its width, often one unit, not by the depth."""
+    hidden = list(range(len(rows) - 1)) if len(rows) > 2 else list(range(len(rows)))
+    if all(rows[i]["kind"] == "Linear" for i in range(len(rows))) and all(
+            rows[i]["fan_out"] == rows[i + 1]["fan_in"] for i in range(len(rows) - 1)):
+        return [hidden]
+    groups: dict[tuple, list[int]] = {}
+    for i in hidden:
+        r = rows[i]
+        groups.setdefault((r["kind"], r["fan_in"], r["fan_out"], r["width"]), []).append(i)
+    return [g for g in groups.values() if len(g) >= 2]
+
+
+def _trend(values: list[float | None], idx: list[int], reverse: bool = False) -> dict:
+    """'vanishing' or 'exploding' when a std in the group (read in the direction of travel) is FACTOR
+    below or above the group's first; the layer where it first crossed, and the extreme ratio."""
+    idx = [i for i in (idx[::-1] if reverse else idx) if values[i] is not None]
+    ok = {"status": "ok", "layer": None, "ratio": None, "base": None, "extreme": None, "steps": 0}
     if len(idx) < 2 or not values[idx[0]]:
-        return {"status": "ok", "layer": None, "ratio": None}
+        return ok
     base = values[idx[0]]
-    ratios = {i: values[i] / base for i in idx}
-    end = ratios[idx[-1]]
-    for i in idx[1:]:
-        if not math.isfinite(ratios[i]) or ratios[i] > FACTOR:
-            return {"status": "exploding", "layer": i, "ratio": end}
-        if ratios[i] < 1 / FACTOR:
-            return {"status": "vanishing", "layer": i, "ratio": end}
-    return {"status": "ok", "layer": None, "ratio": end}
+    ratios = [(i, values[i] / base) for i in idx[1:]]
+    hit = next(((i, r) for i, r in ratios if not math.isfinite(r) or r > FACTOR or r < 1 / FACTOR), None)
+    if hit is None:
+        return {**ok, "ratio": ratios[-1][1]}
+    status = "exploding" if not math.isfinite(hit[1]) or hit[1] > FACTOR else "vanishing"
+    pick = max if status == "exploding" else min
+    ext_i, ext_r = pick(ratios, key=lambda t: t[1] if math.isfinite(t[1]) else math.inf)
+    return {"status": status, "layer": hit[0], "ratio": ext_r, "base": idx[0], "extreme": ext_i,
+            "steps": abs(idx.index(ext_i))}
+
+
+def _worst(rows: list[dict], key: str, reverse: bool) -> dict:
+    values = [r[key] for r in rows]
+    found = [_trend(values, g, reverse) for g in _series(rows)]
+    bad = [t for t in found if t["status"] != "ok"]
+    if not bad:
+        return found[0] if found else _trend(values, [])
+    return max(bad, key=lambda t: abs(math.log(t["ratio"])) if t["ratio"] and math.isfinite(t["ratio"]) else math.inf)
+
+
+def _rule_in_use(rows: list[dict], activation: str) -> bool:
+    """Whether the hidden layers' weights already follow the rule suggested for ``activation``:
+    the median of sigma_w^2 = fan_in * Var(W) within 25% of what that rule gives."""
+    target = SUGGESTED_SIGMA_W2.get(activation)
+    s = [r["sigma_w2"] for r in rows[:-1] if r.get("sigma_w2")]
+    return target is not None and bool(s) and abs(statistics.median(s) / target - 1) <= 0.25
 
 
 def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = None) -> dict:
-    """Judge a diagnosis: forward and backward trends, symmetry, dead and saturated units."""
-    fwd = _trend([r["preact_std"] for r in rows])
-    # backward from the last hidden layer: the output layer's width (often 1) changes the gradient's
-    # scale once, by its shape, not through depth
-    hidden_grads = [r["grad_std"] for r in rows]
-    if len(rows) > 2:
-        hidden_grads[-1] = None
-    bwd = _trend(hidden_grads, reverse=True)
+    """Judge a diagnosis: forward and backward trends, symmetry, dead and saturated units, and a fix
+    that is never the rule already in use."""
+    fwd = _worst(rows, "preact_std", reverse=False)
+    bwd = _worst(rows, "grad_std", reverse=True)
     for t in (fwd, bwd):
-        if t["layer"] is not None:
-            t["layer_name"] = rows[t["layer"]]["name"]
-            t["layer"] += 1  # 1-based, as a person counts layers
-    labels = []
-    if fwd["status"] != "ok":
-        labels.append(f"{fwd['status']} (forward)")
-    if bwd["status"] != "ok":
-        labels.append(f"{bwd['status']} (backward)")
+        for k in ("layer", "base", "extreme"):
+            if t.get(k) is not None:
+                t[f"{k}_name"] = rows[t[k]]["name"]
+                t[k] += 1  # 1-based, as a person counts layers
+    labels = [f"{t['status']} ({d})" for t, d in ((fwd, "forward"), (bwd, "backward")) if t["status"] != "ok"]
     flags = {}
     for key, test in (("symmetric", lambda r: r["effective_width"] is not None and r["width"] > 1
                        and r["effective_width"] <= r["width"] / 2),
                       ("dead", lambda r: (r["dead_fraction"] or 0) > 0.5),
                       ("saturated", lambda r: (r["saturated_fraction"] or 0) > 0.5)):
-        hit = next((i for i, r in enumerate(rows[:-1]) if test(r)), None)
+        hit = next((i for i, r in enumerate(rows[:-1] if len(rows) > 1 else rows) if test(r)), None)
         flags[key] = None if hit is None else rows[hit]["name"]
         if hit is not None:
             labels.append(key)
     suggestion = SUGGESTED.get(activation, "lsuv")
+    right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
     who = f"{activation} with {scheme}" if scheme else f"this {activation} network"
-    n = len(rows)
+    if right_rule:
+        fix = (f"the weights already follow {suggestion}'s rule (fan_in * Var(W) = "
+               f"{SUGGESTED_SIGMA_W2.get(activation, 0):g}), so the scheme is not the cause: look at the depth, "
+               f"pooling, or add normalization or residual connections")
+    else:
+        fix = f"use {suggestion}"
     if fwd["status"] != "ok":
-        per_layer = fwd["ratio"] ** (2 / max(n - 1, 1)) if fwd["ratio"] and math.isfinite(fwd["ratio"]) else math.inf
+        r = fwd["ratio"]
+        per = r ** (2 / max(fwd["steps"], 1)) if r and math.isfinite(r) else math.inf
         change = "shrinks" if fwd["status"] == "vanishing" else "grows"
-        message = (f"{who}: activation variance {change} by a factor {per_layer:.2g} per layer, the std at layer "
-                   f"{n} is {fwd['ratio']:.2g} of layer 1; use {suggestion}")
+        message = (f"{who}: activation variance {change} by a factor {per:.2g} per layer, the std at layer "
+                   f"{fwd['extreme']} ({fwd['extreme_name']}) is {r:.2g} of layer {fwd['base']} "
+                   f"({fwd['base_name']}); {fix}")
     elif bwd["status"] != "ok":
-        message = (f"{who}: the gradient std at layer 1 is {bwd['ratio']:.2g} of the last layer's "
-                   f"({bwd['status']}); use {suggestion}")
+        message = (f"{who}: the gradient std at layer {bwd['extreme']} ({bwd['extreme_name']}) is "
+                   f"{bwd['ratio']:.2g} of layer {bwd['base']} ({bwd['base_name']}), {bwd['status']} toward the "
+                   f"input; {fix}")
     elif flags["symmetric"]:
-        message = f"{who}: neurons of layer {flags['symmetric']} are copies of each other; use a random scheme ({suggestion})"
+        message = (f"{who}: units of layer {flags['symmetric']} are copies of each other (a constant or "
+                   f"repeated initialization); use a random scheme ({suggestion})")
     elif flags["dead"] or flags["saturated"]:
         which = "dead" if flags["dead"] else "saturated"
-        message = f"{who}: most units of layer {flags[which]} are {which}; use {suggestion}"
+        message = f"{who}: most units of layer {flags[which]} are {which}; {fix}"
     else:
-        message = f"{who}: forward and backward std stay within {FACTOR:g}x of the first layer's"
+        message = f"{who}: forward and backward std stay within {FACTOR:g}x along the depth"
     return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,
-            **{f"{k}_layer": v for k, v in flags.items()}, "suggestion": suggestion, "message": message}
-
-
-@dataclass
-class LSUVResult:
-    """What :func:`lsuv` did: the diagnosis before and after, and the iterations per layer."""
-
-    before: Diagnosis
-    after: Diagnosis
-    iterations: dict[str, int]
-
-
-def lsuv(model: nn.Module, inputs: torch.Tensor, target_std: float = 1.0, tol: float = 0.1, max_iter: int = 10,
-         seed: int = 0) -> LSUVResult:
-    """Layer-sequential unit-variance initialization (Mishkin and Matas 2015, "All you need is a good
-    init"): an orthogonal initialization, then, layer by layer in forward order, the weights are
-    divided by ``std(output) / target_std`` until the output's std is within ``tol`` of the target
-    (at most ``max_iter`` times per layer). In place; returns the diagnosis before and after."""
-    if target_std <= 0 or tol <= 0 or max_iter < 1:
-        raise InitlabError(f"lsuv needs target_std > 0, tol > 0, max_iter >= 1; got {target_std}, {tol}, {max_iter}.")
-    before = diagnose(model, inputs)
-    initialize(model, "orthogonal", seed=seed)
-    param = next(model.parameters())
-    inputs = inputs.to(param.device, param.dtype)
-    order, outputs = [], {}
-
-    def record(module, _args, out):
-        if module not in outputs:
-            order.append(module)
-        outputs[module] = out.detach()
-
-    layers = [m for m in model.modules() if isinstance(m, LAYER_TYPES)]
-    names = {m: n for n, m in model.named_modules()}
-    handles = [m.register_forward_hook(record) for m in layers]
-    iterations = {}
-    try:
-        with torch.no_grad():
-            model(inputs)
-            for layer in list(order):
-                for it in range(max_iter + 1):
-                    std = float(outputs[layer].double().std())
-                    if abs(std - target_std) <= tol or std == 0 or not math.isfinite(std) or it == max_iter:
-                        break
-                    layer.weight.div_(std / target_std)
-                    model(inputs)
-                iterations[names[layer]] = it
-    finally:
-        for h in handles:
-            h.remove()
-    return LSUVResult(before, diagnose(model, inputs, scheme="lsuv"), iterations)
+            **{f"{k}_layer": v for k, v in flags.items()}, "suggestion": None if right_rule else suggestion,
+            "message": message}
 
 
 def load_factory(path: str) -> Callable[[], nn.Module]:
@@ -438,13 +387,12 @@ def build(factory: Callable[[], nn.Module]) -> nn.Module:
     return model
 
 
-def compare(factory: Callable[[], nn.Module], inputs: torch.Tensor, schemes: list[str | None],
-            seed: int = 0) -> list[Diagnosis]:
+def compare(factory: Callable[[], nn.Module], inputs, schemes: list[str | None], seed: int = 0) -> list[Diagnosis]:
     """Diagnose a fresh model from ``factory`` under each scheme (None: as the factory built it)."""
     results = []
     for scheme in schemes:
         model = build(factory)
         if scheme is not None:
             initialize(model, scheme, seed=seed, inputs=inputs)
-        results.append(diagnose(model, inputs, scheme=scheme or "as built"))
+        results.append(_diagnose(model, inputs, None, None, 1e-3, scheme or "as built"))
     return results

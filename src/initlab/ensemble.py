@@ -32,7 +32,8 @@ from torch import nn
 from .datasets import Dataset
 from .errors import InitlabError
 from .models import ACTIVATIONS, make_activation, mlp, parse_hidden
-from .schemes import initialize, parse_spec
+from .init import initialize
+from .schemes import parse_spec
 from .train import TrainResult, check_arguments, resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

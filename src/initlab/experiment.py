@@ -20,7 +20,8 @@ from .datasets import GENERATORS as DATASETS, Dataset, make
 from .errors import InitlabError, unknown_name
 from .jsonsafe import json_safe
 from .models import make_activation, mlp, parse_hidden
-from .schemes import parse_spec, initialize
+from .init import initialize
+from .schemes import parse_spec
 from .symmetry import effective_width
 from .train import check_arguments, probability_grid, resolve_device, train
 

@@ -1,6 +1,5 @@
 """Initialization schemes: fans, gains, one general ``variance_scaling``, the named schemes over it,
-a registry by name, and :func:`initialize`, which applies a scheme to a whole model and returns a
-:class:`Manifest` of what it drew.
+and a registry by name. :func:`initlab.initialize` (in ``init.py``) applies a scheme to a whole model.
 
 Every scheme is a small function ``scheme(weight, generator=None, **params) -> record`` that fills
 ``weight`` in place, draws only from the ``generator`` it is given, and returns a dict describing the
@@ -17,12 +16,9 @@ Example
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import inspect
-import json
 import math
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -280,9 +276,10 @@ def get(name: str) -> Scheme:
 
 
 # --------------------------------------------------------------------------------------------------
-# applying a scheme to a model
+# a scheme as given by a user: checked before anything is written
 
-LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+#: Parameters every per-tensor scheme takes besides its own: the biases' rule and an LSTM's forget gate.
+BIAS_PARAMS = {"bias": 0.0, "bias_std": 0.0, "forget_bias": None}
 
 
 def parse_spec(spec: Any) -> dict:
@@ -302,7 +299,7 @@ def parse_spec(spec: Any) -> dict:
     if scheme.name == "lsuv":
         accepted = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
     elif scheme.fn is not None:
-        accepted.update(bias=0.0, bias_std=0.0)
+        accepted.update(BIAS_PARAMS)
     for key, value in params.items():
         if key not in accepted:
             raise InitlabError(f"scheme '{scheme.name}' takes no parameter '{key}'; it takes: "
@@ -311,224 +308,8 @@ def parse_spec(spec: Any) -> dict:
             raise InitlabError(f"bias must be a number; got bias={value!r}.")
         if key == "bias_std" and not (isinstance(value, (int, float)) and value >= 0):
             raise InitlabError(f"bias_std must be a number >= 0; got bias_std={value!r}.")
+        if key == "forget_bias" and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise InitlabError(f"forget_bias must be a finite number (1.0 is the usual choice); got {value!r}.")
     if "bias" in params and "bias_std" in params:
         raise InitlabError("give biases either a constant (bias=) or a normal spread (bias_std=), not both.")
     return {"name": scheme.name, "params": params}
-
-
-def _nonlinearity_of(model: nn.Module) -> str | None:
-    return getattr(model, "initlab_activation", None)
-
-
-@dataclass
-class Manifest:
-    """What :func:`initialize` drew: one entry per parameter and the layers it left alone.
-
-    ``to_json()`` holds the scheme, its parameters, the overrides and the seed, so
-    ``initialize(model, **Manifest.replay_args(json))`` draws the same parameters again."""
-
-    scheme: dict
-    seed: int
-    overrides: dict = field(default_factory=dict)
-    entries: list[dict] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"scheme": self.scheme, "seed": self.seed, "overrides": self.overrides,
-                "entries": self.entries, "skipped": self.skipped}
-
-    def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
-
-    @staticmethod
-    def replay_args(manifest: dict | str) -> dict:
-        """Keyword arguments that make :func:`initialize` repeat a stored manifest exactly."""
-        d = json.loads(manifest) if isinstance(manifest, str) else manifest
-        return {"scheme": d["scheme"], "seed": d["seed"], "overrides": d.get("overrides") or None}
-
-    def table(self) -> str:
-        """The manifest as a plain-text table, one row per parameter."""
-        cols = ["parameter", "shape", "scheme", "distribution", "bound", "std", "fan_in", "fan_out",
-                "gain"]
-        rows = [[_fmt(e.get(c)) for c in cols] for e in self.entries]
-        rows += [[s["module"], "-", "skipped", s["reason"], "", "", "", "", ""] for s in self.skipped]
-        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
-                  for i, c in enumerate(cols)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
-
-    __str__ = table
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        return "x".join(map(str, v))
-    return str(v)
-
-
-def _fill_bias(bias: torch.Tensor | None, value: float) -> dict | None:
-    if bias is None:
-        return None
-    with torch.no_grad():
-        bias.fill_(value)
-    return {"distribution": "constant", "value": float(value)}
-
-
-def _reset_default(module: nn.Module, seed: int) -> tuple[dict, dict | None]:
-    """Run the module's own ``reset_parameters()`` on a private copy of the global RNG seeded with
-    ``seed``; the caller's global RNG state is restored afterwards."""
-    devices = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        module.reset_parameters()
-    bound = _default_layer_bound(module.weight)
-    fan_in, fan_out = fans(module.weight)
-    w = {"distribution": "uniform", "bound": bound, "fan_in": fan_in, "fan_out": fan_out,
-         "via": "reset_parameters()"}
-    b = None if module.bias is None else {"distribution": "uniform", "bound": bound,
-                                          "via": "reset_parameters()"}
-    return w, b
-
-
-class _Generators:
-    """One generator per device, each seeded with the same seed, so draws never touch global RNG."""
-
-    def __init__(self, seed: int):
-        self.seed, self._by_device = seed, {}
-
-    def __call__(self, device: torch.device) -> torch.Generator:
-        if device not in self._by_device:
-            self._by_device[device] = torch.Generator(device=device).manual_seed(self.seed)
-        return self._by_device[device]
-
-
-def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed: int | None = None,
-               overrides: Mapping[str, Any] | None = None, inputs: torch.Tensor | None = None,
-               **params) -> Manifest:
-    """Initialize every ``nn.Linear`` and convolution of ``model`` with ``scheme``, in place.
-
-    Parameters
-    ----------
-    model : nn.Module or Tensor
-        The model (every Linear, Conv1d/2d/3d and ConvTranspose layer), or a single weight tensor.
-    scheme : str or dict, default "default"
-        A name from :func:`schemes`, or ``{"name": ..., "params": {...}}``.
-    seed : int, optional
-        The same seed gives bitwise-identical parameters. None draws a fresh one, recorded in the
-        manifest. The global RNG is never touched.
-    overrides : dict, optional
-        ``{module-name pattern: scheme}``, e.g. ``{"out": "xavier_uniform"}``; fnmatch patterns, first
-        match wins. A pattern that matches no layer is an error.
-    inputs : Tensor, optional
-        A batch of data, for the data-dependent scheme ``lsuv`` (see :func:`initlab.lsuv`).
-    **params
-        The scheme's parameters (``std=0.01``, ``gain=2.0`` ...) and, for the biases, ``bias=`` (a
-        constant: 0 by default; ``constant`` uses its ``value``) or ``bias_std=`` (b ~ N(0, bias_std^2),
-        the sigma_b of mean-field theory).
-
-    Returns
-    -------
-    Manifest
-        One entry per parameter (scheme, distribution, bound or std, fan_in, fan_out, gain), and the
-        modules with parameters that were left as they were (norms, embeddings ...), as ``skipped``.
-    """
-    if isinstance(scheme, str):
-        scheme = {"name": scheme, "params": params}
-    elif params:
-        raise InitlabError("give a scheme's parameters either in the scheme dict or as keywords, not both.")
-    spec = parse_spec(scheme)
-    override_specs = {str(p): parse_spec(s) for p, s in (overrides or {}).items()}
-    if seed is None:
-        seed = secrets.randbits(62)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise InitlabError(f"seed must be a non-negative integer; got {seed!r}.")
-    manifest = Manifest(scheme=spec, seed=seed, overrides=override_specs)
-    if "lsuv" in [spec["name"], *(s["name"] for s in override_specs.values())]:
-        return _lsuv(model, spec, override_specs, seed, inputs, manifest)
-    generators = _Generators(seed)
-
-    if isinstance(model, torch.Tensor):
-        if model.numel() == 0:
-            raise InitlabError(f"cannot initialize a zero-size tensor (shape {tuple(model.shape)}).")
-        if spec["name"] == "default":
-            raise InitlabError("'default' is a layer's own reset_parameters(); give a module, not a tensor.")
-        record = _draw(model, spec, generators(model.device), None)
-        manifest.entries.append({"parameter": "tensor", "shape": list(model.shape), **record})
-        return manifest
-
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
-    for pattern in override_specs:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n, _ in layers):
-            raise InitlabError(f"override pattern '{pattern}' matches no layer; layers: "
-                               f"{', '.join(n for n, _ in layers) or 'none'}.")
-    for name, module in layers:
-        if module.weight is None or module.weight.numel() == 0:
-            raise InitlabError(f"layer '{name}' has a zero-size weight (shape "
-                               f"{tuple(module.weight.shape)}); every layer needs at least one unit.")
-    nonlinearity = _nonlinearity_of(model)
-
-    for name, module in layers:
-        layer_spec = next((s for p, s in override_specs.items() if fnmatch.fnmatchcase(name, p)), spec)
-        gen = generators(module.weight.device)
-        if layer_spec["name"] == "default":
-            sub_seed = int(torch.randint(0, 2**62, (1,), generator=generators(torch.device("cpu"))))
-            w_rec, b_rec = _reset_default(module, sub_seed)
-        else:
-            w_rec = _draw(module.weight, layer_spec, gen, nonlinearity)
-            p = {**get(layer_spec["name"]).fixed, **layer_spec["params"]}
-            if p.get("bias_std") and module.bias is not None:  # b ~ N(0, bias_std^2): mean-field's sigma_b
-                b_rec = normal(module.bias, gen, std=p["bias_std"])
-            else:
-                bias_value = p.get("bias", p.get("value", 0.0) if layer_spec["name"] == "constant" else 0.0)
-                b_rec = _fill_bias(module.bias, bias_value)
-        for pname, rec in (("weight", w_rec), ("bias", b_rec)):
-            if rec is not None:
-                manifest.entries.append(_entry(name, pname, module, layer_spec, rec))
-
-    handled = {id(m) for _, m in layers}
-    for name, module in model.named_modules():
-        if id(module) not in handled and any(True for _ in module.parameters(recurse=False)):
-            manifest.skipped.append({"module": name or type(module).__name__, "kind": type(module).__name__,
-                                     "reason": f"{type(module).__name__} is not a layer initlab "
-                                               f"initializes; left as it was"})
-    return manifest
-
-
-def _entry(name: str, pname: str, module: nn.Module, spec: dict, record: dict) -> dict:
-    """One manifest entry: which parameter, of which layer, drawn by which scheme, and how."""
-    return {"parameter": f"{name}.{pname}" if name else pname, "module": name, "kind": type(module).__name__,
-            "shape": list(getattr(module, pname).shape), "scheme": spec["name"], "params": spec["params"], **record}
-
-
-def _lsuv(model, spec, override_specs, seed, inputs, manifest) -> Manifest:
-    """``lsuv`` is data-dependent: delegate to :func:`initlab.diagnose.lsuv` (imported here, lazily,
-    since diagnosing sits above initializing)."""
-    if override_specs or not isinstance(model, nn.Module):
-        raise InitlabError("'lsuv' initializes a whole model at once: give a module and no overrides.")
-    if inputs is None:
-        raise InitlabError("'lsuv' needs data: initialize(model, 'lsuv', inputs=X), or initlab.lsuv(model, X).")
-    from .diagnose import lsuv
-
-    result = lsuv(model, inputs, seed=seed, **spec["params"])
-    for name, module in model.named_modules():
-        if isinstance(module, LAYER_TYPES):
-            fan_in, fan_out = fans(module.weight)
-            manifest.entries.append(_entry(name, "weight", module, spec, {
-                "distribution": "orthogonal, rescaled", "fan_in": fan_in, "fan_out": fan_out,
-                "std": float(module.weight.detach().std()), "iterations": result.iterations.get(name)}))
-    return manifest
-
-
-def _draw(weight: torch.Tensor, spec: dict, generator: torch.Generator, nonlinearity: str | None) -> dict:
-    scheme = get(spec["name"])
-    params = {**scheme.fixed, **{k: v for k, v in spec["params"].items() if k not in ("bias", "bias_std")}}
-    fan = dict(zip(("fan_in", "fan_out"), fans(weight))) if weight.dim() >= 2 else {}
-    if nonlinearity and "nonlinearity" in scheme.params() and "nonlinearity" not in params:
-        if nonlinearity in GAINS:
-            params["nonlinearity"] = nonlinearity
-    return {**fan, **scheme.fn(weight, generator=generator, **params)}

@@ -53,7 +53,8 @@ from .errors import InitlabError, unknown_name
 from .executors import LocalExecutor, RayExecutor
 from .experiment import environment
 from .models import ACTIVATIONS, mlp
-from .schemes import initialize, parse_spec
+from .init import initialize
+from .schemes import parse_spec
 from .store import Store, run_id
 from .train import OPTIMIZERS, probability_grid
 

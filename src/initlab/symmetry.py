@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .errors import InitlabError
-from .schemes import LAYER_TYPES
+from .layers import LAYER_TYPES
 
 
 @dataclass

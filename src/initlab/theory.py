@@ -300,7 +300,7 @@ def scheme_sigmas(scheme: str | dict, fan_in: int, fan_out: int | None = None) -
     PyTorch's default 1/3."""
     from torch import nn
 
-    from .schemes import initialize
+    from .init import initialize
 
     layer = nn.Linear(fan_in, fan_out or fan_in)
     entries = initialize(layer, scheme, seed=0).entries

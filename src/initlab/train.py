@@ -211,7 +211,7 @@ class _Tracker:
     """Keeps each layer's latest output; on ``record(step)`` stores its std and the weight-gradient norm."""
 
     def __init__(self, model: nn.Module, every: int):
-        from .schemes import LAYER_TYPES
+        from .layers import LAYER_TYPES
 
         if not isinstance(every, int) or every < 1:
             raise InitlabError(f"track_every must be a positive integer; got {every!r}.")

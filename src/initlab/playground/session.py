@@ -22,7 +22,7 @@ from ..diagnose import diagnose
 from ..errors import InitlabError
 from ..experiment import label_of
 from ..models import mlp
-from ..schemes import initialize
+from ..init import initialize
 from ..symmetry import effective_width
 from ..train import probability_grid
 from .settings import Settings

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..datasets import Dataset
 from ..errors import InitlabError
-from ..schemes import LAYER_TYPES
+from ..layers import LAYER_TYPES
 from ..train import OPTIMIZERS, _all_finite, _loss_fn, check_arguments, evaluate
 
 

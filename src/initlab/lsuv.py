@@ -1,0 +1,227 @@
+"""Layer-sequential unit-variance initialization (Mishkin and Matas 2016, "All you need is a good
+init"), on any model: an orthonormal initialization, then, layer by layer in forward order, the layer's
+weights are divided by ``std(output) / target_std`` until the std of its output on a batch is within
+``tol`` of the target.
+
+Every weight layer is reached: Linear and convolutions, attention (rescaled through its output
+projection, as the PyPI ``lsuv`` package does), recurrent layers (their input weights) and
+parametrized layers (through the parametrization). A layer that cannot reach the target (a bounded
+output, a weight shared with a layer rescaled after it, a parametrization that normalizes the
+weight) is reported as such, never as ok. The model's buffers, train/eval modes and the global RNG are
+exactly as they were afterwards; if anything fails, its parameters are too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from . import layers as L
+from .errors import InitlabError
+from .init import Manifest, call, initialize
+
+MODES = ("eval", "train")
+
+
+@dataclass
+class LSUVResult:
+    """What :func:`lsuv` did: the diagnosis before and after, each layer's std and iterations, whether
+    it reached the target (and why not), and the manifest of every parameter."""
+
+    before: object
+    after: object
+    iterations: dict[str, int]
+    layers: list[dict] = field(default_factory=list)
+    manifest: Manifest | None = None
+
+    @property
+    def reached(self) -> bool:
+        return all(r["reached"] for r in self.layers)
+
+
+def _scaled_blocks(module: nn.Module) -> list[str]:
+    """The parameters lsuv divides to rescale a layer's output: its weights, but an attention's Q, K, V
+    (whose scale changes the softmax's temperature, not the output's) and an RNN's recurrent weights."""
+    blocks = [b for b in L.adapter_for(module).blocks(module) if b.role == "weight" and b.label not in ("q", "k", "v")]
+    return list(dict.fromkeys(b.param for b in blocks))
+
+
+def _divide(module: nn.Module, factor: float) -> None:
+    for path in _scaled_blocks(module):
+        L.write(module, path, L.read(module, path) / factor)
+
+
+def _prepare(model: nn.Module, inputs):
+    param = next((p for p in model.parameters()), None)
+    if param is None:
+        raise InitlabError(f"{type(model).__name__} has no parameters: nothing for lsuv to rescale.")
+
+    def move(x):
+        if isinstance(x, torch.Tensor):
+            return x.to(param.device, param.dtype) if x.is_floating_point() else x.to(param.device)
+        if isinstance(x, dict):
+            return {k: move(v) for k, v in x.items()}
+        if isinstance(x, (tuple, list)):
+            return type(x)(move(v) for v in x)
+        raise InitlabError(f"inputs must be a tensor, or a tuple or dict of tensors; got {type(x).__name__}.")
+    return move(inputs)
+
+
+def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, max_iter: int = 10, seed: int = 0,
+         mode: str = "eval") -> LSUVResult:
+    """Layer-sequential unit-variance initialization of ``model`` on the batch ``inputs``, in place.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any model; every weight layer initlab knows is rescaled (see the module's docstring).
+    inputs : Tensor, tuple or dict
+        A batch the model accepts (integer token ids are passed as they are).
+    target_std, tol, max_iter : float, float, int
+        Each layer's output std is brought within ``tol`` of ``target_std``, in at most ``max_iter``
+        rescalings.
+    seed : int
+        Seed of the orthonormal pre-initialization.
+    mode : "eval" or "train"
+        The mode the statistics are measured in (eval: dropout off, BatchNorm on its running
+        statistics). The model's own modes and buffers are restored either way.
+
+    Returns
+    -------
+    LSUVResult
+    """
+    from .diagnose import diagnose
+
+    if not (isinstance(target_std, (int, float)) and math.isfinite(target_std) and target_std > 0
+            and isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0
+            and isinstance(max_iter, int) and max_iter >= 1):
+        raise InitlabError(f"lsuv needs target_std > 0, tol > 0 and an integer max_iter >= 1; got "
+                           f"target_std={target_std!r}, tol={tol!r}, max_iter={max_iter!r}.")
+    if mode not in MODES:
+        raise InitlabError(f"lsuv's mode is 'eval' or 'train'; got {mode!r}.")
+    if not isinstance(model, nn.Module):
+        raise InitlabError(f"lsuv needs an nn.Module; got {type(model).__name__}.")
+    inputs = _prepare(model, inputs)
+    before = diagnose(model, inputs)  # checks that the inputs fit, before anything is written
+    saved = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    modes = {m: m.training for m in model.modules()}
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    fastpath = torch.backends.mha.get_fastpath_enabled() if hasattr(torch.backends, "mha") else None
+    try:
+        ortho = initialize(model, "orthogonal", seed=seed)
+        if fastpath is not None:  # fused attention kernels skip the hooks of the layers inside them
+            torch.backends.mha.set_fastpath_enabled(False)
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            model.train(mode == "train")
+            layer_rows, iterations = _rescale(model, inputs, target_std, tol, max_iter)
+    except BaseException:
+        with torch.no_grad():
+            model.load_state_dict(saved)
+        raise
+    finally:
+        if fastpath is not None:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+        for m, t in modes.items():
+            m.training = t
+        with torch.no_grad():  # BatchNorm's running statistics, and every other buffer, as they were
+            for k, v in model.named_buffers():
+                if k in saved and v.shape == saved[k].shape:
+                    v.copy_(saved[k])
+    after = diagnose(model, inputs)
+    after.scheme = "lsuv"
+    missed = [r for r in layer_rows if not r["reached"]]
+    if missed:
+        label = "lsuv: target not reached"
+        after.verdict["labels"].append(label)
+        after.verdict["summary"] = ", ".join(after.verdict["labels"])
+        after.verdict["lsuv_missed"] = [r["name"] for r in missed]
+        after.verdict["message"] = (f"lsuv could not bring {len(missed)} layer(s) to std {target_std:g} "
+                                    f"+- {tol:g}: " + "; ".join(f"{r['name']} at {r['std']:.3g} ({r['reason']})"
+                                                                for r in missed[:3]) + ". " + after.verdict["message"])
+    return LSUVResult(before, after, iterations, layer_rows, _manifest(ortho, layer_rows, seed))
+
+
+def _rescale(model, inputs, target_std, tol, max_iter):
+    outputs: dict[nn.Module, torch.Tensor] = {}
+    order: list[nn.Module] = []
+
+    def record(module, _args, out):
+        from .probe import first_tensor
+
+        t = first_tensor(out)
+        if t is None:
+            return
+        if module not in outputs:
+            order.append(module)
+        outputs[module] = t.detach()
+
+    names = {m: n for n, m in model.named_modules()}
+    handles = [m.register_forward_hook(record) for m in model.modules() if L.is_weight_layer(m)]
+    iterations, notes = {}, {}
+    try:
+        call(model, inputs)
+        for layer in list(order):
+            name = names[layer]
+            for it in range(max_iter + 1):
+                std = float(outputs[layer].double().std())
+                if abs(std - target_std) <= tol or not math.isfinite(std) or std == 0 or it == max_iter:
+                    break
+                try:
+                    _divide(layer, std / target_std)
+                except L.Unreachable as e:
+                    notes[name] = str(e)
+                    break
+                call(model, inputs)
+            iterations[name] = it
+        outputs.clear()
+        call(model, inputs)  # every layer once more: a later rescaling can move an earlier layer
+    finally:
+        for h in handles:
+            h.remove()
+    owners: dict[int, str] = {}
+    for layer in order:
+        for path in _scaled_blocks(layer):
+            for p in L.underlying(layer, path):
+                owners.setdefault(id(p), names[layer])
+    rows = []
+    for layer in order:
+        name = names[layer]
+        std = float(outputs[layer].double().std()) if layer in outputs else float("nan")
+        reached = math.isfinite(std) and abs(std - target_std) <= tol
+        reason = None
+        if not reached:
+            shared = {owners[id(p)] for path in _scaled_blocks(layer) for p in L.underlying(layer, path)} - {name}
+            if name in notes:
+                reason = notes[name]
+            elif shared:
+                reason = f"its weight is shared with {', '.join(sorted(shared))}, rescaled for that layer too"
+            elif std == 0 or not math.isfinite(std):
+                reason = "its output is constant or not finite: nothing to rescale"
+            elif not _scaled_blocks(layer):
+                reason = "it has no weight lsuv can rescale"
+            else:
+                reason = (f"after {iterations[name]} rescalings its output does not follow its weights' scale "
+                          f"(a bounded, normalized or clipped output)")
+        rows.append({"name": name, "kind": type(layer).__name__, "std": std, "iterations": iterations.get(name, 0),
+                     "reached": reached, "reason": reason})
+    return rows, iterations
+
+
+def _manifest(ortho: Manifest, layer_rows: list[dict], seed: int) -> Manifest:
+    by_name = {r["name"]: r for r in layer_rows}
+    m = Manifest(scheme={"name": "lsuv", "params": {}}, seed=seed, left=ortho.left, shared=ortho.shared,
+                 names=ortho.names)
+    for e in ortho.entries:
+        r = by_name.get(e["module"])
+        entry = {**e, "scheme": "lsuv"}
+        if e["role"] in ("weight", "recurrent"):
+            entry["distribution"] = "orthogonal, rescaled" if r else "orthogonal"
+        if r:
+            entry.update(iterations=r["iterations"], output_std=r["std"], reached=r["reached"])
+            if r["reason"]:
+                entry["reason"] = r["reason"]
+        m.entries.append(entry)
+    return m

@@ -1,0 +1,203 @@
+"""The per-layer probe: one forward (and backward) pass of any model with hooks, and the statistics of
+every weight layer's output along its feature axis.
+
+Any model: Linear and convolution layers, attention and recurrent layers (rows like any layer, their
+tuple outputs read by name), parametrized layers, integer token inputs passed as they are. A unit is
+one feature of the layer's output: the last axis for Linear, attention and RNN outputs (every token
+and sequence position is a sample), the channel axis for convolutions (every pixel is a sample).
+
+Used by :func:`initlab.diagnose` (one pass, with gradients) and :func:`initlab.lsuv` (forward only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import layers as L
+from .init import call
+from .symmetry import count_distinct
+
+#: Activation modules the probe recognizes, by the name theory knows them by.
+ACTIVATION_MODULES = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
+                      nn.GELU: "gelu", nn.Identity: "identity"}
+#: Samples used to count distinct units (enough to tell copies apart, cheap on long sequences).
+WIDTH_SAMPLES = 1024
+
+
+@dataclass
+class Call:
+    """One call of a weight layer or an activation module, in forward order."""
+
+    name: str
+    module: nn.Module
+    input: torch.Tensor | None
+    output: torch.Tensor                 # the primary output: the first tensor of a tuple, list or dict
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # every tensor of the output, named
+
+
+def tensors(obj, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a (nested) tuple, list or dict output, by path: ``"0"``, ``"1.0"``, ``"logits"``."""
+    if isinstance(obj, torch.Tensor):
+        return {prefix or "output": obj}
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (tuple, list)) else []
+    out = {}
+    for k, v in items:
+        out.update(tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def first_tensor(obj) -> torch.Tensor | None:
+    found = tensors(obj)
+    return next(iter(found.values()), None)
+
+
+def units(t: torch.Tensor, axis: int) -> torch.Tensor:
+    """``(samples, units)``: the feature axis last, every other axis counted as samples."""
+    t = t.detach()
+    if t.dim() == 0:
+        return t.reshape(1, 1)
+    if t.dim() == 1:
+        return t.reshape(-1, 1) if axis != 0 else t.reshape(1, -1)
+    return t.movedim(axis, -1).reshape(-1, t.shape[axis])
+
+
+def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict[int, torch.Tensor]]:
+    """Run ``model`` on ``inputs`` with hooks; with ``loss`` (output -> scalar) also backward, keeping
+    the gradient that reaches each weight layer's primary output. Returns the calls in order and the
+    gradients by call index. The caller restores parameters, gradients and the RNG."""
+    calls: list[Call] = []
+    grads: dict[int, torch.Tensor] = {}
+    names = {m: n for n, m in model.named_modules()}
+    seen: set[int] = set()
+
+    def hook(module, args, out):
+        primary = first_tensor(out)
+        if primary is None or not primary.is_floating_point():
+            return
+        if L.is_weight_layer(module):
+            if id(module) in seen:  # a layer called again (shared weights, a loop): its first call counts
+                return
+            seen.add(id(module))
+        arg = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        calls.append(Call(names[module], module, arg, primary, tensors(out)))
+        if loss is not None and L.is_weight_layer(module) and primary.requires_grad:
+            i = len(calls) - 1
+            primary.register_hook(lambda g, i=i: grads.__setitem__(i, g.detach()))
+
+    watched = [m for m in model.modules() if L.is_weight_layer(m) or type(m) in ACTIVATION_MODULES]
+    handles = [m.register_forward_hook(hook) for m in watched]
+    try:
+        out = call(model, inputs)
+        if loss is not None:
+            loss(out).backward()
+    finally:
+        for h in handles:
+            h.remove()
+    return calls, grads
+
+
+def _std(t: torch.Tensor | None) -> float | None:
+    return None if t is None or t.numel() < 2 else float(t.detach().double().std())
+
+
+def _derived_from(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> bool:
+    """Whether ``x`` was computed from ``y`` alone by a short chain of one-input operations (an
+    activation, a dropout, a norm), read from the autograd graph: not through a residual sum."""
+    node, target = x.grad_fn, y.grad_fn
+    for _ in range(depth):
+        if node is None or target is None:
+            return False
+        nxt = [f for f, _ in node.next_functions if f is not None and type(f).__name__ != "AccumulateGrad"]
+        if len(nxt) != 1:
+            return False
+        node = nxt[0]
+        if node is target:
+            return True
+    return False
+
+
+def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
+    """The activation after weight-layer call ``i``: an activation module called on its output before
+    the next layer, else (a functional activation) the next layer's input when the autograd graph
+    shows it computed from this output alone. ``(kind, tensor)`` or ``(None, None)``."""
+    out = calls[i].output
+    nxt = next((j for j in layer_idx if j > i), None)
+    end = nxt if nxt is not None else len(calls)
+    for j in range(i + 1, end):
+        kind = ACTIVATION_MODULES.get(type(calls[j].module))
+        if kind is not None and calls[j].input is not None and calls[j].input.shape == out.shape \
+                and (calls[j].input is out or _derived_from(calls[j].input, out) or out.grad_fn is None):
+            return kind, calls[j].output
+    if nxt is not None:
+        x = calls[nxt].input
+        if x is not None and x is not out and x.shape == out.shape and _derived_from(x, out):
+            return "unknown", x
+    return None, None
+
+
+def _weights(module: nn.Module, roles=("weight",)) -> tuple[list[torch.Tensor], list[L.Block]]:
+    adapter = L.adapter_for(module)
+    blocks = [b for b in adapter.blocks(module) if b.role in roles]
+    values = []
+    for b in blocks:
+        w = L.read(module, b.param)
+        values.append(w if b.rows is None else w[b.rows[0]:b.rows[1]])
+    return values, blocks
+
+
+def weight_stats(module: nn.Module) -> dict:
+    """Fans of the layer's first weight block, the std of all its weights, sigma_w^2 = fan_in * Var(W)
+    of the first block, and the gradient-to-weight ratio of the parameters that hold the weights."""
+    values, blocks = _weights(module)
+    if not values:
+        return {"fan_in": None, "fan_out": None, "weight_std": None, "sigma_w2": None, "weight_grad_std": None,
+                "grad_to_weight": None}
+    first = values[0]
+    fan_in, fan_out = L.block_fans(first.shape, blocks[0].transposed) if first.dim() >= 2 else (None, None)
+    flat = torch.cat([v.detach().double().reshape(-1) for v in values])
+    under = [p for b in blocks for p in L.underlying(module, b.param)]
+    under = list({id(p): p for p in under}.values())
+    grads = [p.grad.detach().double().reshape(-1) for p in under if p.grad is not None]
+    held = torch.cat([p.detach().double().reshape(-1) for p in under]) if under else None
+    gstd = _std(torch.cat(grads)) if grads else None
+    hstd = _std(held)
+    return {"fan_in": fan_in, "fan_out": fan_out, "weight_std": _std(flat),
+            "sigma_w2": None if fan_in is None else float(first.double().pow(2).mean()) * fan_in,
+            "weight_grad_std": gstd, "grad_to_weight": None if not hstd or gstd is None else gstd / hstd}
+
+
+def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) -> list[dict]:
+    """One row of statistics per weight-layer call, in forward order."""
+    layer_idx = [i for i, c in enumerate(calls) if L.is_weight_layer(c.module)]
+    out = []
+    for i in layer_idx:
+        c = calls[i]
+        axis = L.feature_axis(c.module)
+        kind, act = following_activation(calls, i, layer_idx)
+        u = units(c.output, axis)
+        grad = grads.get(i)
+        row = {"name": c.name, "kind": type(c.module).__name__, "activation": kind, **weight_stats(c.module),
+               "preact_std": _std(c.output),
+               "act_mean": None if act is None else float(act.detach().double().mean()),
+               "act_std": _std(act) if act is not None else _std(c.output),
+               "grad_std": _std(grad), "dead_fraction": None, "saturated_fraction": None, "width": u.shape[1],
+               "grad_second_moment": None if grad is None else float(grad.double().pow(2).mean()),
+               "outputs": {k: _std(v) for k, v in c.outputs.items()} if len(c.outputs) > 1 else None}
+        if act is not None:
+            a = units(act, axis)
+            if kind in ("relu", "leaky_relu") or (kind == "unknown" and bool((a >= 0).all())):
+                row["dead_fraction"] = float((a <= 0).all(0).double().mean())
+            elif kind == "tanh":
+                row["saturated_fraction"] = float((a.abs() > 0.99).double().mean())
+            elif kind == "sigmoid":
+                row["saturated_fraction"] = float(((2 * a - 1).abs() > 0.99).double().mean())
+        sample = u[:: max(1, u.shape[0] // WIDTH_SAMPLES)]
+        finite = bool(torch.isfinite(sample).all())
+        scale = float(sample.abs().max()) if finite and sample.numel() else 0.0
+        row["effective_width"] = count_distinct(sample, rtol * scale + 1e-30)[0] if finite else None
+        out.append(row)
+    return out
