@@ -322,7 +322,8 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
             labels.append(key)
     suggestion = SUGGESTED.get(activation, "lsuv")
     right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
-    who = f"{activation} with {scheme}" if scheme else f"this {activation} network"
+    net = "network" if activation == "unknown" else f"{activation} network"
+    who = f"this {net} with {scheme}" if scheme else f"this {net}"
     if right_rule:
         fix = (f"the weights already follow {suggestion}'s rule (fan_in * Var(W) = "
                f"{SUGGESTED_SIGMA_W2.get(activation, 0):g}), so the scheme is not the cause: look at the depth, "
@@ -334,18 +335,18 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
         per = r ** (2 / max(fwd["steps"], 1)) if r and math.isfinite(r) else math.inf
         change = "shrinks" if fwd["status"] == "vanishing" else "grows"
         message = (f"{who}: activation variance {change} by a factor {per:.2g} per layer, the std at layer "
-                   f"{fwd['extreme']} ({fwd['extreme_name']}) is {r:.2g} of layer {fwd['base']} "
-                   f"({fwd['base_name']}); {fix}")
+                   f"{fwd['extreme']} '{fwd['extreme_name']}' is {r:.2g} of layer {fwd['base']} "
+                   f"'{fwd['base_name']}'; {fix}")
     elif bwd["status"] != "ok":
-        message = (f"{who}: the gradient std at layer {bwd['extreme']} ({bwd['extreme_name']}) is "
-                   f"{bwd['ratio']:.2g} of layer {bwd['base']} ({bwd['base_name']}), {bwd['status']} toward the "
+        message = (f"{who}: the gradient std at layer {bwd['extreme']} '{bwd['extreme_name']}' is "
+                   f"{bwd['ratio']:.2g} of layer {bwd['base']} '{bwd['base_name']}', {bwd['status']} toward the "
                    f"input; {fix}")
     elif flags["symmetric"]:
-        message = (f"{who}: units of layer {flags['symmetric']} are copies of each other (a constant or "
+        message = (f"{who}: units of layer '{flags['symmetric']}' are copies of each other (a constant or "
                    f"repeated initialization); use a random scheme ({suggestion})")
     elif flags["dead"] or flags["saturated"]:
         which = "dead" if flags["dead"] else "saturated"
-        message = f"{who}: most units of layer {flags[which]} are {which}; {fix}"
+        message = f"{who}: most units of layer '{flags[which]}' are {which}; {fix}"
     else:
         message = f"{who}: forward and backward std stay within {FACTOR:g}x along the depth"
     return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,

@@ -111,10 +111,13 @@ def _derived_from(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> bool:
     for _ in range(depth):
         if node is None or target is None:
             return False
-        nxt = [f for f, _ in node.next_functions if f is not None and type(f).__name__ != "AccumulateGrad"]
+        # inputs that need no gradient show as None: a sum with the block's input counts as two inputs
+        nxt = [f for f, _ in node.next_functions if type(f).__name__ != "AccumulateGrad"]
         if len(nxt) != 1:
             return False
         node = nxt[0]
+        if node is None:
+            return False
         if node is target:
             return True
     return False
