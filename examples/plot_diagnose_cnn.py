@@ -40,12 +40,10 @@ def small_cnn() -> nn.Module:
 images = torch.randn(16 if args.quick else 64, 3, 16, 16, generator=torch.Generator().manual_seed(1))
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 for ax, scheme in zip(axes, [None, "he_normal"]):
-    model = small_cnn()
-    if scheme:
-        initlab.initialize(model, scheme, seed=0)
-    diagnosis = initlab.diagnose(model, images, scheme=scheme or "as built")
+    # scheme=None: the model as PyTorch built it; a name: a copy initialized with that scheme
+    diagnosis = initlab.diagnose(small_cnn(), images, scheme=scheme, seed=0)
     print(diagnosis.table(), end="\n\n")
-    plots.diagnosis_plot(diagnosis.to_dict(), ax=ax)
+    plots.diagnosis_plot(diagnosis.to_dict(), ax=ax, title=f"{scheme or 'as built'}: {diagnosis.verdict['summary']}")
 fig.tight_layout()
 Path(args.out).mkdir(parents=True, exist_ok=True)
 fig.savefig(Path(args.out) / "diagnose_cnn.png", dpi=100)

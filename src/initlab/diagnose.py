@@ -78,7 +78,11 @@ class Diagnosis:
 
     def to_dict(self) -> dict:
         return json_safe({"scheme": self.scheme, "activation": self.activation, "layers": self.rows,
-                          "verdict": self.verdict})
+                          "verdict": self.verdict, "parameters": self.accounting()})
+
+    def accounting(self) -> dict[str, str]:
+        """Every parameter name -> the row that measured its layer, or why it has no row."""
+        return dict(self.meta.get("parameters") or {})
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
@@ -194,6 +198,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
                 raise InitlabError(f"the inputs do not fit the model: {type(e).__name__}: "
                                    f"{str(e).splitlines()[0] if str(e) else ''}") from None
         rows = probe.rows(calls, grads, rtol)
+        accounted = probe.accounting(model, rows)
     finally:
         with torch.no_grad():
             model.load_state_dict(state)
@@ -203,13 +208,18 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
     activation = _model_activation(rows)
     _predict(rows, [c.module for c in calls if L.is_weight_layer(c.module)], calls, activation)
     v = verdict(rows, activation, label)
+    unseen = {n: s for n, s in accounted.items() if s.startswith(("not understood", "no row: layer"))}
+    if unseen:
+        v["unmeasured"] = unseen
+        v["message"] += (f". Not measured: {len(unseen)} parameter(s), e.g. {next(iter(unseen))}: "
+                         f"{next(iter(unseen.values()))}")
     if trained:
         v["labels"].append("trained")
         v["summary"] = ", ".join(v["labels"])
         v["message"] = ("this model's parameters hold gradients: it has been trained (or through a backward "
                         "pass), so these are the statistics of its current weights, not of an initialization. "
                         + v["message"])
-    return Diagnosis(rows, v, activation, label)
+    return Diagnosis(rows, v, activation, label, {"parameters": accounted})
 
 
 def _model_activation(rows: list[dict]) -> str:
@@ -217,10 +227,11 @@ def _model_activation(rows: list[dict]) -> str:
     return kinds.pop() if len(kinds) == 1 else "unknown"
 
 
-def _chain(modules: list[nn.Module]) -> bool:
-    """An MLP: plain Linear layers, each feeding the next."""
-    return bool(modules) and all(type(m) is nn.Linear for m in modules) and all(
-        a.out_features == b.in_features for a, b in zip(modules, modules[1:]))
+def _chain(calls: list[probe.Call]) -> bool:
+    """An MLP: plain Linear layers, each fed by the previous one's output through an activation alone."""
+    layer_calls = [c for c in calls if L.is_weight_layer(c.module)]
+    return bool(layer_calls) and all(type(c.module) is nn.Linear for c in layer_calls) and all(
+        b.input is not None and probe.derived_from(b.input, a.output) for a, b in zip(layer_calls, layer_calls[1:]))
 
 
 def _predict(rows: list[dict], mods: list[nn.Module], calls, activation: str) -> None:
@@ -228,7 +239,7 @@ def _predict(rows: list[dict], mods: list[nn.Module], calls, activation: str) ->
     for r in rows:
         r["predicted_preact_std"] = r["predicted_act_std"] = r["predicted_grad_std"] = None
     first = next((c for c in calls if L.is_weight_layer(c.module)), None)
-    if activation in ("unknown", None) or not _chain(mods) or first is None or first.input is None \
+    if activation in ("unknown", None) or not _chain(calls) or first is None or first.input is None \
             or first.input.dim() != 2:
         return
     wvar = [float(m.weight.detach().double().pow(2).mean()) for m in mods]

@@ -104,20 +104,27 @@ def _std(t: torch.Tensor | None) -> float | None:
     return None if t is None or t.numel() < 2 else float(t.detach().double().std())
 
 
-def _derived_from(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> bool:
-    """Whether ``x`` was computed from ``y`` alone by a short chain of one-input operations (an
-    activation, a dropout, a norm), read from the autograd graph: not through a residual sum."""
+#: Autograd nodes of elementwise, one-input steps: activations, dropout, a scaling by a constant.
+ELEMENTWISE = {"ReluBackward0", "TanhBackward0", "SigmoidBackward0", "GeluBackward0", "LeakyReluBackward0",
+               "LeakyReluBackward1", "EluBackward0", "SiluBackward0", "HardtanhBackward0", "NativeDropoutBackward0",
+               "MulBackward0", "DivBackward0"}
+
+
+def derived_from(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> bool:
+    """Whether ``x`` was computed from ``y`` alone by a short chain of elementwise one-input steps (an
+    activation, a dropout, a constant factor), read from the autograd graph: not through a residual
+    sum, a norm or another layer."""
     node, target = x.grad_fn, y.grad_fn
+    if x is y:
+        return True
     for _ in range(depth):
-        if node is None or target is None:
+        if node is None or target is None or type(node).__name__ not in ELEMENTWISE:
             return False
         # inputs that need no gradient show as None: a sum with the block's input counts as two inputs
         nxt = [f for f, _ in node.next_functions if type(f).__name__ != "AccumulateGrad"]
-        if len(nxt) != 1:
+        if len(nxt) != 1 or nxt[0] is None:
             return False
         node = nxt[0]
-        if node is None:
-            return False
         if node is target:
             return True
     return False
@@ -133,11 +140,11 @@ def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
     for j in range(i + 1, end):
         kind = ACTIVATION_MODULES.get(type(calls[j].module))
         if kind is not None and calls[j].input is not None and calls[j].input.shape == out.shape \
-                and (calls[j].input is out or _derived_from(calls[j].input, out) or out.grad_fn is None):
+                and (calls[j].input is out or derived_from(calls[j].input, out) or out.grad_fn is None):
             return kind, calls[j].output
     if nxt is not None:
         x = calls[nxt].input
-        if x is not None and x is not out and x.shape == out.shape and _derived_from(x, out):
+        if x is not None and x is not out and x.shape == out.shape and derived_from(x, out):
             return "unknown", x
     return None, None
 
@@ -204,3 +211,34 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
         row["effective_width"] = count_distinct(sample, rtol * scale + 1e-30)[0] if finite else None
         out.append(row)
     return out
+
+
+def accounting(model: nn.Module, rows: list[dict]) -> dict[str, str]:
+    """Every parameter name of ``model`` -> where its effect was measured, or why it has no row of its own."""
+    measured = {r["name"] for r in rows}
+    names_of: dict[int, list[str]] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(p), []).append(n)
+    status: dict[int, str] = {}
+    for name, module in model.named_modules():
+        adapter = L.adapter_for(module)
+        if adapter is None:
+            continue
+        for b in adapter.blocks(module):
+            for p in L.underlying(module, b.param):
+                if id(p) in status and status[id(p)].startswith("measured"):
+                    continue
+                if name in measured:
+                    status[id(p)] = f"measured in row '{name}'"
+                elif adapter.weight_layer:
+                    status.setdefault(id(p), f"no row: layer '{name}' was not called in the forward pass")
+                else:
+                    what = b.role.replace("_", " ")
+                    status.setdefault(id(p), f"no row: the {what} of {type(module).__name__} '{name}' (its effect "
+                                             f"shows in the rows of the layers after it)")
+    for name, module in model.named_modules():
+        for p in module.parameters(recurse=False):
+            owner = f"{type(module).__name__} '{name}'" if name else f"the model ({type(module).__name__})"
+            status.setdefault(id(p), f"not understood: {owner} is not a layer initlab knows; declare it with "
+                                     f"initlab.register_layer(...)")
+    return {n: status[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}

@@ -49,7 +49,7 @@ class Run:
         self.data, self.X_all = data, X_all
         self.model = mlp(2, settings.hidden, 1, settings.activation)
         self.manifest = initialize(self.model, spec, seed=settings.seed, inputs=data.X_train)
-        d = diagnose(self.model, data.X_train, targets=data.y_train, scheme=self.label)
+        d = diagnose(self.model, data.X_train, targets=data.y_train)  # the model as initialized above
         self.diagnosis = {"summary": d.verdict["summary"], "message": d.verdict["message"],
                           "labels": d.verdict["labels"]}
         self.initial_stats = {"names": [r["name"] for r in d.rows],
