@@ -75,10 +75,12 @@ class Manifest:
 
     def table(self) -> str:
         """The manifest as a plain-text table: one row per tensor drawn, then what was left or shared."""
-        cols = ["parameter", "block", "shape", "scheme", "distribution", "bound", "std", "fan_in", "fan_out", "gain"]
+        cols = ["parameter", "block", "shape", "scheme", "distribution", "value", "bound", "std", "fan_in", "fan_out",
+                "gain"]
+        blank = [""] * (len(cols) - 5)
         rows = [[_fmt(e.get(c)) for c in cols] for e in self.entries]
-        rows += [[e["parameter"], "", _fmt(e.get("shape")), "left", e["reason"], "", "", "", "", ""] for e in self.left]
-        rows += [[n, "", "", "shared", f"the same tensor as {o}", "", "", "", "", ""] for n, o in self.shared.items()]
+        rows += [[e["parameter"], "", _fmt(e.get("shape")), "left", e["reason"], *blank] for e in self.left]
+        rows += [[n, "", "", "shared", f"the same tensor as {o}", *blank] for n, o in self.shared.items()]
         widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
@@ -443,6 +445,8 @@ def _initialize_module(model, spec, override_specs, role_specs, generators, mani
                 if b.rows is not None or b.label:
                     entry["block"] = b.label
                     entry["rows"] = list(b.rows) if b.rows else None
+                    if b.rows is not None:
+                        entry["shape"] = [b.rows[1] - b.rows[0], *info["shape"][1:]]
                 if rec.get("distribution") == "left as it was":
                     entry["scheme"] = "left"
                 manifest.entries.append(entry)
