@@ -10,7 +10,6 @@ The data-dependent fix is :func:`initlab.lsuv` (``lsuv.py``).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import statistics
@@ -166,7 +165,7 @@ def diagnose(model: nn.Module, inputs, targets: torch.Tensor | None = None, loss
     if not isinstance(model, nn.Module):
         raise InitlabError(f"diagnose needs an nn.Module; got {type(model).__name__}.")
     if scheme is not None:
-        model = copy.deepcopy(model)
+        model = L.copy_module(model)
         initialize(model, scheme, seed=seed, inputs=inputs)
         label = scheme if isinstance(scheme, str) else scheme.get("name")
         return _diagnose(model, inputs, targets, loss_fn, rtol, label)

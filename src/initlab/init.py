@@ -147,15 +147,17 @@ def _fill_bias(target: torch.Tensor, spec: dict, generator, block: L.Block) -> d
     return {"distribution": "constant", "value": float(value)}
 
 
-def _default_values(module: nn.Module, seed: int) -> dict[str, torch.Tensor] | None:
+def _default_values(module: nn.Module, seed: int, in_place: bool) -> dict[str, torch.Tensor] | None:
     """PyTorch's own initialization of ``module``: its reset methods, children first (as when it was
-    built), on a private copy of the global RNG seeded with ``seed``. Runs on the layer itself, or on
-    a plain copy when a parametrization would undo it; returns the values it gave (None: no reset)."""
+    built), on a private copy of the global RNG seeded with ``seed``. Runs on the layer itself when
+    ``in_place`` (every tensor of it is to be written), else on a plain copy (a parametrization would
+    undo it, or a frozen tensor must stay); returns the values it gave (None: it has no reset)."""
     adapter = L.adapter_for(module)
     if adapter.reset is None or not callable(getattr(module, adapter.reset, None)):
         return None
     blocks = adapter.blocks(module)
-    target = L.scratch_copy(module) if any(L.how_stored(module, b.param) for b in blocks) else module
+    plain = in_place and not any(L.how_stored(module, b.param) for b in blocks)
+    target = module if plain else L.scratch_copy(module)
     devices = sorted({p.device.index or 0 for p in target.parameters() if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -375,7 +377,9 @@ def _initialize_module(model, spec, override_specs, role_specs, generators, mani
         defaults = None
         if any(_rule(layer, b, layer_spec, override_specs, role_specs, full)[0] == "default" for b in layer.blocks):
             sub_seed = int(torch.randint(0, 2**62, (1,), generator=generators(torch.device("cpu"))))
-            defaults = _default_values(module, sub_seed)
+            held = [p for b in layer.blocks for p in L.underlying(module, b.param)]
+            keep = any(id(p) in written for p in held) or (not include_frozen and any(not p.requires_grad for p in held))
+            defaults = _default_values(module, sub_seed, in_place=not keep)  # a tied or frozen tensor must stay
         for path, blocks in by_param.items():
             pname = full(layer, path)
             under = L.underlying(module, path)

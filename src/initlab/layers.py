@@ -300,15 +300,50 @@ def _restore(plist: nn.Module, saved: list[torch.Tensor]) -> None:
         t.copy_(s)
 
 
+def _is_old_weight_norm(hook) -> bool:
+    return type(hook).__name__ == "WeightNorm"
+
+
+def copy_module(module: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also copies layers under the old ``torch.nn.utils.weight_norm`` (whose
+    computed weight, a non-leaf tensor, deepcopy refuses): it is set aside, and recomputed in the copy."""
+    stash = []
+    for sub in module.modules():
+        for hook in sub._forward_pre_hooks.values():
+            if _is_old_weight_norm(hook) and hook.name in sub.__dict__:
+                stash.append((sub, hook.name, sub.__dict__.pop(hook.name)))
+    try:
+        copied = copy.deepcopy(module)
+    finally:
+        for sub, name, value in stash:
+            sub.__dict__[name] = value
+    for sub in copied.modules():
+        for hook in sub._forward_pre_hooks.values():
+            if _is_old_weight_norm(hook):
+                with torch.no_grad():
+                    sub.__dict__[hook.name] = hook.compute_weight(sub)
+    return copied
+
+
 def scratch_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with plain parameters in place of every parametrization and weight norm,
-    for running PyTorch's own ``reset_parameters`` where the real layer's forward would undo it."""
-    m = copy.deepcopy(module)
-    for sub in m.modules():
-        if parametrize.is_parametrized(sub):
-            for name in list(sub.parametrizations):
-                parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
-        for key, hook in list(sub._forward_pre_hooks.items()):
-            if type(hook).__name__ == "WeightNorm":
-                hook.remove(sub)
+    """A copy of ``module`` with plain parameters, holding the effective values, in place of every
+    parametrization and weight norm: for running PyTorch's own ``reset_parameters`` where the real
+    layer's forward would undo it. The original (and the class PyTorch made for it) is not touched."""
+    m = copy_module(module)
+    with torch.no_grad():
+        for sub in list(m.modules()):
+            if parametrize.is_parametrized(sub):
+                values = {name: getattr(sub, name).detach().clone() for name in sub.parametrizations}
+                del sub._modules["parametrizations"]
+                sub.__class__ = type(sub).__bases__[0]  # the layer's own class, not the shared Parametrized one
+                for name, v in values.items():
+                    sub.register_parameter(name, nn.Parameter(v))
+            for key, hook in list(sub._forward_pre_hooks.items()):
+                if _is_old_weight_norm(hook):
+                    v = hook.compute_weight(sub).detach().clone()
+                    del sub._forward_pre_hooks[key]
+                    for suffix in ("_g", "_v"):
+                        del sub._parameters[hook.name + suffix]
+                    sub.__dict__.pop(hook.name, None)
+                    sub.register_parameter(hook.name, nn.Parameter(v))
     return m

@@ -49,9 +49,17 @@ def _scaled_blocks(module: nn.Module) -> list[str]:
     return list(dict.fromkeys(b.param for b in blocks))
 
 
-def _divide(module: nn.Module, factor: float) -> None:
+def _divide(module: nn.Module, factor: float, scaled: dict[int, float]) -> None:
+    """Divide the layer's scaled weights by ``factor``; ``scaled`` keeps each parameter's total factor."""
     for path in _scaled_blocks(module):
         L.write(module, path, L.read(module, path) / factor)
+        for p in L.underlying(module, path):
+            scaled[id(p)] = scaled.get(id(p), 1.0) / factor
+
+
+def _frozen(module: nn.Module) -> bool:
+    held = [p for path in _scaled_blocks(module) for p in L.underlying(module, path)]
+    return bool(held) and not any(p.requires_grad for p in held)
 
 
 def _prepare(model: nn.Module, inputs):
@@ -116,7 +124,7 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
             torch.backends.mha.set_fastpath_enabled(False)
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             model.train(mode == "train")
-            layer_rows, iterations = _rescale(model, inputs, target_std, tol, max_iter)
+            layer_rows, iterations, scaled = _rescale(model, inputs, target_std, tol, max_iter)
     except BaseException:
         with torch.no_grad():
             model.load_state_dict(saved)
@@ -141,7 +149,7 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
         after.verdict["message"] = (f"lsuv could not bring {len(missed)} layer(s) to std {target_std:g} "
                                     f"+- {tol:g}: " + "; ".join(f"{r['name']} at {r['std']:.3g} ({r['reason']})"
                                                                 for r in missed[:3]) + ". " + after.verdict["message"])
-    return LSUVResult(before, after, iterations, layer_rows, _manifest(ortho, layer_rows, seed))
+    return LSUVResult(before, after, iterations, layer_rows, _manifest(model, ortho, layer_rows, scaled, seed))
 
 
 def _rescale(model, inputs, target_std, tol, max_iter):
@@ -154,23 +162,26 @@ def _rescale(model, inputs, target_std, tol, max_iter):
         t = first_tensor(out)
         if t is None:
             return
-        if module not in outputs:
+        if module not in outputs and module not in order:
             order.append(module)
         outputs[module] = t.detach()
 
     names = {m: n for n, m in model.named_modules()}
     handles = [m.register_forward_hook(record) for m in model.modules() if L.is_weight_layer(m)]
-    iterations, notes = {}, {}
+    iterations, notes, scaled = {}, {}, {}
     try:
         call(model, inputs)
         for layer in list(order):
             name = names[layer]
+            if _frozen(layer):
+                notes[name], iterations[name] = "frozen (requires_grad=False): left as it was", 0
+                continue
             for it in range(max_iter + 1):
                 std = float(outputs[layer].double().std())
                 if abs(std - target_std) <= tol or not math.isfinite(std) or std == 0 or it == max_iter:
                     break
                 try:
-                    _divide(layer, std / target_std)
+                    _divide(layer, std / target_std, scaled)
                 except L.Unreachable as e:
                     notes[name] = str(e)
                     break
@@ -207,21 +218,33 @@ def _rescale(model, inputs, target_std, tol, max_iter):
                           f"(a bounded, normalized or clipped output)")
         rows.append({"name": name, "kind": type(layer).__name__, "std": std, "iterations": iterations.get(name, 0),
                      "reached": reached, "reason": reason})
-    return rows, iterations
+    return rows, iterations, scaled
 
 
-def _manifest(ortho: Manifest, layer_rows: list[dict], seed: int) -> Manifest:
+def _manifest(model: nn.Module, ortho: Manifest, layer_rows: list[dict], scaled: dict[int, float],
+              seed: int) -> Manifest:
+    """The orthogonal pre-initialization's manifest, with what the rescaling did to each tensor: a
+    tensor the pre-initialization left (a tied embedding) but a rescaling reached is said to be."""
     by_name = {r["name"]: r for r in layer_rows}
-    m = Manifest(scheme={"name": "lsuv", "params": {}}, seed=seed, left=ortho.left, shared=ortho.shared,
-                 names=ortho.names)
+    by_param = dict(model.named_parameters(remove_duplicate=False))
+    factor_of = {n: scaled[id(p)] for n, p in by_param.items() if id(p) in scaled}
+    m = Manifest(scheme={"name": "lsuv", "params": {}}, seed=seed, shared=ortho.shared, names=ortho.names)
     for e in ortho.entries:
         r = by_name.get(e["module"])
         entry = {**e, "scheme": "lsuv"}
+        factor = next((factor_of[n] for n in e.get("stored_in") or [] if n in factor_of), None)
         if e["role"] in ("weight", "recurrent"):
-            entry["distribution"] = "orthogonal, rescaled" if r else "orthogonal"
+            entry["distribution"] = f"orthogonal, rescaled x{factor:.3g}" if factor else "orthogonal"
         if r:
             entry.update(iterations=r["iterations"], output_std=r["std"], reached=r["reached"])
             if r["reason"]:
                 entry["reason"] = r["reason"]
         m.entries.append(entry)
+    for e in ortho.left:
+        factor = next((factor_of[n] for n in e.get("stored_in") or [e["parameter"]] if n in factor_of), None)
+        if factor is None:
+            m.left.append(e)
+        else:  # left by the pre-initialization, reached by a rescaling through a tied layer
+            m.entries.append({**e, "scheme": "lsuv", "distribution": f"as it was, rescaled x{factor:.3g} (through a "
+                              f"layer that shares it)", "reason": None})
     return m
