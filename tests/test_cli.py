@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from initlab.cli import main
@@ -117,3 +118,89 @@ def test_diagnose_a_user_model_by_import_path(run, tmp_path, monkeypatch):
         bad = run("diagnose", *args)
         assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
         assert bad.output.strip().count("\n") == 0
+
+
+TOKEN_MODELS = (
+    "import torch.nn as nn\n"
+    "class LSTMClassifier(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.embedding = nn.Embedding(50, 8)\n"
+    "        self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True)\n"
+    "        self.head = nn.Linear(16, 3)\n"
+    "    def forward(self, ids):\n"
+    "        out, _ = self.lstm(self.embedding(ids))\n"
+    "        return self.head(out[:, -1])\n"
+    "def lstm():\n    return LSTMClassifier()\n"
+    "def transformer():\n"
+    "    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)\n"
+    "    return nn.Sequential(nn.Embedding(50, 16), nn.TransformerEncoder(layer, 2, enable_nested_tensor=False))\n")
+
+
+def test_diagnose_a_token_model_with_long_inputs(run, tmp_path, monkeypatch):
+    (tmp_path / "tokenmodels.py").write_text(TOKEN_MODELS)
+    monkeypatch.chdir(tmp_path)
+    for factory in ("lstm", "transformer"):
+        ok = run("diagnose", "--model", f"tokenmodels:{factory}", "--input-shape", "12", "--input-dtype", "long",
+                 "--vocab", "50", "--batch", "8", "--scheme", "xavier_uniform", "--json")
+        assert ok.exit_code == 0, ok.output
+        (doc,) = json.loads(ok.output)["diagnoses"]
+        kinds = {r["kind"] for r in doc["layers"]}
+        assert ("LSTM" in kinds) if factory == "lstm" else ("MultiheadAttention" in kinds), kinds
+        assert doc["verdict"]["summary"]
+
+
+def test_long_inputs_are_token_ids_below_vocab_from_the_seed(run, tmp_path, monkeypatch):
+    """The batch the model sees: integer ids in [0, vocab), the same for the same --seed."""
+    (tmp_path / "spy.py").write_text(
+        "import torch, torch.nn as nn\n"
+        "SEEN = []\n"
+        "class Spy(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.embedding = nn.Embedding(7, 4)\n"
+        "        self.fc = nn.Linear(4, 2)\n"
+        "    def forward(self, ids):\n"
+        "        SEEN.append(ids.clone())\n"
+        "        return self.fc(self.embedding(ids))\n"
+        "def spy():\n    return Spy()\n")
+    monkeypatch.chdir(tmp_path)
+    import importlib
+    seen = []
+    for seed in ("0", "0", "1"):
+        result = run("diagnose", "--model", "spy:spy", "--input-shape", "5,3", "--input-dtype", "long", "--vocab", "7",
+                     "--batch", "64", "--seed", seed, "--json")
+        assert result.exit_code == 0, result.output
+        spy = importlib.import_module("spy")
+        seen.append(spy.SEEN[-1])
+    ids = seen[0]
+    assert ids.dtype == torch.long and ids.shape == (64, 5, 3)
+    assert int(ids.min()) >= 0 and int(ids.max()) <= 6 and len(ids.unique()) == 7
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input-dtype", "long"], "--input-dtype long needs --vocab"),
+    (["--input-dtype", "long", "--vocab", "0"], "--vocab needs at least 1"),
+    (["--input-dtype", "long", "--vocab", "-3"], "--vocab needs at least 1"),
+    (["--vocab", "50"], "--vocab is for token ids"),
+    (["--input-dtype", "float", "--vocab", "50"], "--vocab is for token ids"),
+    (["--input-dtype", "long", "--vocab", "500"], "larger than the model's Embedding"),
+])
+def test_diagnose_token_input_errors_are_one_line(run, tmp_path, monkeypatch, args, message):
+    (tmp_path / "tokenmodels.py").write_text(TOKEN_MODELS)
+    monkeypatch.chdir(tmp_path)
+    bad = run("diagnose", "--model", "tokenmodels:lstm", "--input-shape", "12", "--batch", "4", *args)
+    assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
+    assert bad.output.strip().count("\n") == 0 and "Traceback" not in bad.output
+
+
+def test_diagnose_input_dtype_errors_outside_token_models(run):
+    mlp = run("diagnose", "--hidden", "8,8", "--input-dtype", "long", "--vocab", "10")
+    assert mlp.exit_code == 2 and "the built-in MLP takes float inputs" in mlp.output
+    assert mlp.output.strip().count("\n") == 0
+    unknown = run("diagnose", "--hidden", "8,8", "--input-dtype", "int")
+    assert unknown.exit_code == 2 and "'int' is not one of 'float', 'long'" in unknown.output
+    assert "Traceback" not in unknown.output
+    shape = run("diagnose", "--model", "x:y", "--input-shape", "0")
+    assert shape.exit_code == 2 and "sizes of at least 1" in shape.output

@@ -10,8 +10,9 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("plot_*.py"))
 
 
-def test_the_gallery_has_the_four_examples():
-    assert [p.stem for p in EXAMPLES] == ["plot_chapter_comparison", "plot_diagnose_cnn", "plot_lsuv_deep_net",
+def test_the_gallery_has_the_six_examples():
+    assert [p.stem for p in EXAMPLES] == ["plot_chapter_comparison", "plot_diagnose_cnn", "plot_diagnose_lstm",
+                                          "plot_diagnose_transformer", "plot_lsuv_deep_net",
                                           "plot_sweep_confidence_bands"]
 
 

@@ -254,7 +254,13 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 @click.option("--model", "model_path", default=None, metavar="PACKAGE.MODULE:FACTORY",
               help="Diagnose your own model: a factory returning an nn.Module (instead of --hidden).")
 @click.option("--input-shape", default=None, metavar="C,H,W",
-              help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32.")
+              help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32 (or 128: "
+                   "a sequence of 128 token ids, with --input-dtype long).")
+@click.option("--input-dtype", type=click.Choice(["float", "long"], case_sensitive=False), default="float",
+              show_default=True, help="float: standard normal inputs; long: token ids, for a --model that starts "
+                                      "with an Embedding (needs --vocab).")
+@click.option("--vocab", type=int, default=None, metavar="N",
+              help="With --input-dtype long: token ids are drawn uniformly from 0 to N - 1.")
 @click.option("--scheme", "scheme_list", default=None,
               help="Comma-separated schemes to compare, e.g. xavier_uniform,he_normal,default,lsuv "
                    "(default: the model as built).")
@@ -262,7 +268,8 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the schemes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnoses as JSON.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for the plot and the JSON.")
-def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, scheme_list, batch, seed, as_json, out):
+def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input_dtype, vocab, scheme_list, batch,
+                 seed, as_json, out):
     """Report card at initialization: per-layer std of activations and gradients, measured and
     predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
     import torch
@@ -273,6 +280,17 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, schem
     for s in schemes_to_try:
         if s is not None:
             get(s)  # an unknown name fails here, before any work
+    tokens = input_dtype.lower() == "long"
+    if tokens and vocab is None:
+        raise InitlabError("--input-dtype long needs --vocab N: token ids are drawn from 0 to N - 1 (N is your "
+                           "Embedding's num_embeddings).")
+    if tokens and vocab < 1:
+        raise InitlabError(f"--vocab needs at least 1 token id; got {vocab}.")
+    if not tokens and vocab is not None:
+        raise InitlabError("--vocab is for token ids: add --input-dtype long, or leave --vocab out for float inputs.")
+    if tokens and not model_path:
+        raise InitlabError("--input-dtype long is for a --model that takes token ids; the built-in MLP takes "
+                           "float inputs.")
     if model_path:
         if not input_shape:
             raise InitlabError("--model needs --input-shape, the shape of one input, e.g. 3,32,32.")
@@ -280,6 +298,8 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, schem
             shape = [int(v) for v in input_shape.split(",")]
         except ValueError:
             raise InitlabError(f"--input-shape is like 3,32,32; got '{input_shape}'.") from None
+        if any(v < 1 for v in shape):
+            raise InitlabError(f"--input-shape needs sizes of at least 1, like 3,32,32; got '{input_shape}'.")
         factory = load_factory(model_path)
     else:
         widths = parse_hidden(hidden)
@@ -288,8 +308,15 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, schem
     if batch < 2:
         raise InitlabError(f"--batch needs at least 2 inputs; got {batch}.")
     # the inputs' stream must differ from the schemes' (same seed, same numbers: W would copy X)
-    inputs = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(seed + INPUT_SEED_OFFSET))
-    diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
+    gen = torch.Generator().manual_seed(seed + INPUT_SEED_OFFSET)
+    inputs = (torch.randint(0, vocab, (batch, *shape), generator=gen) if tokens
+              else torch.randn(batch, *shape, generator=gen))
+    try:
+        diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
+    except InitlabError as e:
+        if tokens and "IndexError" in str(e):  # a token id past the end of an Embedding
+            raise InitlabError(f"{e} (is --vocab {vocab} larger than the model's Embedding?)") from None
+        raise
     docs = [d.to_dict() for d in diagnoses]
     if out:
         from pathlib import Path
