@@ -828,14 +828,19 @@ def test_lsuv_on_a_partly_frozen_model_tells_the_truth():
     assert_left_means_unchanged(result.manifest.accounting(), before, model)
 
 
-def test_lsuv_manifest_of_a_tied_embedding_and_head_says_it_was_rescaled():
-    """lsuv divides the head's weight, which IS the token embedding: the manifest must not say it was
-    left as it was."""
+def test_lsuv_leaves_a_head_tied_to_the_embedding_and_says_so():
+    """The head's weight IS the token embedding, which runs first: rescaling it would undo every layer
+    already set. lsuv leaves it, says why, the embedding is unchanged, and the layers before the head
+    all reach the target (before this, rescaling the head shrank the embedding and left the first
+    attention at std ~0.1)."""
     model = build(GPT)
     before = params(model)
     result = initlab.lsuv(model, token_ids(4, 8, 40))
-    assert not torch.equal(before["tok.weight"], model.tok.weight.detach())  # it was rescaled
+    assert torch.equal(before["tok.weight"], model.tok.weight.detach())
     assert_left_means_unchanged(result.manifest.accounting(), before, model)
+    head = next(r for r in result.layers if r["name"] == "head")
+    assert head["iterations"] == 0 and "shared with tok" in (head["reason"] or "shared with tok")
+    assert all(r["reached"] for r in result.layers if r["name"] != "head")
 
 
 def test_lsuv_manifest_does_not_claim_a_rescaling_that_did_not_happen():

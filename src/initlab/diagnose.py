@@ -134,6 +134,15 @@ def _move(inputs, param: torch.Tensor):
     raise InitlabError(f"inputs must be a tensor, or a tuple or dict of tensors; got {type(inputs).__name__}.")
 
 
+def _track(inputs):
+    """Float inputs as leaves that require a gradient (a recurrent first layer's gradient through time)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.detach().requires_grad_() if inputs.is_floating_point() else inputs
+    if isinstance(inputs, dict):
+        return {k: _track(v) for k, v in inputs.items()}
+    return type(inputs)(_track(v) for v in inputs)
+
+
 def _check_finite(inputs) -> None:
     for name, t in probe.tensors(inputs).items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -181,6 +190,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
     param = next(model.parameters())
     inputs = _move(inputs, param)
     _check_finite(inputs)
+    inputs = _track(inputs)
     params = list(model.parameters())
     trained = any(p.grad is not None for p in params)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -302,6 +312,21 @@ def _worst(rows: list[dict], key: str, reverse: bool) -> dict:
     return max(bad, key=lambda t: abs(math.log(t["ratio"])) if t["ratio"] and math.isfinite(t["ratio"]) else math.inf)
 
 
+def _through_time(rows: list[dict]) -> dict:
+    """A recurrent layer whose first input step gets less than 1/FACTOR^2 of the gradient of its
+    largest step (or more than FACTOR^2): the loss cannot reach back in time (or blows up)."""
+    for r in rows:
+        ratio = r.get("first_step_grad_ratio")
+        if ratio is None or r.get("steps", 0) < 2:
+            continue
+        if ratio < 1 / FACTOR**2 or ratio > FACTOR**2:
+            status = "vanishing" if ratio < 1 / FACTOR**2 else "exploding"
+            fix = (r.get("recurrent_fix") or "initialize the recurrent weights orthogonal "
+                   "(roles={'recurrent': 'orthogonal'}) and, for an LSTM, forget_bias=1.0")
+            return {"status": status, "name": r["name"], "ratio": ratio, "steps": r["steps"], "fix": fix}
+    return {"status": "ok"}
+
+
 def _rule_in_use(rows: list[dict], activation: str) -> bool:
     """Whether the hidden layers' weights already follow the rule suggested for ``activation``:
     the median of sigma_w^2 = fan_in * Var(W) within 25% of what that rule gives."""
@@ -330,14 +355,19 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
         flags[key] = None if hit is None else rows[hit]["name"]
         if hit is not None:
             labels.append(key)
+    time = _through_time(rows)
+    if time["status"] != "ok":
+        labels.append(f"{time['status']} (through time)")
     suggestion = SUGGESTED.get(activation, "lsuv")
     right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
     net = "network" if activation == "unknown" else f"{activation} network"
-    who = f"this {net} with {scheme}" if scheme else f"this {net}"
-    if right_rule:
+    who = f"this {net}" if not scheme else f"this {net} as built" if scheme == "as built" else f"this {net} with {scheme}"
+    architecture = "look at the depth, pooling, or add normalization or residual connections"
+    if right_rule and activation in SUGGESTED_SIGMA_W2:
         fix = (f"the weights already follow {suggestion}'s rule (fan_in * Var(W) = "
-               f"{SUGGESTED_SIGMA_W2.get(activation, 0):g}), so the scheme is not the cause: look at the depth, "
-               f"pooling, or add normalization or residual connections")
+               f"{SUGGESTED_SIGMA_W2[activation]:g}), so the scheme is not the cause: {architecture}")
+    elif right_rule:
+        fix = f"the model was already initialized with {suggestion}, so the scheme is not the cause: {architecture}"
     else:
         fix = f"use {suggestion}"
     if fwd["status"] != "ok":
@@ -351,6 +381,9 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
         message = (f"{who}: the gradient std at layer {bwd['extreme']} '{bwd['extreme_name']}' is "
                    f"{bwd['ratio']:.2g} of layer {bwd['base']} '{bwd['base_name']}', {bwd['status']} toward the "
                    f"input; {fix}")
+    elif time["status"] != "ok":
+        message = (f"{who}: the gradient reaching the first of {time['steps']} steps of '{time['name']}' is "
+                   f"{time['ratio']:.2g} of the largest step's, {time['status']} through time; {time['fix']}")
     elif flags["symmetric"]:
         message = (f"{who}: units of layer '{flags['symmetric']}' are copies of each other (a constant or "
                    f"repeated initialization); use a random scheme ({suggestion})")
@@ -360,6 +393,7 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     else:
         message = f"{who}: forward and backward std stay within {FACTOR:g}x along the depth"
     return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,
+            "through_time": time,
             **{f"{k}_layer": v for k, v in flags.items()}, "suggestion": None if right_rule else suggestion,
             "message": message}
 
@@ -400,10 +434,17 @@ def build(factory: Callable[[], nn.Module]) -> nn.Module:
 
 def compare(factory: Callable[[], nn.Module], inputs, schemes: list[str | None], seed: int = 0) -> list[Diagnosis]:
     """Diagnose a fresh model from ``factory`` under each scheme (None: as the factory built it)."""
+    from .lsuv import lsuv
+    from .schemes import parse_spec
+
     results = []
     for scheme in schemes:
         model = build(factory)
-        if scheme is not None:
-            initialize(model, scheme, seed=seed, inputs=inputs)
+        spec = None if scheme is None else parse_spec(scheme)
+        if spec is not None and spec["name"] == "lsuv":  # its own verdict keeps the layers it could not reach
+            results.append(lsuv(model, inputs, seed=seed, **spec["params"]).after)
+            continue
+        if spec is not None:
+            initialize(model, spec, seed=seed, inputs=inputs)
         results.append(_diagnose(model, inputs, None, None, 1e-3, scheme or "as built"))
     return results

@@ -101,7 +101,7 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
     -------
     LSUVResult
     """
-    from .diagnose import diagnose
+    from .diagnose import _diagnose, diagnose
 
     if not (isinstance(target_std, (int, float)) and math.isfinite(target_std) and target_std > 0
             and isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0
@@ -138,8 +138,7 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
             for k, v in model.named_buffers():
                 if k in saved and v.shape == saved[k].shape:
                     v.copy_(saved[k])
-    after = diagnose(model, inputs)
-    after.scheme = "lsuv"
+    after = _diagnose(model, inputs, None, None, 1e-3, "lsuv")
     missed = [r for r in layer_rows if not r["reached"]]
     if missed:
         label = "lsuv: target not reached"
@@ -167,14 +166,24 @@ def _rescale(model, inputs, target_std, tol, max_iter):
         outputs[module] = t.detach()
 
     names = {m: n for n, m in model.named_modules()}
+    owners: dict[int, set] = {}
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            owners.setdefault(id(p), set()).add(m)
     handles = [m.register_forward_hook(record) for m in model.modules() if L.is_weight_layer(m)]
-    iterations, notes, scaled = {}, {}, {}
+    iterations, notes, scaled, at_turn = {}, {}, {}, {}
     try:
         call(model, inputs)
         for layer in list(order):
             name = names[layer]
             if _frozen(layer):
                 notes[name], iterations[name] = "frozen (requires_grad=False): left as it was", 0
+                continue
+            tied = _tied_before(layer, order, owners)
+            if tied:
+                notes[name], iterations[name] = (f"its weight is shared with {', '.join(names[m] for m in tied)}, which "
+                                                 f"runs before it: rescaling it would undo the layers already set "
+                                                 f"(tied weights), so it is left"), 0
                 continue
             for it in range(max_iter + 1):
                 std = float(outputs[layer].double().std())
@@ -187,16 +196,12 @@ def _rescale(model, inputs, target_std, tol, max_iter):
                     break
                 call(model, inputs)
             iterations[name] = it
+            at_turn[name] = float(outputs[layer].double().std())
         outputs.clear()
         call(model, inputs)  # every layer once more: a later rescaling can move an earlier layer
     finally:
         for h in handles:
             h.remove()
-    owners: dict[int, str] = {}
-    for layer in order:
-        for path in _scaled_blocks(layer):
-            for p in L.underlying(layer, path):
-                owners.setdefault(id(p), names[layer])
     rows = []
     for layer in order:
         name = names[layer]
@@ -204,11 +209,12 @@ def _rescale(model, inputs, target_std, tol, max_iter):
         reached = math.isfinite(std) and abs(std - target_std) <= tol
         reason = None
         if not reached:
-            shared = {owners[id(p)] for path in _scaled_blocks(layer) for p in L.underlying(layer, path)} - {name}
+            turn = at_turn.get(name)
             if name in notes:
                 reason = notes[name]
-            elif shared:
-                reason = f"its weight is shared with {', '.join(sorted(shared))}, rescaled for that layer too"
+            elif turn is not None and abs(turn - target_std) <= tol:
+                reason = (f"it reached {turn:.3g}, then rescaling a later layer moved it (a later layer's weight "
+                          f"is shared with something before this one)")
             elif std == 0 or not math.isfinite(std):
                 reason = "its output is constant or not finite: nothing to rescale"
             elif not _scaled_blocks(layer):
@@ -219,6 +225,18 @@ def _rescale(model, inputs, target_std, tol, max_iter):
         rows.append({"name": name, "kind": type(layer).__name__, "std": std, "iterations": iterations.get(name, 0),
                      "reached": reached, "reason": reason})
     return rows, iterations, scaled
+
+
+def _tied_before(layer: nn.Module, order: list[nn.Module], owners: dict[int, set]) -> list[nn.Module]:
+    """Modules other than ``layer`` (and its own sublayers) that hold one of the weights lsuv would
+    rescale for it and run before it (or are not weight layers, as a tied embedding)."""
+    mine = set(layer.modules())
+    later = set(order[order.index(layer) + 1:])
+    found = []
+    for path in _scaled_blocks(layer):
+        for p in L.underlying(layer, path):
+            found += [m for m in owners.get(id(p), ()) if m not in mine and m not in later and m not in found]
+    return found
 
 
 def _manifest(model: nn.Module, ortho: Manifest, layer_rows: list[dict], scaled: dict[int, float],

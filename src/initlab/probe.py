@@ -65,12 +65,13 @@ def units(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t.movedim(axis, -1).reshape(-1, t.shape[axis])
 
 
-def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict[int, torch.Tensor]]:
+def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict]:
     """Run ``model`` on ``inputs`` with hooks; with ``loss`` (output -> scalar) also backward, keeping
-    the gradient that reaches each weight layer's primary output. Returns the calls in order and the
-    gradients by call index. The caller restores parameters, gradients and the RNG."""
+    the gradient that reaches each weight layer's primary output (by call index) and, for a recurrent
+    layer, the gradient reaching its input sequence (by ``("input", index)``): an RNN's depth is time.
+    Returns the calls in order and the gradients. The caller restores parameters, gradients and RNG."""
     calls: list[Call] = []
-    grads: dict[int, torch.Tensor] = {}
+    grads: dict = {}
     names = {m: n for n, m in model.named_modules()}
     seen: set[int] = set()
 
@@ -87,6 +88,8 @@ def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[
         if loss is not None and L.is_weight_layer(module) and primary.requires_grad:
             i = len(calls) - 1
             primary.register_hook(lambda g, i=i: grads.__setitem__(i, g.detach()))
+            if isinstance(module, nn.RNNBase) and arg is not None and arg.requires_grad and arg.dim() == 3:
+                arg.register_hook(lambda g, i=i: grads.__setitem__(("input", i), g.detach()))
 
     watched = [m for m in model.modules() if L.is_weight_layer(m) or type(m) in ACTIVATION_MODULES]
     handles = [m.register_forward_hook(hook) for m in watched]
@@ -205,12 +208,45 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
                 row["saturated_fraction"] = float((a.abs() > 0.99).double().mean())
             elif kind == "sigmoid":
                 row["saturated_fraction"] = float(((2 * a - 1).abs() > 0.99).double().mean())
+        row.update(_through_time(c, grads.get(("input", i))))
         sample = u[:: max(1, u.shape[0] // WIDTH_SAMPLES)]
         finite = bool(torch.isfinite(sample).all())
         scale = float(sample.abs().max()) if finite and sample.numel() else 0.0
         row["effective_width"] = count_distinct(sample, rtol * scale + 1e-30)[0] if finite else None
         out.append(row)
     return out
+
+
+def _through_time(c: Call, g: torch.Tensor | None) -> dict:
+    """For a recurrent layer: the norm of the gradient reaching each step of its input sequence, as
+    the first step's share of the largest (how far back in time the loss reaches)."""
+    if g is None:
+        return {}
+    time_axis = 1 if getattr(c.module, "batch_first", False) else 0
+    per_step = g.double().movedim(time_axis, 0).reshape(g.shape[time_axis], -1).norm(dim=1)
+    top = float(per_step.max())
+    out = {"steps": int(per_step.numel()), "first_step_grad_ratio": float(per_step[0]) / top if top > 0 else None}
+    if _orthogonal_recurrence(c.module):
+        out["recurrent_fix"] = ("the recurrent weights are already orthogonal (and an LSTM's forget bias is 1), so the "
+                                "initialization is not the cause: the sequence is longer than this RNN carries a "
+                                "gradient; shorten it or add attention")
+    return out
+
+
+def _orthogonal_recurrence(m: nn.Module) -> bool:
+    """Every recurrent gate block (semi-)orthogonal up to a gain, and an LSTM's forget-gate bias >= 0.9."""
+    ok = True
+    for b in L.adapter_for(m).blocks(m):
+        if b.role == "recurrent":
+            w = L.read(m, b.param)[b.rows[0]:b.rows[1]].double()
+            gram = w @ w.T
+            ok &= bool(torch.allclose(gram, torch.eye(len(gram), dtype=gram.dtype) * gram.diagonal().mean(),
+                                      atol=1e-3 * float(gram.diagonal().mean())))
+    if isinstance(m, nn.LSTM) and m.bias:
+        h = m.hidden_size
+        f = m.bias_ih_l0.detach()[h:2 * h] + m.bias_hh_l0.detach()[h:2 * h]
+        ok &= bool(f.mean() >= 0.9)
+    return ok
 
 
 def accounting(model: nn.Module, rows: list[dict]) -> dict[str, str]:

@@ -58,19 +58,36 @@ def hidden_outputs(model: nn.Module, X: torch.Tensor) -> dict[str, torch.Tensor]
     return dict(list(outputs.items())[:-1])
 
 
+def _blocks(H: torch.Tensor, tol: float, rounds: int = 8) -> list[torch.Tensor]:
+    """Candidate groups of columns: two columns within ``tol`` everywhere have means within ``tol``
+    and agree within ``tol`` on every single row, so sorting by the mean and then by a few rows and
+    cutting at gaps wider than ``tol`` never separates columns that belong together."""
+    w = H.shape[1]
+    label = torch.zeros(w, dtype=torch.long)
+    keys = [H.mean(0)] + [H[i] for i in torch.linspace(0, H.shape[0] - 1, min(rounds, H.shape[0])).long().tolist()]
+    for key in keys:
+        order = torch.argsort(key, stable=True)
+        order = order[torch.argsort(label[order], stable=True)]  # by block, then by key within the block
+        lab, k = label[order], key[order]
+        cut = torch.ones(w, dtype=torch.bool)
+        cut[1:] = (lab[1:] != lab[:-1]) | ((k[1:] - k[:-1]) > tol)
+        label = torch.empty_like(label)
+        label[order] = torch.cumsum(cut.long(), 0) - 1
+        if int(label.max()) + 1 == w:  # every column alone: nothing left to compare
+            break
+    order = torch.argsort(label, stable=True)
+    return list(torch.split(order, torch.bincount(label).tolist()))
+
+
 def count_distinct(H: torch.Tensor, tol: float) -> tuple[int, float]:
     """Greedy grouping of the columns of ``H`` (samples x neurons) whose largest absolute difference
     is within ``tol``: ``(number of groups, largest difference inside a group)``.
 
-    Two columns within ``tol`` everywhere have means within ``tol``, so the columns are first cut into
-    blocks of close means and only columns of one block are compared (fast when all are distinct)."""
+    Columns are first cut into candidate blocks (:func:`_blocks`) and only columns of one block are
+    compared pairwise (fast when all are distinct, as in any random initialization)."""
     H = H.double()
-    means = H.mean(0)
-    order = torch.argsort(means)
-    gaps = (means[order][1:] - means[order][:-1]) > tol
-    blocks = torch.tensor_split(order, (torch.nonzero(gaps).flatten() + 1).tolist())
     count, worst = 0, 0.0
-    for block in blocks:
+    for block in _blocks(H, tol):
         if block.numel() == 1:
             count += 1
             continue
