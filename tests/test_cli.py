@@ -204,3 +204,22 @@ def test_diagnose_input_dtype_errors_outside_token_models(run):
     assert "Traceback" not in unknown.output
     shape = run("diagnose", "--model", "x:y", "--input-shape", "0")
     assert shape.exit_code == 2 and "sizes of at least 1" in shape.output
+
+
+def test_the_readme_diagnose_commands_give_the_readme_verdicts(run, monkeypatch):
+    """The README's CNN is told to use He as built and is ok with He; its transformer LM is ok."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).parent.parent / "examples")
+    cnn = run("diagnose", "--model", "mymodels:make_cnn", "--input-shape", "3,16,16", "--batch", "64",
+              "--scheme", "default,he_normal", "--json")
+    assert cnn.exit_code == 0, cnn.output
+    built, he = (d["verdict"] for d in json.loads(cnn.output)["diagnoses"])
+    assert "vanishing (forward)" in built["labels"] and built["suggestion"] == "he_normal"
+    assert he["summary"] == "ok"
+    lm = run("diagnose", "--model", "mymodels:make_lm", "--input-shape", "32", "--input-dtype", "long",
+             "--vocab", "1000", "--batch", "16", "--json")
+    assert lm.exit_code == 0, lm.output
+    (doc,) = json.loads(lm.output)["diagnoses"]
+    assert doc["verdict"]["summary"] == "ok" and len(doc["layers"]) == 13
+    assert [r["kind"] for r in doc["layers"][:3]] == ["MultiheadAttention", "Linear", "Linear"]

@@ -269,8 +269,8 @@ def _predict(rows: list[dict], mods: list[nn.Module], calls, activation: str) ->
 
 def _series(rows: list[dict]) -> list[list[int]]:
     """Groups of rows whose stds can be compared along depth. An MLP's hidden layers are one group.
-    In any other model, layers of the same kind and shape (the repeated blocks of a transformer, a
-    ResNet stage) form a group each: a transformer's attention and its feed-forward layers differ by
+    In any other model, layers of the same kind and output (the repeated blocks of a transformer, a
+    ResNet stage with its first layer) form a group each: a transformer's attention and its feed-forward layers differ by
     construction, not by depth. The readout (the last layer) is never in a group: its scale is set by
     its width, often one unit, not by the depth."""
     hidden = list(range(len(rows) - 1)) if len(rows) > 2 else list(range(len(rows)))
@@ -280,7 +280,7 @@ def _series(rows: list[dict]) -> list[list[int]]:
     groups: dict[tuple, list[int]] = {}
     for i in hidden:
         r = rows[i]
-        groups.setdefault((r["kind"], r["fan_in"], r["fan_out"], r["width"]), []).append(i)
+        groups.setdefault((r["kind"], r["fan_out"], r["width"]), []).append(i)
     return [g for g in groups.values() if len(g) >= 2]
 
 
@@ -343,7 +343,7 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     for t in (fwd, bwd):
         for k in ("layer", "base", "extreme"):
             if t.get(k) is not None:
-                t[f"{k}_name"] = rows[t[k]]["name"]
+                t[f"{k}_name"] = f"{rows[t[k]]['kind']} '{rows[t[k]]['name']}'"
                 t[k] += 1  # 1-based, as a person counts layers
     labels = [f"{t['status']} ({d})" for t, d in ((fwd, "forward"), (bwd, "backward")) if t["status"] != "ok"]
     flags = {}
@@ -375,11 +375,11 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
         per = r ** (2 / max(fwd["steps"], 1)) if r and math.isfinite(r) else math.inf
         change = "shrinks" if fwd["status"] == "vanishing" else "grows"
         message = (f"{who}: activation variance {change} by a factor {per:.2g} per layer, the std at layer "
-                   f"{fwd['extreme']} '{fwd['extreme_name']}' is {r:.2g} of layer {fwd['base']} "
-                   f"'{fwd['base_name']}'; {fix}")
+                   f"{fwd['extreme']} ({fwd['extreme_name']}) is {r:.2g} of layer {fwd['base']} "
+                   f"({fwd['base_name']}); {fix}")
     elif bwd["status"] != "ok":
-        message = (f"{who}: the gradient std at layer {bwd['extreme']} '{bwd['extreme_name']}' is "
-                   f"{bwd['ratio']:.2g} of layer {bwd['base']} '{bwd['base_name']}', {bwd['status']} toward the "
+        message = (f"{who}: the gradient std at layer {bwd['extreme']} ({bwd['extreme_name']}) is "
+                   f"{bwd['ratio']:.2g} of layer {bwd['base']} ({bwd['base_name']}), {bwd['status']} toward the "
                    f"input; {fix}")
     elif time["status"] != "ok":
         message = (f"{who}: the gradient reaching the first of {time['steps']} steps of '{time['name']}' is "
