@@ -62,22 +62,6 @@ def _frozen(module: nn.Module) -> bool:
     return bool(held) and not any(p.requires_grad for p in held)
 
 
-def _prepare(model: nn.Module, inputs):
-    param = next((p for p in model.parameters()), None)
-    if param is None:
-        raise InitlabError(f"{type(model).__name__} has no parameters: nothing for lsuv to rescale.")
-
-    def move(x):
-        if isinstance(x, torch.Tensor):
-            return x.to(param.device, param.dtype) if x.is_floating_point() else x.to(param.device)
-        if isinstance(x, dict):
-            return {k: move(v) for k, v in x.items()}
-        if isinstance(x, (tuple, list)):
-            return type(x)(move(v) for v in x)
-        raise InitlabError(f"inputs must be a tensor, or a tuple or dict of tensors; got {type(x).__name__}.")
-    return move(inputs)
-
-
 def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, max_iter: int = 10, seed: int = 0,
          mode: str = "eval") -> LSUVResult:
     """Layer-sequential unit-variance initialization of ``model`` on the batch ``inputs``, in place.
@@ -101,7 +85,7 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
     -------
     LSUVResult
     """
-    from .diagnose import _diagnose, diagnose
+    from .diagnose import _diagnose, _move, diagnose
 
     if not (isinstance(target_std, (int, float)) and math.isfinite(target_std) and target_std > 0
             and isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0
@@ -112,7 +96,10 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
         raise InitlabError(f"lsuv's mode is 'eval' or 'train'; got {mode!r}.")
     if not isinstance(model, nn.Module):
         raise InitlabError(f"lsuv needs an nn.Module; got {type(model).__name__}.")
-    inputs = _prepare(model, inputs)
+    param = next((p for p in model.parameters()), None)
+    if param is None:
+        raise InitlabError(f"{type(model).__name__} has no parameters: nothing for lsuv to rescale.")
+    inputs = _move(inputs, param)
     before = diagnose(model, inputs)  # checks that the inputs fit, before anything is written
     saved = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     modes = {m: m.training for m in model.modules()}
