@@ -111,7 +111,7 @@ def test_any_module_cnn_residual_and_functional_activations():
     assert d.rows[0]["fan_in"] == 27 and d.rows[0]["width"] == 8 and d.rows[0]["activation"] == "relu"
     res = diagnose(Residual(), batch(64, 8))
     assert [r["name"] for r in res.rows] == ["inp", "f1", "f2", "head"]
-    assert res.rows[0]["activation"] == "unknown" and res.rows[0]["dead_fraction"] is not None
+    assert res.rows[0]["activation"] == "relu" and res.rows[0]["dead_fraction"] is not None  # F.relu, read from autograd
     assert all(r["grad_std"] > 0 for r in res.rows)
 
 

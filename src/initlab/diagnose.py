@@ -176,7 +176,9 @@ def diagnose(model: nn.Module, inputs, targets: torch.Tensor | None = None, loss
     if scheme is not None:
         model = L.copy_module(model)
         initialize(model, scheme, seed=seed, inputs=inputs)
-        label = scheme if isinstance(scheme, str) else scheme.get("name")
+        from .schemes import parse_spec
+
+        label = parse_spec(scheme)["name"]
         return _diagnose(model, inputs, targets, loss_fn, rtol, label)
     return _diagnose(model, inputs, targets, loss_fn, rtol, None)
 
@@ -187,9 +189,18 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
     if not any(L.is_weight_layer(m) for m in model.modules()):
         raise InitlabError(f"{type(model).__name__} has no layer initlab can diagnose (Linear, convolutions, "
                            f"MultiheadAttention, LSTM/GRU/RNN, or a class declared with initlab.register_layer).")
+    for name, m in model.named_modules():
+        if L.adapter_for(m) is not None:
+            L.check(name, m)
     param = next(model.parameters())
     inputs = _move(inputs, param)
     _check_finite(inputs)
+    first = next(iter(probe.tensors(inputs).values()), None)
+    if first is None or first.numel() == 0 or first.dim() == 0:
+        raise InitlabError("the inputs are empty: a diagnosis needs a batch of at least 2 samples.")
+    if first.dim() <= 2 and first.shape[0] < 2:
+        raise InitlabError(f"a batch of {first.shape[0]} sample has no spread to measure: give at least 2 "
+                           f"(a few hundred for stable statistics).")
     inputs = _track(inputs)
     params = list(model.parameters())
     trained = any(p.grad is not None for p in params)
@@ -201,11 +212,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
             p.grad = None
             p.requires_grad_(True)
         with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            try:
-                calls, grads = probe.trace(model, inputs, lambda out: _loss(out, targets, loss_fn))
-            except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                raise InitlabError(f"the inputs do not fit the model: {type(e).__name__}: "
-                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            calls, grads = probe.trace(model, inputs, lambda out: _loss(out, targets, loss_fn))
         rows = probe.rows(calls, grads, rtol)
         accounted = probe.accounting(model, rows)
     finally:
@@ -268,19 +275,14 @@ def _predict(rows: list[dict], mods: list[nn.Module], calls, activation: str) ->
 
 
 def _series(rows: list[dict]) -> list[list[int]]:
-    """Groups of rows whose stds can be compared along depth. An MLP's hidden layers are one group.
-    In any other model, layers of the same kind and output (the repeated blocks of a transformer, a
-    ResNet stage with its first layer) form a group each: a transformer's attention and its feed-forward layers differ by
-    construction, not by depth. The readout (the last layer) is never in a group: its scale is set by
-    its width, often one unit, not by the depth."""
-    hidden = list(range(len(rows) - 1)) if len(rows) > 2 else list(range(len(rows)))
-    if all(rows[i]["kind"] == "Linear" for i in range(len(rows))) and all(
-            rows[i]["fan_out"] == rows[i + 1]["fan_in"] for i in range(len(rows) - 1)):
-        return [hidden]
-    groups: dict[tuple, list[int]] = {}
-    for i in hidden:
-        r = rows[i]
-        groups.setdefault((r["kind"], r["fan_out"], r["width"]), []).append(i)
+    """Groups of rows whose stds can be compared along depth: the hidden layers of one kind, in forward
+    order (an MLP's Linears, a VGG's convolutions whatever their widths: a rule that keeps the variance
+    keeps it across widths; a transformer's attention rows apart from its Linears, as attention
+    averages over the sequence by construction). The readout (the last layer) is never in a group:
+    its scale is set by its width, often one unit, not by the depth."""
+    groups: dict[str, list[int]] = {}
+    for i in range(len(rows) - 1):
+        groups.setdefault(rows[i]["kind"], []).append(i)
     return [g for g in groups.values() if len(g) >= 2]
 
 
@@ -308,7 +310,7 @@ def _worst(rows: list[dict], key: str, reverse: bool) -> dict:
     found = [_trend(values, g, reverse) for g in _series(rows)]
     bad = [t for t in found if t["status"] != "ok"]
     if not bad:
-        return found[0] if found else _trend(values, [])
+        return found[0] if found else {**_trend(values, []), "judged": False}
     return max(bad, key=lambda t: abs(math.log(t["ratio"])) if t["ratio"] and math.isfinite(t["ratio"]) else math.inf)
 
 
@@ -390,6 +392,9 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     elif flags["dead"] or flags["saturated"]:
         which = "dead" if flags["dead"] else "saturated"
         message = f"{who}: most units of layer '{flags[which]}' are {which}; {fix}"
+    elif fwd.get("judged") is False:
+        message = (f"{who}: no two hidden layers of one kind to compare, so no trend along the depth was judged; "
+                   f"nothing else is wrong")
     else:
         message = f"{who}: forward and backward std stay within {FACTOR:g}x along the depth"
     return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,

@@ -327,7 +327,7 @@ def _layers(model: nn.Module) -> tuple[list[_Layer], set[int]]:
         adapter = L.adapter_for(module)
         if adapter is None:
             continue
-        blocks = adapter.blocks(module)
+        blocks = L.check(name, module)
         ids = {id(p) for b in blocks for p in L.underlying(module, b.param)}
         own = {id(p) for p in module.parameters(recurse=False)}
         if ids and ids <= claimed and own <= claimed:
@@ -426,6 +426,10 @@ def _initialize_module(model, spec, override_specs, role_specs, generators, mani
                     else:
                         rec = _draw_weight(target, b.transposed, rule, generators(work.device),
                                            nonlinearity if b.role == "weight" else None)
+                        pad = getattr(module, "padding_idx", None) if b.role == "embedding" else None
+                        if pad is not None:  # the padding token's row gets no gradient: it stays 0, as PyTorch
+                            target[pad].zero_()
+                            rec["note"] = f"row {pad} (padding_idx) kept at 0"
                     records.append((b, rule, rec))
                 try:
                     L.write(module, path, work.to(current.dtype))

@@ -103,6 +103,21 @@ def _rnn_blocks(m: nn.RNNBase) -> list[Block]:
     return out
 
 
+CELL_GATES = {nn.LSTMCell: "ifgo", nn.GRUCell: "rzn", nn.RNNCell: "h"}
+
+
+def _cell_blocks(m: nn.RNNCellBase) -> list[Block]:
+    gates = next(g for t, g in CELL_GATES.items() if isinstance(m, t))
+    h = m.hidden_size
+    out = []
+    for kind, role in (("ih", "weight"), ("hh", "recurrent")):
+        out += [Block(f"weight_{kind}", role, (i * h, (i + 1) * h), g) for i, g in enumerate(gates)]
+    if m.bias:
+        for kind in ("ih", "hh"):
+            out += [Block(f"bias_{kind}", "bias", (i * h, (i + 1) * h), g) for i, g in enumerate(gates)]
+    return out
+
+
 def _norm_blocks(m: nn.Module) -> list[Block]:
     out = []
     if getattr(m, "weight", None) is not None:
@@ -125,6 +140,7 @@ _ADAPTERS: dict[type, Adapter] = {
     nn.modules.conv._ConvNd: Adapter(_plain(), 1),
     nn.MultiheadAttention: Adapter(_attention_blocks, -1, "_reset_parameters"),
     nn.RNNBase: Adapter(_rnn_blocks, -1),
+    nn.RNNCellBase: Adapter(_cell_blocks, -1),
     nn.Embedding: Adapter(_embedding_blocks, -1, weight_layer=False),
     nn.EmbeddingBag: Adapter(_embedding_blocks, -1, weight_layer=False),
     **{t: Adapter(_norm_blocks, 1 if t is not nn.LayerNorm and t.__name__ != "RMSNorm" else -1, None,
@@ -191,6 +207,22 @@ def _is_lazy(module: nn.Module) -> bool:
     return any(isinstance(p, nn.parameter.UninitializedParameter) for p in module.parameters(recurse=False))
 
 
+def check(name: str, module: nn.Module) -> list[Block]:
+    """The layer's blocks, after checking that every parameter its adapter names exists (a class
+    declared with :func:`register_layer` and the wrong names is one clear error, not an AttributeError)."""
+    blocks = adapter_for(module).blocks(module)
+    for b in blocks:
+        try:
+            owner, attr = _resolve(module, b.param)
+            if not (attr in owner._parameters or parametrize.is_parametrized(owner, attr) or attr in owner.__dict__
+                    or _old_hook(owner, attr) or _old_hook(owner, attr, "SpectralNorm")):
+                raise AttributeError(attr)
+        except AttributeError:
+            raise InitlabError(f"layer '{name}' ({type(module).__name__}) has no parameter '{b.param}', which its "
+                               f"adapter names; check initlab.register_layer(...) for this class.") from None
+    return blocks
+
+
 def lazy_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if _is_lazy(m)]
 
@@ -213,12 +245,17 @@ def _resolve(module: nn.Module, path: str) -> tuple[nn.Module, str]:
     return module, name
 
 
-def _old_weight_norm(module: nn.Module, name: str):
-    """The hook of the old ``torch.nn.utils.weight_norm`` on ``module.name``, or None."""
+def _old_hook(module: nn.Module, name: str, kind: str = "WeightNorm"):
+    """The hook of the old ``torch.nn.utils.weight_norm`` (``kind="WeightNorm"``) or ``spectral_norm``
+    (``"SpectralNorm"``) on ``module.name``, or None."""
     for hook in module._forward_pre_hooks.values():
-        if type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == name:
+        if type(hook).__name__ == kind and getattr(hook, "name", None) == name:
             return hook
     return None
+
+
+def _old_weight_norm(module: nn.Module, name: str):
+    return _old_hook(module, name, "WeightNorm")
 
 
 def how_stored(module: nn.Module, path: str) -> str | None:
@@ -229,6 +266,8 @@ def how_stored(module: nn.Module, path: str) -> str | None:
         return "+".join(type(p).__name__.lstrip("_") for p in owner.parametrizations[name])
     if _old_weight_norm(owner, name) is not None:
         return "weight_norm (torch.nn.utils.weight_norm)"
+    if _old_hook(owner, name, "SpectralNorm") is not None:
+        return "spectral_norm (torch.nn.utils.spectral_norm)"
     return None
 
 
@@ -240,6 +279,8 @@ def underlying(module: nn.Module, path: str) -> list[torch.Tensor]:
     hook = _old_weight_norm(owner, name)
     if hook is not None:
         return [getattr(owner, f"{name}_g"), getattr(owner, f"{name}_v")]
+    if _old_hook(owner, name, "SpectralNorm") is not None:
+        return [getattr(owner, f"{name}_orig")]
     p = getattr(owner, name)
     return [p] if isinstance(p, nn.Parameter) else []
 
@@ -251,6 +292,18 @@ def read(module: nn.Module, path: str) -> torch.Tensor:
     with torch.no_grad():
         if hook is not None:
             return hook.compute_weight(owner).detach()
+        sn = _old_hook(owner, name, "SpectralNorm")
+        if sn is not None:
+            return sn.compute_weight(owner, do_power_iteration=False).detach()
+        if parametrize.is_parametrized(owner, name):  # in eval mode: spectral norm's power iteration must not run
+            plist = owner.parametrizations[name]
+            modes = {m: m.training for m in plist.modules()}
+            plist.eval()
+            try:
+                return getattr(owner, name).detach()
+            finally:
+                for m, t in modes.items():
+                    m.training = t
         return getattr(owner, name).detach()
 
 
@@ -278,6 +331,9 @@ def write(module: nn.Module, path: str, value: torch.Tensor) -> None:
                 raise Unreachable(f"{how_stored(module, path)} computes the weight from its parameters so "
                                   f"that no drawn values reach the forward pass as drawn")
             return
+        if _old_hook(owner, name, "SpectralNorm") is not None:
+            raise Unreachable("spectral_norm (torch.nn.utils.spectral_norm) divides the weight by its largest "
+                              "singular value at every forward pass, so no drawn values reach it as drawn")
         hook = _old_weight_norm(owner, name)
         if hook is not None:
             g, v = getattr(owner, f"{name}_g"), getattr(owner, f"{name}_v")

@@ -45,6 +45,10 @@ class LSUVResult:
 def _scaled_blocks(module: nn.Module) -> list[str]:
     """The parameters lsuv divides to rescale a layer's output: its weights, but an attention's Q, K, V
     (whose scale changes the softmax's temperature, not the output's) and an RNN's recurrent weights."""
+    if isinstance(module, nn.RNNBase) and getattr(module, "proj_size", 0):
+        # the output is the last layer's projection: linear in it, and only in it
+        last = module.num_layers - 1
+        return [f"weight_hr_l{last}{s}" for s in ("", "_reverse")[: 2 if module.bidirectional else 1]]
     blocks = [b for b in L.adapter_for(module).blocks(module) if b.role == "weight" and b.label not in ("q", "k", "v")]
     return list(dict.fromkeys(b.param for b in blocks))
 
@@ -141,6 +145,7 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
 def _rescale(model, inputs, target_std, tol, max_iter):
     outputs: dict[nn.Module, torch.Tensor] = {}
     order: list[nn.Module] = []
+    counts: dict[nn.Module, int] = {}
 
     def record(module, _args, out):
         from .probe import first_tensor
@@ -151,6 +156,7 @@ def _rescale(model, inputs, target_std, tol, max_iter):
         if module not in outputs and module not in order:
             order.append(module)
         outputs[module] = t.detach()
+        counts[module] = counts.get(module, 0) + 1
 
     names = {m: n for n, m in model.named_modules()}
     owners: dict[int, set] = {}
@@ -161,8 +167,14 @@ def _rescale(model, inputs, target_std, tol, max_iter):
     iterations, notes, scaled, at_turn = {}, {}, {}, {}
     try:
         call(model, inputs)
+        calls = dict(counts)
         for layer in list(order):
             name = names[layer]
+            if calls[layer] > 1:
+                notes[name], iterations[name] = (f"called {calls[layer]} times in one forward pass (weights shared "
+                                                 f"across depth or time): one scale cannot set every call, so it is "
+                                                 f"left after the orthogonal pre-initialization"), 0
+                continue
             if _frozen(layer):
                 notes[name], iterations[name] = "frozen (requires_grad=False): left as it was", 0
                 continue
@@ -176,16 +188,33 @@ def _rescale(model, inputs, target_std, tol, max_iter):
                 std = float(outputs[layer].double().std())
                 if abs(std - target_std) <= tol or not math.isfinite(std) or std == 0 or it == max_iter:
                     break
+                saved = {path: L.read(layer, path).clone() for path in _scaled_blocks(layer)}
+                saved_scale = dict(scaled)
                 try:
                     _divide(layer, std / target_std, scaled)
                 except L.Unreachable as e:
                     notes[name] = str(e)
                     break
                 call(model, inputs)
+                new = float(outputs[layer].double().std())
+                if not (math.isfinite(new) and abs(new - target_std) <= 0.1 * target_std + tol):
+                    # not linear in its weights' scale (a bounded or normalized output): undo, never wreck it
+                    for path, value in saved.items():
+                        L.write(layer, path, value)
+                    scaled.clear()
+                    scaled.update(saved_scale)
+                    call(model, inputs)
+                    notes[name] = (f"its output does not follow its weights' scale: x{target_std / std:.3g} moved its "
+                                   f"std from {std:.3g} to {new:.3g}, not to {target_std:g} (a bounded or normalized "
+                                   f"output), so that rescaling was undone")
+                    break
             iterations[name] = it
             at_turn[name] = float(outputs[layer].double().std())
         outputs.clear()
         call(model, inputs)  # every layer once more: a later rescaling can move an earlier layer
+        broken = [names[m] for m in order if m in outputs and not bool(torch.isfinite(outputs[m]).all())]
+        if broken:
+            raise InitlabError(f"lsuv made the output of layer '{broken[0]}' non-finite; the model is left as it was.")
     finally:
         for h in handles:
             h.remove()

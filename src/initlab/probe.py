@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import layers as L
+from .errors import InitlabError
 from .init import call
 from .symmetry import count_distinct
 
@@ -73,16 +74,11 @@ def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[
     calls: list[Call] = []
     grads: dict = {}
     names = {m: n for n, m in model.named_modules()}
-    seen: set[int] = set()
 
     def hook(module, args, out):
         primary = first_tensor(out)
         if primary is None or not primary.is_floating_point():
             return
-        if L.is_weight_layer(module):
-            if id(module) in seen:  # a layer called again (shared weights, a loop): its first call counts
-                return
-            seen.add(id(module))
         arg = next((a for a in args if isinstance(a, torch.Tensor)), None)
         calls.append(Call(names[module], module, arg, primary, tensors(out)))
         if loss is not None and L.is_weight_layer(module) and primary.requires_grad:
@@ -94,9 +90,18 @@ def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[
     watched = [m for m in model.modules() if L.is_weight_layer(m) or type(m) in ACTIVATION_MODULES]
     handles = [m.register_forward_hook(hook) for m in watched]
     try:
-        out = call(model, inputs)
+        try:
+            out = call(model, inputs)
+        except Exception as e:  # the user's model on the user's inputs: one line
+            raise InitlabError(f"the inputs do not fit the model: {type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
         if loss is not None:
-            loss(out).backward()
+            try:
+                value = loss(out)
+            except Exception as e:
+                raise InitlabError(f"the loss could not be computed from the model's output (check targets= and "
+                                   f"loss_fn=): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            value.backward()
     finally:
         for h in handles:
             h.remove()
@@ -113,24 +118,37 @@ ELEMENTWISE = {"ReluBackward0", "TanhBackward0", "SigmoidBackward0", "GeluBackwa
                "MulBackward0", "DivBackward0"}
 
 
-def derived_from(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> bool:
-    """Whether ``x`` was computed from ``y`` alone by a short chain of elementwise one-input steps (an
-    activation, a dropout, a constant factor), read from the autograd graph: not through a residual
-    sum, a norm or another layer."""
+#: The activation an elementwise autograd node applies, for activations written as functions.
+NODE_ACTIVATION = {"ReluBackward0": "relu", "TanhBackward0": "tanh", "SigmoidBackward0": "sigmoid",
+                   "GeluBackward0": "gelu", "LeakyReluBackward0": "leaky_relu", "LeakyReluBackward1": "leaky_relu"}
+
+
+def elementwise_chain(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> list[str] | None:
+    """The names of the autograd steps that computed ``x`` from ``y`` alone, when they are a short
+    chain of elementwise one-input steps (an activation, a dropout, a constant factor): not through a
+    residual sum, a norm or another layer. None when ``x`` was not computed so."""
     node, target = x.grad_fn, y.grad_fn
     if x is y:
-        return True
+        return []
+    chain = []
     for _ in range(depth):
         if node is None or target is None or type(node).__name__ not in ELEMENTWISE:
-            return False
+            return None
+        chain.append(type(node).__name__)
         # inputs that need no gradient show as None: a sum with the block's input counts as two inputs
         nxt = [f for f, _ in node.next_functions if type(f).__name__ != "AccumulateGrad"]
         if len(nxt) != 1 or nxt[0] is None:
-            return False
+            return None
         node = nxt[0]
         if node is target:
-            return True
-    return False
+            return chain
+    return None
+
+
+def derived_from(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> bool:
+    """Whether ``x`` was computed from ``y`` alone by elementwise one-input steps (see
+    :func:`elementwise_chain`)."""
+    return elementwise_chain(x, y, depth) is not None
 
 
 def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
@@ -147,8 +165,10 @@ def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
             return kind, calls[j].output
     if nxt is not None:
         x = calls[nxt].input
-        if x is not None and x is not out and x.shape == out.shape and derived_from(x, out):
-            return "unknown", x
+        chain = None if x is None or x is out or x.shape != out.shape else elementwise_chain(x, out)
+        if chain is not None:
+            kinds = {NODE_ACTIVATION[n] for n in chain if n in NODE_ACTIVATION}
+            return (kinds.pop() if len(kinds) == 1 else "unknown"), x
     return None, None
 
 
@@ -186,14 +206,22 @@ def weight_stats(module: nn.Module) -> dict:
 def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) -> list[dict]:
     """One row of statistics per weight-layer call, in forward order."""
     layer_idx = [i for i, c in enumerate(calls) if L.is_weight_layer(c.module)]
+    total = {}
+    for i in layer_idx:
+        total[calls[i].name] = total.get(calls[i].name, 0) + 1
+    seen: dict[str, int] = {}
     out = []
     for i in layer_idx:
         c = calls[i]
+        seen[c.name] = seen.get(c.name, 0) + 1
+        # a layer called k times (a loop, a cell over time, weights shared across depth) is k rows: its depth
         axis = L.feature_axis(c.module)
         kind, act = following_activation(calls, i, layer_idx)
         u = units(c.output, axis)
         grad = grads.get(i)
-        row = {"name": c.name, "kind": type(c.module).__name__, "activation": kind, **weight_stats(c.module),
+        row = {"name": c.name if total[c.name] == 1 else f"{c.name}#{seen[c.name]}", "module": c.name,
+               "call": seen[c.name], "calls": total[c.name],
+               "kind": type(c.module).__name__, "activation": kind, **weight_stats(c.module),
                "preact_std": _std(c.output),
                "act_mean": None if act is None else float(act.detach().double().mean()),
                "act_std": _std(act) if act is not None else _std(c.output),
@@ -251,7 +279,7 @@ def _orthogonal_recurrence(m: nn.Module) -> bool:
 
 def accounting(model: nn.Module, rows: list[dict]) -> dict[str, str]:
     """Every parameter name of ``model`` -> where its effect was measured, or why it has no row of its own."""
-    measured = {r["name"] for r in rows}
+    measured = {r.get("module", r["name"]) for r in rows}
     names_of: dict[int, list[str]] = {}
     for n, p in model.named_parameters(remove_duplicate=False):
         names_of.setdefault(id(p), []).append(n)
