@@ -76,6 +76,14 @@ def _spiral(n, noise, rng):
 GENERATORS = {"moons": _moons, "circles": _circles, "blobs": _blobs, "xor": _xor, "spiral": _spiral}
 
 
+def _whole(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
 def names() -> list[str]:
     """The datasets :func:`make` knows."""
     return sorted(GENERATORS)
@@ -98,14 +106,17 @@ def make(name: str = "moons", n: int = 1000, noise: float = 0.2, seed: int = 0,
     test_fraction : float, default 0.3
         The share of points held out for testing (stratified by class).
     """
-    if name not in GENERATORS:
+    if not isinstance(name, str) or name not in GENERATORS:
         raise unknown_name("dataset", name, GENERATORS)
-    if not isinstance(n, int) or n < 10:
+    if not _whole(n) or n < 10:
         raise InitlabError(f"a dataset needs n >= 10 points; got n={n!r}.")
-    if not noise >= 0:
-        raise InitlabError(f"noise must be >= 0; got noise={noise!r}.")
-    if not 0 < test_fraction < 1:
+    if not (_real(noise) and noise >= 0):
+        raise InitlabError(f"noise must be >= 0, a finite number; got noise={noise!r}.")
+    if not _whole(seed) or seed < 0:
+        raise InitlabError(f"seed must be a non-negative integer; got seed={seed!r}.")
+    if not (_real(test_fraction) and 0 < test_fraction < 1):
         raise InitlabError(f"test_fraction must lie in (0, 1); got {test_fraction!r}.")
+    n, seed = int(n), int(seed)
     rng = np.random.default_rng(seed)
     X, y = GENERATORS[name](n, noise, rng)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,

@@ -29,6 +29,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
+from .checks import check_training_data, expect
 from .datasets import Dataset
 from .errors import InitlabError
 from .models import ACTIVATIONS, make_activation, mlp, parse_hidden
@@ -248,6 +249,9 @@ def _bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # train_many
 
 def _check_runs(runs: Sequence[Mapping]) -> list[dict]:
+    if not isinstance(runs, (list, tuple)):
+        raise InitlabError(f"train_many needs runs as a list of dicts, like [{{'scheme': 'xavier_uniform', "
+                           f"'seed': 0}}]; got {type(runs).__name__}.")
     if not runs:
         raise InitlabError("train_many needs at least one run.")
     checked = []
@@ -306,12 +310,15 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
         ``return_models``, ``(results, models)``.
     """
     check_arguments(steps, lr, optimizer, batch_size, eval_every)
-    if activation not in ACTIVATIONS:
+    _check_data(data)
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         make_activation(activation)  # raises the error with the known names
     dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if dtype not in DTYPES.values():
         raise InitlabError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}.")
     runs = _check_runs(runs)
+    if callback is not None and not callable(callback):
+        raise InitlabError(f"callback must be callable, as callback(step); got {type(callback).__name__}.")
     widths = parse_hidden(hidden)
     dev = resolve_device(device)
     X, y, X_test, y_test, data_configs = _stack_data(data, len(runs), dev, dtype)
@@ -467,13 +474,23 @@ def train_many(data: Dataset | Sequence[Dataset], runs: Sequence[Mapping], *, hi
     return results, models
 
 
+def _check_data(data) -> None:
+    """One :class:`Dataset`, or a list of them: each checked once (:func:`~initlab.checks.check_training_data`)."""
+    if isinstance(data, Dataset):
+        data = [data]
+    elif not (isinstance(data, (list, tuple)) and data and all(isinstance(d, Dataset) for d in data)):
+        expect(data, "data", "train_many", "data (one Dataset, or a list of one per run)")
+    for d in {id(d): d for d in data}.values():
+        check_training_data(d, who="train_many")
+
+
 def _stack_data(data, m: int, dev: torch.device, dtype: torch.dtype):
     """``X, y, X_test, y_test`` on ``dev`` in ``dtype``: shared ``(n, d)``, or ``(m, n, d)`` when
     ``data`` is a list of data sets, one per run; and each run's data config."""
     if isinstance(data, Dataset):
         return (*(t.to(dev, dtype) for t in data), [data.config] * m)
     data = list(data)
-    if len(data) != m or not all(isinstance(d, Dataset) for d in data):
+    if len(data) != m:
         raise InitlabError(f"data is one Dataset or a list of one Dataset per run ({m}); got {len(data)} items.")
     shapes = {tuple(t.shape for t in d) for d in data}
     if len(shapes) > 1:

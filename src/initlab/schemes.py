@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -39,6 +40,8 @@ def fans(weight: torch.Tensor) -> tuple[int, int]:
     convolution, whose weight is ``(C_in, C_out/groups, *k)``, PyTorch's rule gives
     ``(C_out/groups * k, C_in * k)``, and so does this function.
     """
+    if not isinstance(weight, torch.Tensor):
+        raise InitlabError(f"fans needs a weight tensor; got {type(weight).__name__}.")
     if weight.dim() < 2:
         raise InitlabError(
             f"fan_in and fan_out need a weight with at least 2 dimensions; got shape "
@@ -69,8 +72,11 @@ GAINS: dict[str, Callable[..., float]] = {
 
 def gain(nonlinearity: str = "relu", negative_slope: float | None = None) -> float:
     """The recommended gain for ``nonlinearity`` (``leaky_relu`` takes ``negative_slope``, 0.01)."""
-    if nonlinearity not in GAINS:
+    if not isinstance(nonlinearity, str) or nonlinearity not in GAINS:
         raise unknown_name("nonlinearity", nonlinearity, GAINS)
+    if negative_slope is not None and not (isinstance(negative_slope, numbers.Real) and
+                                           not isinstance(negative_slope, bool) and math.isfinite(negative_slope)):
+        raise InitlabError(f"gain needs negative_slope as a finite number; got negative_slope={negative_slope!r}.")
     if nonlinearity == "leaky_relu" and negative_slope is not None:
         return GAINS[nonlinearity](negative_slope)
     return GAINS[nonlinearity]()
@@ -103,12 +109,9 @@ def variance_scaling(weight: torch.Tensor, scale: float = 1.0, mode: str = "fan_
     >>> variance_scaling(w, 1.0, "fan_avg", "uniform")["bound"]   # Xavier's sqrt(6/(2+16))
     0.5773502691896257
     """
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise InitlabError(f"variance_scaling needs a positive finite scale; got {scale!r}.")
-    if mode not in MODES:
-        raise unknown_name("mode", mode, MODES)
-    if distribution not in DISTRIBUTIONS:
-        raise unknown_name("distribution", distribution, DISTRIBUTIONS)
+    check_param("variance_scaling", "scale", scale, 1.0)
+    check_param("variance_scaling", "mode", mode, "fan_in")
+    check_param("variance_scaling", "distribution", distribution, "normal")
     fan_in, fan_out = fans(weight)
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
     variance = scale / n
@@ -134,6 +137,7 @@ def variance_scaling(weight: torch.Tensor, scale: float = 1.0, mode: str = "fan_
 def constant(weight, generator=None, value: float = 0.0) -> dict:
     """Every entry equal to ``value``: w = value. Breaks nothing and learns little: every neuron of a
     layer computes the same function and gets the same gradient (the chapter's symmetry problem)."""
+    check_param("constant", "value", value, 0.0)
     with torch.no_grad():
         weight.fill_(value)
     return {"distribution": "constant", "value": float(value)}
@@ -141,8 +145,8 @@ def constant(weight, generator=None, value: float = 0.0) -> dict:
 
 def normal(weight, generator=None, std: float = 0.01, mean: float = 0.0) -> dict:
     """w ~ N(mean, std^2), a fixed std whatever the layer's size (the chapter's scale section)."""
-    if not std >= 0:
-        raise InitlabError(f"normal needs std >= 0; got std={std!r}.")
+    check_param("normal", "std", std, 0.01)
+    check_param("normal", "mean", mean, 0.0)
     with torch.no_grad():
         nn.init.normal_(weight, mean, std, generator=generator)
     return {"distribution": "normal", "std": float(std), "mean": float(mean)}
@@ -150,8 +154,7 @@ def normal(weight, generator=None, std: float = 0.01, mean: float = 0.0) -> dict
 
 def uniform(weight, generator=None, bound: float = 0.05) -> dict:
     """w ~ U[-bound, bound], a fixed bound whatever the layer's size."""
-    if not bound >= 0:
-        raise InitlabError(f"uniform needs bound >= 0; got bound={bound!r}.")
+    check_param("uniform", "bound", bound, 0.05)
     with torch.no_grad():
         nn.init.uniform_(weight, -bound, bound, generator=generator)
     return {"distribution": "uniform", "bound": float(bound)}
@@ -162,11 +165,13 @@ def xavier_uniform(weight, generator=None, gain: float = 1.0) -> dict:
 
     The chapter's exercise: the bound keeps forward and backward variances at the same order, drawn
     with ``torch.nn.init.uniform_``. Distributed as ``torch.nn.init.xavier_uniform_``."""
+    check_param("xavier_uniform", "gain", gain, 1.0)
     return {**variance_scaling(weight, gain**2, "fan_avg", "uniform", generator), "gain": gain}
 
 
 def xavier_normal(weight, generator=None, gain: float = 1.0) -> dict:
     """Glorot and Bengio 2010: w ~ N(0, std^2), std = gain * sqrt(2 / (K_in + K_out)), untruncated."""
+    check_param("xavier_normal", "gain", gain, 1.0)
     return {**variance_scaling(weight, gain**2, "fan_avg", "normal", generator), "gain": gain}
 
 
@@ -203,6 +208,7 @@ def lecun_normal(weight, generator=None) -> dict:
 def orthogonal(weight, generator=None, gain: float = 1.0) -> dict:
     """Saxe et al. 2014: the weight (flattened to rows x columns) is gain times a random
     (semi-)orthogonal matrix, so every singular value equals gain."""
+    check_param("orthogonal", "gain", gain, 1.0)
     fan_in, fan_out = fans(weight)
     with torch.no_grad():
         nn.init.orthogonal_(weight, gain=gain, generator=generator)
@@ -213,21 +219,26 @@ def _default_layer_bound(weight: torch.Tensor) -> float:
     return 1.0 / math.sqrt(fans(weight)[0])
 
 
+#: :func:`initlab.lsuv`'s own parameters, with its defaults.
+LSUV_PARAMS = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
+
+
 @dataclass(frozen=True)
 class Scheme:
     """A named scheme: its function, its formula in one line, and the aliases' fixed parameters."""
 
     name: str
     formula: str
-    fn: Callable[..., dict] | None  # None: the module's own reset_parameters()
+    fn: Callable[..., dict] | None  # None: a whole-model scheme (default, lsuv)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     alias_of: str | None = None
+    whole_model_params: Mapping[str, Any] = field(default_factory=dict)  # for fn None: its parameters
 
     def params(self) -> dict[str, Any]:
         """The parameters this scheme accepts, with their defaults (``bias`` is accepted by all
-        but ``default``)."""
+        but ``default`` and ``lsuv``)."""
         if self.fn is None:
-            return {}
+            return dict(self.whole_model_params)
         return {k: v for k, v in _signature_defaults(self.fn) if k not in self.fixed}
 
 
@@ -256,7 +267,7 @@ _REGISTRY: dict[str, Scheme] = {s.name: s for s in [
     Scheme("lecun_normal", "w ~ N(0, 1/K_in)", lecun_normal),
     Scheme("orthogonal", "w = gain * Q, Q (semi-)orthogonal", orthogonal),
     Scheme("lsuv", "orthogonal, then each layer rescaled in forward order until std(output) = "
-           "target_std on data (needs inputs)", None),
+           "target_std on data (needs inputs)", None, whole_model_params=LSUV_PARAMS),
 ]}
 _ALIASES = {"glorot_uniform": "xavier_uniform", "glorot_normal": "xavier_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
@@ -282,34 +293,64 @@ def get(name: str) -> Scheme:
 BIAS_PARAMS = {"bias": 0.0, "bias_std": 0.0, "forget_bias": None}
 
 
+#: Lower limits of parameters, by name: (limit, strict). Everything else numeric may be any finite number.
+LIMITS: dict[str, tuple[float, bool]] = {"std": (0, False), "bound": (0, False), "scale": (0, True),
+                                         "bias_std": (0, False), "target_std": (0, True), "tol": (0, True),
+                                         "max_iter": (1, False)}
+#: Parameters that name one of a few choices.
+CHOICES: dict[str, Any] = {"nonlinearity": GAINS, "mode": MODES, "distribution": DISTRIBUTIONS}
+
+
+def check_param(scheme: str, key: str, value: Any, default: Any) -> None:
+    """Refuse ``value`` for parameter ``key`` of ``scheme`` unless it has the type its ``default``
+    tells (a name for a string default, a whole number for an integer one, else a number, or None
+    where the default is None), is finite, lies within :data:`LIMITS` and is one of :data:`CHOICES`."""
+    got = f"got {key}={value!r}."
+    if isinstance(default, str) or key in CHOICES:
+        if not isinstance(value, str):
+            choices = f", one of {', '.join(CHOICES[key])}" if key in CHOICES else ""
+            raise InitlabError(f"scheme '{scheme}' needs {key} as a name{choices}; {got}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise unknown_name(key, value, CHOICES[key])
+        return
+    if value is None and default is None:
+        return
+    whole = isinstance(default, int) and not isinstance(default, bool)
+    kind = numbers.Integral if whole else numbers.Real
+    if not isinstance(value, kind) or isinstance(value, bool) or not math.isfinite(value):
+        raise InitlabError(f"scheme '{scheme}' needs {key} as a {'whole' if whole else 'finite'} number; {got}")
+    if key in LIMITS:
+        limit, strict = LIMITS[key]
+        if value < limit or (strict and value == limit):
+            raise InitlabError(f"scheme '{scheme}' needs {key} {'>' if strict else '>='} {limit:g}; {got}")
+
+
 def parse_spec(spec: Any) -> dict:
     """Normalize a scheme spec (a name, ``{"name", "params"}`` or ``(name, params)``) to a dict,
-    checking the name and the parameters now, before anything is written."""
+    checking the name and every parameter now (:func:`check_param`), before anything is written."""
     if isinstance(spec, str):
         name, params = spec, {}
     elif isinstance(spec, Mapping) and "name" in spec:
-        name, params = spec["name"], dict(spec.get("params") or {})
+        name, params = spec["name"], spec.get("params") or {}
     elif isinstance(spec, (tuple, list)) and len(spec) == 2:
-        name, params = spec[0], dict(spec[1])
+        name, params = spec
     else:
         raise InitlabError(f"a scheme is a name, {{'name': ..., 'params': {{...}}}} or (name, params); "
                            f"got {spec!r}.")
+    if not isinstance(name, str):
+        raise InitlabError(f"a scheme's name is a string, like 'xavier_uniform'; got {name!r}.")
+    if not isinstance(params, Mapping):
+        raise InitlabError(f"a scheme's params are a dict, like {{'std': 0.01}}; got {params!r}.")
+    params = dict(params)
     scheme = get(name)
     accepted = scheme.params()
-    if scheme.name == "lsuv":
-        accepted = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
-    elif scheme.fn is not None:
+    if scheme.fn is not None:
         accepted.update(BIAS_PARAMS)
     for key, value in params.items():
         if key not in accepted:
             raise InitlabError(f"scheme '{scheme.name}' takes no parameter '{key}'; it takes: "
-                               f"{', '.join(accepted) or 'none'}.")
-        if key == "bias" and not isinstance(value, (int, float)):
-            raise InitlabError(f"bias must be a number; got bias={value!r}.")
-        if key == "bias_std" and not (isinstance(value, (int, float)) and value >= 0):
-            raise InitlabError(f"bias_std must be a number >= 0; got bias_std={value!r}.")
-        if key == "forget_bias" and not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise InitlabError(f"forget_bias must be a finite number (1.0 is the usual choice); got {value!r}.")
+                               f"{', '.join(map(str, accepted)) or 'none'}.")
+        check_param(scheme.name, key, value, accepted[key])
     if "bias" in params and "bias_std" in params:
         raise InitlabError("give biases either a constant (bias=) or a normal spread (bias_std=), not both.")
     return {"name": scheme.name, "params": params}

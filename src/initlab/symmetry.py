@@ -7,11 +7,13 @@ stay identical (the chapter's symmetry problem): the layer behaves like one neur
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from .checks import call_fitting, check_finite, expect
 from .errors import InitlabError
 from .layers import LAYER_TYPES
 
@@ -36,6 +38,12 @@ class LayerWidth:
 def hidden_outputs(model: nn.Module, X: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each hidden layer's output on ``X`` as ``(samples, neurons)``: every Linear or convolution but
     the last one run, in forward order (a convolution's channels are its neurons, positions samples)."""
+    expect(model, "model", "effective_width")
+    expect(X, "tensor", "effective_width", "X (a batch of inputs)")
+    check_finite(X)
+    param = next(model.parameters(), None)
+    if param is None:
+        raise InitlabError(f"effective_width needs a model with parameters; {type(model).__name__} has none.")
     outputs: dict[str, torch.Tensor] = {}
     names = {m: n for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
 
@@ -47,8 +55,7 @@ def hidden_outputs(model: nn.Module, X: torch.Tensor) -> dict[str, torch.Tensor]
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
-        param = next(model.parameters())
-        model(X.to(param.device, param.dtype))
+        call_fitting(model, X.to(param.device, param.dtype))
     finally:
         for h in handles:
             h.remove()
@@ -116,6 +123,8 @@ def effective_width(model: nn.Module, X: torch.Tensor, rtol: float = 1e-3) -> li
     >>> [w.effective_width for w in initlab.effective_width(m, torch.randn(50, 2))]
     [1, 1]
     """
+    if not (isinstance(rtol, (int, float)) and not isinstance(rtol, bool) and math.isfinite(rtol) and rtol >= 0):
+        raise InitlabError(f"effective_width needs rtol as a finite number >= 0; got rtol={rtol!r}.")
     result = []
     for name, H in hidden_outputs(model, X).items():
         finite = torch.isfinite(H).all()

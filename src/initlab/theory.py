@@ -30,6 +30,24 @@ from .errors import InitlabError, unknown_name
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
 
+# --------------------------------------------------------------------------------------------------
+# input checks: once per public call, never inside the iterations
+
+def _number(name: str, value, low: float | None = None, strict: bool = False) -> float:
+    """``value`` as a float when it is a finite number (``>= low``, or ``> low`` when ``strict``)."""
+    if not (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and math.isfinite(value)):
+        raise InitlabError(f"{name} must be a finite number; got {value!r}.")
+    if low is not None and (value < low or (strict and value == low)):
+        raise InitlabError(f"{name} must be {'>' if strict else '>='} {low:g}; got {value!r}.")
+    return float(value)
+
+
+def _check_sigmas(sigma_w2, sigma_b2) -> None:
+    _number("sigma_w^2", sigma_w2, 0.0)
+    _number("sigma_b^2", sigma_b2, 0.0)
+
+
 def _erf(x):
     from scipy.special import erf  # scipy comes with scikit-learn
     return erf(x)
@@ -67,6 +85,9 @@ def activation_functions(activation: str | Callable) -> tuple[Callable, Callable
         phi, h = activation, 1e-4
         return (phi, lambda x: (phi(x + h) - phi(x - h)) / (2 * h),
                 lambda x: (phi(x + h) - 2 * phi(x) + phi(x - h)) / (h * h))
+    if not isinstance(activation, str):
+        raise InitlabError(f"activation must be a name ({', '.join(ACTIVATIONS)}) or a callable; got "
+                           f"{type(activation).__name__}.")
     if activation not in ACTIVATIONS:
         raise unknown_name("activation", activation, ACTIVATIONS)
     return ACTIVATIONS[activation]
@@ -161,6 +182,12 @@ class MeanField:
 
 def length_map(activation, sigma_w2: float, sigma_b2: float, q: float) -> float:
     """q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2."""
+    _check_sigmas(sigma_w2, sigma_b2)
+    _number("q", q, 0.0)
+    return _length_map(activation, sigma_w2, sigma_b2, q)
+
+
+def _length_map(activation, sigma_w2: float, sigma_b2: float, q: float) -> float:
     phi = activation_functions(activation)[0]
     return sigma_w2 * gaussian_expectation(lambda x: phi(x) ** 2, q) + sigma_b2
 
@@ -169,9 +196,14 @@ def length_fixed_point(activation, sigma_w2: float, sigma_b2: float, q0: float =
                        tol: float = 1e-10, max_iter: int = 3000) -> float:
     """q*, the fixed point of the length map, by iteration from ``q0``; an :class:`InitlabError` when
     q grows without bound (no finite fixed point, e.g. ReLU with sigma_w^2 > 2)."""
-    q = q0
+    _check_sigmas(sigma_w2, sigma_b2)
+    q = _number("q0", q0, 0.0)
+    _number("tol", tol, 0.0, strict=True)
+    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+        raise InitlabError(f"max_iter must be an integer >= 1; got {max_iter!r}.")
+    activation_functions(activation)
     for _ in range(max_iter):
-        q_next = length_map(activation, sigma_w2, sigma_b2, q)
+        q_next = _length_map(activation, sigma_w2, sigma_b2, q)
         if not math.isfinite(q_next) or q_next > 1e12:
             raise InitlabError(f"the length map of {activation} at sigma_w^2={sigma_w2:g}, "
                                f"sigma_b^2={sigma_b2:g} has no finite fixed point: q grows without bound.")
@@ -186,6 +218,9 @@ def length_fixed_point(activation, sigma_w2: float, sigma_b2: float, q0: float =
 
 def chi_1(activation, sigma_w2: float, sigma_b2: float, q_star: float | None = None) -> float:
     """chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]: the growth of a small perturbation per layer."""
+    _check_sigmas(sigma_w2, sigma_b2)
+    if q_star is not None:
+        _number("q*", q_star, 0.0)
     q = length_fixed_point(activation, sigma_w2, sigma_b2) if q_star is None else q_star
     dphi = activation_functions(activation)[1]
     return sigma_w2 * gaussian_expectation(lambda x: dphi(x) ** 2, q)
@@ -194,6 +229,8 @@ def chi_1(activation, sigma_w2: float, sigma_b2: float, q_star: float | None = N
 def correlation_fixed_point(activation, sigma_w2: float, sigma_b2: float, q_star: float,
                             tol: float = 1e-9, max_iter: int = 2000) -> float:
     """c*, the fixed point of the correlation map c -> (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q*."""
+    _check_sigmas(sigma_w2, sigma_b2)
+    _number("q*", q_star, 0.0)
     if q_star <= 0:
         return 1.0
     phi = activation_functions(activation)[0]
@@ -210,6 +247,9 @@ def correlation_fixed_point(activation, sigma_w2: float, sigma_b2: float, q_star
 def depth_scales(activation, sigma_w2: float, sigma_b2: float, q_star: float, c_star: float) -> tuple[float, float]:
     """(xi_q, xi_c): how many layers the length and the correlation take to approach their fixed
     points (Schoenholz et al. 2017, eqs. 5 and 9). xi_c diverges where chi_1 = 1."""
+    _check_sigmas(sigma_w2, sigma_b2)
+    _number("q*", q_star, 0.0)
+    _number("c*", c_star, -1.0)
     phi, dphi, ddphi = activation_functions(activation)
     rate_q = chi_1(activation, sigma_w2, sigma_b2, q_star) + sigma_w2 * gaussian_expectation(
         lambda x: ddphi(x) * phi(x), q_star)
@@ -223,6 +263,9 @@ def depth_scales(activation, sigma_w2: float, sigma_b2: float, q_star: float, c_
 
 def phase(chi: float, tol: float = 1e-3) -> str:
     """'ordered' (chi_1 < 1), 'chaotic' (chi_1 > 1) or 'critical' (|chi_1 - 1| <= tol)."""
+    if not (isinstance(chi, (int, float, np.integer, np.floating)) and not isinstance(chi, bool)
+            and not math.isnan(chi)):
+        raise InitlabError(f"chi_1 must be a number; got {chi!r}.")
     if abs(chi - 1) <= tol:
         return "critical"
     return "ordered" if chi < 1 else "chaotic"
@@ -232,6 +275,11 @@ def critical_sigma_w2(activation, sigma_b2: float = 0.0, lo: float = 0.05, hi: f
                       tol: float = 1e-6) -> float | None:
     """The sigma_w^2 where chi_1 = 1 for this sigma_b^2 (bisection), or None when there is none in
     [lo, hi]."""
+    _number("sigma_b^2", sigma_b2, 0.0)
+    if not _number("lo", lo, 0.0, strict=True) < _number("hi", hi, 0.0, strict=True):
+        raise InitlabError(f"critical_sigma_w2 needs 0 < lo < hi; got lo={lo!r}, hi={hi!r}.")
+    activation_functions(activation)
+
     def excess(s):
         try:
             return chi_1(activation, s, sigma_b2) - 1
@@ -262,6 +310,11 @@ def _correlation_rate(activation, sigma_w2, sigma_b2, q_star, chi) -> tuple[floa
 def phase_grid(activation: str, sigma_w2s: Sequence[float], sigma_b2s: Sequence[float]) -> dict:
     """chi_1, xi_c and q* on a grid (rows: sigma_b^2, columns: sigma_w^2), for the phase diagram;
     points with no finite fixed point get NaN."""
+    activation_functions(activation)
+    for s in sigma_w2s:
+        _number("sigma_w^2", s, 0.0)
+    for s in sigma_b2s:
+        _number("sigma_b^2", s, 0.0)
     shape = (len(sigma_b2s), len(sigma_w2s))
     out = {k: np.full(shape, np.nan) for k in ("chi_1", "xi_c", "q_star")}
     for i, sb in enumerate(sigma_b2s):
@@ -300,6 +353,10 @@ def scheme_sigmas(scheme: str | dict, fan_in: int, fan_out: int | None = None) -
     PyTorch's default 1/3."""
     from torch import nn
 
+    for name, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
+        if not (fan is None and name == "fan_out") and (not isinstance(fan, int) or isinstance(fan, bool) or fan < 1):
+            raise InitlabError(f"scheme_sigmas needs {name} as an integer >= 1; got {fan!r}.")
+
     from .init import initialize
 
     layer = nn.Linear(fan_in, fan_out or fan_in)
@@ -327,8 +384,8 @@ def network_points(model) -> list[dict]:
 
 def mean_field(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> MeanField:
     """Everything at once: q*, c*, chi_1, xi_q, xi_c, the phase and the critical sigma_w^2."""
-    if sigma_w2 <= 0 or sigma_b2 < 0:
-        raise InitlabError(f"need sigma_w^2 > 0 and sigma_b^2 >= 0; got {sigma_w2!r}, {sigma_b2!r}.")
+    _number("sigma_w^2", sigma_w2, 0.0, strict=True)
+    _number("sigma_b^2", sigma_b2, 0.0)
     q = length_fixed_point(activation, sigma_w2, sigma_b2)
     chi = chi_1(activation, sigma_w2, sigma_b2, q)
     c, xi_c = _correlation_rate(activation, sigma_w2, sigma_b2, q, chi)

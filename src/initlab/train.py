@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_training_data, expect
 from .datasets import Dataset
 from .errors import InitlabError, unknown_name
 from .jsonsafe import json_safe
@@ -36,15 +37,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def _loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if logits.dim() == 2 and logits.shape[1] > 1:
-        return nn.functional.cross_entropy(logits, y.long())
+    """Binary cross-entropy on one logit per point (:func:`~initlab.checks.check_training_data` made
+    sure the model has one output and the labels are 0 and 1)."""
     return nn.functional.binary_cross_entropy_with_logits(logits.reshape(-1), y)
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Correct predictions as a bool tensor; a NaN output is never correct."""
-    if logits.dim() == 2 and logits.shape[1] > 1:
-        return (logits.argmax(1) == y.long()) & torch.isfinite(logits).all(1)
     logits = logits.reshape(-1)
     return ((logits > 0) == (y > 0.5)) & ~torch.isnan(logits)
 
@@ -56,19 +55,25 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return float(_loss_fn(logits, y)), float(_correct(logits, y).float().mean())
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_arguments(steps: int, lr: float, optimizer: str, batch_size: int | None,
-                    eval_every: int = 10) -> None:
+                    eval_every: int = 10, seed: int = 0) -> None:
     """Raise a clear :class:`InitlabError` for a bad training argument, before any work is done."""
-    if not isinstance(steps, int) or steps < 0:
+    if not _whole(steps) or steps < 0:
         raise InitlabError(f"steps must be a non-negative integer; got {steps!r}.")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0 and math.isfinite(lr)):
         raise InitlabError(f"lr must be a positive number; got {lr!r}.")
-    if optimizer not in OPTIMIZERS:
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", optimizer, OPTIMIZERS)
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (not _whole(batch_size) or batch_size < 1):
         raise InitlabError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
-    if eval_every < 1:
-        raise InitlabError(f"eval_every must be >= 1; got {eval_every!r}.")
+    if not _whole(eval_every) or eval_every < 1:
+        raise InitlabError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
+    if not _whole(seed) or seed < 0:
+        raise InitlabError(f"seed must be a non-negative integer; got {seed!r}.")
 
 
 @dataclass
@@ -116,9 +121,12 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     Parameters
     ----------
     model : nn.Module
-        Already initialized (see :func:`initlab.initialize`); trained in its own dtype.
+        Already initialized (see :func:`initlab.initialize`); trained in its own dtype. One output:
+        the logit of class 1.
     data : Dataset
-        From :func:`initlab.datasets.make`.
+        From :func:`initlab.datasets.make`, or your own: labels 0 and 1, finite 2-D inputs as wide as
+        the model's first layer (checked before training, see
+        :func:`~initlab.checks.check_training_data`).
     steps : int, default 1000
         Optimizer steps.
     lr : float, default 0.1
@@ -141,12 +149,16 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     callback : callable, optional
         ``callback(step, model)`` after every step (and once with step 0 before training).
     """
-    check_arguments(steps, lr, optimizer, batch_size, eval_every)
+    expect(model, "model", "train")
+    check_arguments(steps, lr, optimizer, batch_size, eval_every, seed)
+    if callback is not None and not callable(callback):
+        raise InitlabError(f"callback must be callable, as callback(step, model); got {type(callback).__name__}.")
     dev = resolve_device(device)
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InitlabError("the model has no trainable parameters.")
+    check_training_data(data, model, "train")
     dtype = params[0].dtype
     X, y, X_test, y_test = (t.to(dev, dtype) for t in data)
     opt = OPTIMIZERS[optimizer](params, lr=lr)
@@ -213,7 +225,7 @@ class _Tracker:
     def __init__(self, model: nn.Module, every: int):
         from .layers import LAYER_TYPES
 
-        if not isinstance(every, int) or every < 1:
+        if not _whole(every) or every < 1:
             raise InitlabError(f"track_every must be a positive integer; got {every!r}.")
         self.layers = [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
         self.outputs: dict[nn.Module, torch.Tensor] = {}
@@ -244,6 +256,10 @@ def probability_grid(model: nn.Module, X: torch.Tensor, resolution: int = 150,
 
     Returns ``{"xx", "yy", "p"}`` (2-D arrays), what :func:`initlab.plots.probability_contours`
     draws; a diverged model's NaN probabilities stay NaN."""
+    expect(model, "model", "probability_grid")
+    expect(X, "tensor", "probability_grid", "X (the points to cover)")
+    if X.dim() != 2 or X.shape[1] != 2 or X.shape[0] == 0:
+        raise InitlabError(f"probability_grid needs X of 2-D points, shape (n, 2); got shape {tuple(X.shape)}.")
     param = next(model.parameters())
     lo = X.min(0).values.cpu().numpy() - margin
     hi = X.max(0).values.cpu().numpy() + margin

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..checks import check_training_data
 from ..datasets import make
 from ..diagnose import diagnose
 from ..errors import InitlabError
@@ -48,6 +49,7 @@ class Run:
         self.spec, self.label = spec, label_of(spec)
         self.data, self.X_all = data, X_all
         self.model = mlp(2, settings.hidden, 1, settings.activation)
+        check_training_data(data, self.model, "the playground")  # as train() checks it
         self.manifest = initialize(self.model, spec, seed=settings.seed, inputs=data.X_train)
         d = diagnose(self.model, data.X_train, targets=data.y_train)  # the model as initialized above
         self.diagnosis = {"summary": d.verdict["summary"], "message": d.verdict["message"],

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
 from .. import datasets
-from ..schemes import DISTRIBUTIONS, GAINS, MODES, get, schemes
+from ..schemes import CHOICES, get, parse_spec, schemes
 from ..errors import InitlabError, unknown_name
 from ..models import ACTIVATIONS
 from ..train import OPTIMIZERS
@@ -32,18 +32,19 @@ PARAM_RULES: dict[str, Any] = {
     "value": (-10.0, 10.0), "std": (0.0, 100.0), "mean": (-10.0, 10.0), "bound": (0.0, 100.0),
     "gain": (0.0, 100.0), "scale": (1e-6, 1000.0), "negative_slope": (0.0, 1.0), "bias": (-10.0, 10.0),
     "target_std": (1e-3, 100.0), "tol": (1e-4, 1.0), "max_iter": (1, 50),
-    "mode": MODES, "distribution": DISTRIBUTIONS, "nonlinearity": tuple(GAINS),
+    **{key: tuple(choices) for key, choices in CHOICES.items()},
 }
-LSUV_PARAMS = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
 _SCHEME = re.compile(r"^([a-z_]+)(?:\(([^()]*)\))?$")
 
 
 def scheme_params(name: str) -> dict[str, Any]:
     """The parameters scheme ``name`` takes in the playground, with their defaults."""
-    scheme = get(name)
-    if scheme.name == "lsuv":
-        return dict(LSUV_PARAMS)
-    return scheme.params()
+    return get(name).params()
+
+
+def _whole(default) -> bool:
+    """Does a parameter with this default take whole numbers?"""
+    return isinstance(default, int) and not isinstance(default, bool)
 
 
 def catalog() -> dict:
@@ -55,7 +56,7 @@ def catalog() -> dict:
         params = []
         for key, default in scheme_params(name).items():
             rule = PARAM_RULES.get(key, (-1e6, 1e6))
-            kind = "choice" if isinstance(rule[0], str) else "int" if key == "max_iter" else "number"
+            kind = "choice" if isinstance(rule[0], str) else "int" if _whole(default) else "number"
             params.append({"name": key, "default": default, "kind": kind,
                            **({"choices": list(rule)} if kind == "choice" else {"min": rule[0], "max": rule[1]})})
         rows.append({"name": name, "formula": s.formula, "params": params})
@@ -75,7 +76,8 @@ def _number(key: str, text: str, lo: float, hi: float, integer: bool = False) ->
 
 
 def parse_scheme(text: str) -> dict:
-    """``"normal(std=0.01)"`` -> ``{"name": "normal", "params": {"std": 0.01}}``, checked."""
+    """``"normal(std=0.01)"`` -> ``{"name": "normal", "params": {"std": 0.01}}``, checked against the
+    playground's ranges, then by :func:`initlab.schemes.parse_spec` as everywhere else."""
     m = _SCHEME.match(text.strip())
     if not m:
         raise InitlabError(f"a scheme is NAME or NAME(key=value,...), like normal(std=0.01); got {text!r}.")
@@ -100,8 +102,8 @@ def parse_scheme(text: str) -> dict:
         elif value in ("", "none", "None") and accepted[key] is None:
             continue
         else:
-            params[key] = _number(f"{name}'s {key}", value, *rule, integer=key == "max_iter")
-    return {"name": name, "params": params}
+            params[key] = _number(f"{name}'s {key}", value, *rule, integer=_whole(accepted[key]))
+    return parse_spec({"name": name, "params": params})
 
 
 def scheme_text(spec: dict) -> str:
