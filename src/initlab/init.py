@@ -117,9 +117,13 @@ def _buffer_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _draw_weight(target: torch.Tensor, transposed: bool, spec: dict, generator, nonlinearity: str | None) -> dict:
+def _draw_weight(target: torch.Tensor, transposed: bool, spec: dict, generator, nonlinearity: str | None,
+                 layer_fans: tuple[int, int] | None = None) -> dict:
     """Fill ``target`` (a view of a parameter's float copy) with the scheme's draw, in the weight's
-    canonical (out, in, *kernel) orientation."""
+    canonical (out, in, *kernel) orientation. Where the layer's fans differ from what the shape says
+    (grouped and transposed convolutions), a variance-scaling draw is multiplied by
+    sqrt(n_shape / n_layer): U[-b, b] becomes U[-cb, cb] and N(0, s^2) N(0, (cs)^2), the same family
+    with the variance the layer's fans ask for."""
     scheme = get(spec["name"])
     params = {**scheme.fixed, **{k: v for k, v in spec["params"].items() if k not in ("bias", "bias_std", "forget_bias")}}
     if nonlinearity and "nonlinearity" in scheme.params() and "nonlinearity" not in params and nonlinearity in GAINS:
@@ -129,6 +133,18 @@ def _draw_weight(target: torch.Tensor, transposed: bool, spec: dict, generator, 
     if buf.dim() < 2:
         raise InitlabError(f"'{spec['name']}' draws weights of at least 2 dimensions; got shape {tuple(buf.shape)}.")
     record = {**dict(zip(("fan_in", "fan_out"), fans(buf))), **scheme.fn(buf, generator=generator, **params)}
+    if layer_fans is not None and tuple(layer_fans) != (record["fan_in"], record["fan_out"]):
+        mode = record.get("mode")
+        if mode in ("fan_in", "fan_out", "fan_avg"):
+            n = {"fan_in": lambda a, b: a, "fan_out": lambda a, b: b, "fan_avg": lambda a, b: (a + b) / 2}[mode]
+            c = math.sqrt(n(record["fan_in"], record["fan_out"]) / n(*layer_fans))
+            buf.mul_(c)
+            record["variance"] = record["variance"] * c * c
+            for key in ("bound", "std"):
+                if record.get(key) is not None:
+                    record[key] = record[key] * c
+        record["fan_in"], record["fan_out"] = layer_fans
+        record["fans_from"] = "the layer (groups, stride), not the weight's shape"
     canonical.copy_(buf)
     return record
 
@@ -425,7 +441,7 @@ def _initialize_module(model, spec, override_specs, role_specs, generators, mani
                         rec = _fill_bias(target, rule, generators(work.device), b)
                     else:
                         rec = _draw_weight(target, b.transposed, rule, generators(work.device),
-                                           nonlinearity if b.role == "weight" else None)
+                                           nonlinearity if b.role == "weight" else None, b.fans)
                         pad = getattr(module, "padding_idx", None) if b.role == "embedding" else None
                         if pad is not None:  # the padding token's row gets no gradient: it stays 0, as PyTorch
                             target[pad].zero_()

@@ -36,13 +36,15 @@ class Block:
 
     ``param`` is the attribute path on the layer (``"weight"``, ``"in_proj_weight"``,
     ``"out_proj.weight"``); ``rows`` a ``(start, stop)`` slice of its first axis; ``transposed`` says
-    the weight is stored ``(in, out)`` rather than PyTorch's ``(out, in)``, so fans are swapped."""
+    the weight is stored ``(in, out)`` rather than PyTorch's ``(out, in)``, so fans are swapped;
+    ``fans`` overrides what the shape says (grouped and transposed convolutions)."""
 
     param: str
     role: str
     rows: tuple[int, int] | None = None
     label: str | None = None
     transposed: bool = False
+    fans: tuple[int, int] | None = None  # (fan_in, fan_out) when the layer defines them apart from the shape
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,26 @@ def _plain(weight: str = "weight", bias: str = "bias", transposed: bool = False)
             out.append(Block(bias, "bias"))
         return out
     return blocks
+
+
+def conv_fans(m: nn.modules.conv._ConvNd) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a convolution as the signal sees them: the inputs that reach one output
+    (``C_in/groups * k``; for a transposed convolution ``C_in/groups * k / stride``, as each output
+    position gathers only the taps its stride lets through) and the outputs one input reaches
+    (``C_out/groups * k``). PyTorch's rule, read from the weight's shape alone, gives a depthwise
+    convolution fan_out ``C_out * k`` and a transposed one the fans of the forward convolution."""
+    k = math.prod(m.kernel_size)
+    cin, cout, g = m.in_channels, m.out_channels, m.groups
+    if m.transposed:
+        return max(1, round(cin // g * k / math.prod(m.stride))), cout // g * k
+    return cin // g * k, cout // g * k
+
+
+def _conv_blocks(m: nn.modules.conv._ConvNd) -> list[Block]:
+    out = [Block("weight", "weight", fans=conv_fans(m))]
+    if m.bias is not None:
+        out.append(Block("bias", "bias"))
+    return out
 
 
 def _attention_blocks(m: nn.MultiheadAttention) -> list[Block]:
@@ -137,7 +159,7 @@ _NORMS = tuple(t for t in (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._Nor
 #: The table: layer type -> adapter. Looked up by the most specific registered type (the MRO).
 _ADAPTERS: dict[type, Adapter] = {
     nn.Linear: Adapter(_plain(), -1),
-    nn.modules.conv._ConvNd: Adapter(_plain(), 1),
+    nn.modules.conv._ConvNd: Adapter(_conv_blocks, 1),
     nn.MultiheadAttention: Adapter(_attention_blocks, -1, "_reset_parameters"),
     nn.RNNBase: Adapter(_rnn_blocks, -1),
     nn.RNNCellBase: Adapter(_cell_blocks, -1),

@@ -190,7 +190,8 @@ def weight_stats(module: nn.Module) -> dict:
         return {"fan_in": None, "fan_out": None, "weight_std": None, "sigma_w2": None, "weight_grad_std": None,
                 "grad_to_weight": None}
     first = values[0]
-    fan_in, fan_out = L.block_fans(first.shape, blocks[0].transposed) if first.dim() >= 2 else (None, None)
+    fan_in, fan_out = blocks[0].fans or (L.block_fans(first.shape, blocks[0].transposed) if first.dim() >= 2
+                                         else (None, None))
     flat = torch.cat([v.detach().double().reshape(-1) for v in values])
     under = [p for b in blocks for p in L.underlying(module, b.param)]
     under = list({id(p): p for p in under}.values())
