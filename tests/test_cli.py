@@ -22,6 +22,15 @@ def test_every_command_has_help(run):
         assert main.commands[cmd].help
 
 
+def test_every_help_ends_with_one_or_two_examples_of_that_command(run):
+    for cmd in main.commands:
+        text = run(cmd, "--help").output.rstrip()
+        head, _, examples = text.rpartition("Examples:")
+        lines = examples.strip().splitlines()
+        assert head and 1 <= len(lines) <= 2, (cmd, examples)
+        assert all(line.strip().startswith(f"initlab {cmd}") for line in lines), (cmd, lines)
+
+
 def test_python_dash_m_runs_the_same_cli():
     out = subprocess.run([sys.executable, "-m", "initlab", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout
@@ -181,8 +190,8 @@ def test_long_inputs_are_token_ids_below_vocab_from_the_seed(run, tmp_path, monk
 
 @pytest.mark.parametrize("args, message", [
     (["--input-dtype", "long"], "--input-dtype long needs --vocab"),
-    (["--input-dtype", "long", "--vocab", "0"], "--vocab needs at least 1"),
-    (["--input-dtype", "long", "--vocab", "-3"], "--vocab needs at least 1"),
+    (["--input-dtype", "long", "--vocab", "0"], "'--vocab': 0 is not in the range x>=1"),
+    (["--input-dtype", "long", "--vocab", "-3"], "'--vocab': -3 is not in the range x>=1"),
     (["--vocab", "50"], "--vocab is for token ids"),
     (["--input-dtype", "float", "--vocab", "50"], "--vocab is for token ids"),
     (["--input-dtype", "long", "--vocab", "500"], "larger than the model's Embedding"),
@@ -192,7 +201,8 @@ def test_diagnose_token_input_errors_are_one_line(run, tmp_path, monkeypatch, ar
     monkeypatch.chdir(tmp_path)
     bad = run("diagnose", "--model", "tokenmodels:lstm", "--input-shape", "12", "--batch", "4", *args)
     assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
-    assert bad.output.strip().count("\n") == 0 and "Traceback" not in bad.output
+    assert [line for line in bad.output.splitlines() if message in line][0].startswith("Error:")
+    assert "Traceback" not in bad.output
 
 
 def test_diagnose_input_dtype_errors_outside_token_models(run):
@@ -211,6 +221,7 @@ def test_the_readme_diagnose_commands_give_the_readme_verdicts(run, monkeypatch)
     from pathlib import Path
 
     monkeypatch.chdir(Path(__file__).parent.parent / "examples")
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)  # an earlier test's mymodels.py, not the README's
     cnn = run("diagnose", "--model", "mymodels:make_cnn", "--input-shape", "3,16,16", "--batch", "64",
               "--scheme", "default,he_normal", "--json")
     assert cnn.exit_code == 0, cnn.output
@@ -223,3 +234,76 @@ def test_the_readme_diagnose_commands_give_the_readme_verdicts(run, monkeypatch)
     (doc,) = json.loads(lm.output)["diagnoses"]
     assert doc["verdict"]["summary"] == "ok" and len(doc["layers"]) == 13
     assert [r["kind"] for r in doc["layers"][:3]] == ["MultiheadAttention", "Linear", "Linear"]
+
+
+def test_playground_on_a_port_in_use_says_so_and_suggests_another(run, monkeypatch):
+    import socket
+
+    import initlab.playground
+
+    def no_server(*_a, **_k):
+        raise AssertionError("the server must not start on a port in use")
+    monkeypatch.setattr(initlab.playground, "serve", no_server)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = CliRunner().invoke(main, ["playground", "--no-open", "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"Error: port {port} is in use (another server, maybe another playground); "
+                                     f"choose another with --port, like --port {port + 1}.")
+    assert "http://" not in result.output
+
+
+def test_report_open_says_when_no_browser_could_be_opened(run, tmp_path, monkeypatch):
+    import webbrowser
+
+    assert run("diagnose", "--hidden", "4,4", "--batch", "8", "--json", "--out", str(tmp_path)).exit_code == 0
+    for opened, told in ((False, True), (True, False)):
+        monkeypatch.setattr(webbrowser, "open", lambda url, opened=opened: opened)
+        result = run("report", str(tmp_path), "--open")
+        assert result.exit_code == 0, result.output
+        assert ("No browser could be opened" in result.output) is told
+
+
+def test_report_out_creates_missing_folders(run, tmp_path):
+    assert run("diagnose", "--hidden", "4,4", "--batch", "8", "--json", "--out", str(tmp_path / "d")).exit_code == 0
+    page = tmp_path / "new" / "deeper" / "page.html"
+    result = run("report", str(tmp_path / "d"), "--out", str(page))
+    assert result.exit_code == 0, result.output
+    assert page.stat().st_size > 0
+
+
+def test_a_disk_error_while_working_is_one_line_exit_1(run, tmp_path, monkeypatch):
+    from initlab import report
+
+    def denied(*_a, **_k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x.png"))
+    monkeypatch.setattr(report, "render", denied)
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: cannot use '{tmp_path / 'x.png'}': Permission denied."
+
+
+def test_ctrl_c_in_a_sweep_says_what_is_kept_and_the_same_command_resumes(tmp_path, monkeypatch):
+    from initlab import sweep
+
+    real, calls = sweep.train_group, []
+
+    def interrupted_on_the_second_group(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    args = ["sweep", "--steps", "2", "--n", "50", "--depth", "1", "--width", "2", "--seeds", "3", "--group-size", "1",
+            "--no-progress", "--json", "--out", str(tmp_path)]
+    monkeypatch.setattr(sweep, "train_group", interrupted_on_the_second_group)
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130 and "Traceback" not in stopped.output
+    assert "Interrupted: 1 of 3 runs are kept in" in stopped.output
+    assert "The same command resumes and trains the other 2" in stopped.output
+    monkeypatch.setattr(sweep, "train_group", real)
+    resumed = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+    outcome = json.loads(resumed.output)
+    assert (outcome["trained"], outcome["skipped"]) == (2, 1)

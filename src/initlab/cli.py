@@ -1,17 +1,21 @@
 """The ``initlab`` command: thin commands over the library. Each parses, calls, prints.
 
-Bad input (an :class:`InitlabError`) becomes one line on stderr and exit code 2.
+Bad input (an :class:`InitlabError`) becomes one line on stderr and exit code 2; a file that cannot be
+written or read while a command works (an :class:`OSError`) becomes one line and exit code 1.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -46,6 +50,51 @@ class Group(click.Group):
             return super().invoke(ctx)
         except InitlabError as e:
             raise BadInput(str(e)) from None
+        except OSError as e:  # the disk, not the input: a folder that went away, a full disk, no permission
+            where = f"'{e.filename}': " if e.filename else ""
+            raise click.ClickException(f"cannot use {where}{e.strerror or e}.") from None
+
+
+class Number(click.FloatRange):
+    """A finite number, within a range when given (click's FloatRange lets nan and inf through)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def _given(name: str) -> bool:
+    """Whether the current command's option ``name`` was given (on the command line or by environment)."""
+    return click.get_current_context().get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def _writable(path, flag: str, folder: bool = False) -> Path | None:
+    """Check, before any work, that ``path`` (a folder, or a file) can be written: it is of the right
+    kind and writable, or the nearest folder above it that exists is one we may create it in. Nothing
+    is created. Raises an :class:`InitlabError` that names ``flag`` and the path. ``None`` passes."""
+    if path is None:
+        return None
+    path = Path(path)
+    kind = "folder" if folder else "file"
+    if path.exists():
+        if folder and not path.is_dir():
+            raise InitlabError(f"{flag} '{path}' is a file, not a folder; give a folder to write into.")
+        if not folder and path.is_dir():
+            raise InitlabError(f"{flag} '{path}' is a folder; give a file name inside it, like "
+                               f"'{path / ('x' + (path.suffix or '.out'))}'.")
+        if not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
+            raise InitlabError(f"{flag} '{path}' is read-only; give a {kind} you may write to.")
+        return path
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise InitlabError(f"{flag} '{path}' cannot be created: '{above}' is a file, not a folder.")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise InitlabError(f"{flag} '{path}' cannot be created: the folder '{above}' is read-only.")
+    return path
 
 
 def _value(text: str):
@@ -71,6 +120,11 @@ def _split_pairs(pairs, form: str) -> dict[str, str]:
 
 def _params(pairs: tuple[str, ...]) -> dict:
     return {k: _value(v) for k, v in _split_pairs(pairs, "a scheme parameter is KEY=VALUE, like std=0.01").items()}
+
+
+def _examples(*lines: str) -> str:
+    """A command's epilog: its examples, one per line, kept as written by ``--help``."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _command_line() -> str:
@@ -110,7 +164,7 @@ def main():
     """
 
 
-@main.command("schemes")
+@main.command("schemes", epilog=_examples("initlab schemes", "initlab schemes --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print the schemes as JSON.")
 def schemes_cmd(as_json):
     """List every initialization scheme with its formula and parameters."""
@@ -144,7 +198,8 @@ def _overrides(pairs):
     return _split_pairs(pairs, "an override is PATTERN=SCHEME, like out=xavier_uniform")
 
 
-@main.command("init")
+@main.command("init", epilog=_examples("initlab init --scheme he_normal --hidden 64x3",
+                                       "initlab init --scheme normal --param std=0.02 --override out=zeros --json"))
 @_scheme_options
 @click.option("--hidden", default="32,32,32", show_default=True, help="Hidden widths: 32,32,32 or 32x3.")
 @click.option("--activation", default="relu", show_default=True, help="relu, leaky_relu, tanh, sigmoid, gelu, identity.")
@@ -185,7 +240,7 @@ def _common_run_options(f):
     return f
 
 
-@main.command("demo")
+@main.command("demo", epilog=_examples("initlab demo --quick", "initlab demo --out chapter --seed 1"))
 @_common_run_options
 @click.option("--out", default="initlab-out/demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for figures, results.json and index.html.")
@@ -193,6 +248,7 @@ def _common_run_options(f):
 def demo_cmd(seed, device, as_json, no_progress, out, quick):
     """Reproduce the chapter: the same deep network from constant, default, Xavier, He, and too small
     and too large weights; figures, a table and a page in --out."""
+    _writable(out, "--out", folder=True)
     cfg = demo_mod.config(quick=quick, seed=seed, device=device)
     with _progress(demo_mod.total_steps(cfg), not no_progress) as progress:
         records, extra = demo_mod.run(cfg, progress=progress)
@@ -207,7 +263,9 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick):
     out_console.print(f"Figures, results.json and the page: [bold]{path / 'index.html'}[/bold]")
 
 
-@main.command("train")
+@main.command("train", epilog=_examples(
+    "initlab train --scheme he_normal --hidden 32x4 --activation relu",
+    "initlab train --scheme normal --param std=0.01 --dataset spiral --steps 500 --out runs/small"))
 @_scheme_options
 @_common_run_options
 @click.option("--dataset", default="moons", show_default=True, help="moons, circles, blobs, xor, spiral.")
@@ -227,6 +285,7 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
     """Train one MLP from one scheme and write its figures, results.json and index.html to --out."""
     if overrides:
         raise InitlabError("--override is for `initlab init`; `train` takes one --scheme and its --param.")
+    _writable(out, "--out", folder=True)
     cfg = experiment.ExperimentConfig(dataset=dataset, n=n, noise=noise, hidden=hidden, activation=activation,
                                       steps=steps, lr=lr, optimizer=optimizer, batch_size=batch_size,
                                       seed=seed, device=device, dtype=dtype)
@@ -247,10 +306,13 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
     out_console.print(f"Figures, results.json and the page: [bold]{page}[/bold]")
 
 
-@main.command("diagnose")
+@main.command("diagnose", epilog=_examples(
+    "initlab diagnose --hidden 256x30 --scheme xavier_uniform,he_normal",
+    "initlab diagnose --model mymodels:make_cnn --input-shape 3,32,32 --out diag"))
 @click.option("--hidden", default="256x30", show_default=True, help="MLP hidden widths: 256x30 or 64,64,64.")
 @click.option("--activation", default="relu", show_default=True, help="The MLP's activation.")
-@click.option("--in-features", type=int, default=None, help="MLP input size (default: the first hidden width).")
+@click.option("--in-features", type=click.IntRange(min=1), default=None,
+              help="MLP input size (default: the first hidden width).")
 @click.option("--model", "model_path", default=None, metavar="PACKAGE.MODULE:FACTORY",
               help="Diagnose your own model: a factory returning an nn.Module (instead of --hidden).")
 @click.option("--input-shape", default=None, metavar="C,H,W",
@@ -259,12 +321,13 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 @click.option("--input-dtype", type=click.Choice(["float", "long"], case_sensitive=False), default="float",
               show_default=True, help="float: standard normal inputs; long: token ids, for a --model that starts "
                                       "with an Embedding (needs --vocab).")
-@click.option("--vocab", type=int, default=None, metavar="N",
+@click.option("--vocab", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --input-dtype long: token ids are drawn uniformly from 0 to N - 1.")
 @click.option("--scheme", "scheme_list", default=None,
               help="Comma-separated schemes to compare, e.g. xavier_uniform,he_normal,default,lsuv "
                    "(default: the model as built).")
-@click.option("--batch", type=int, default=512, show_default=True, help="Inputs in the random batch.")
+@click.option("--batch", type=click.IntRange(min=2), default=512, show_default=True,
+              help="Inputs in the random batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the schemes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnoses as JSON.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for the plot and the JSON.")
@@ -276,7 +339,17 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
 
     from .diagnose import compare, load_factory
 
-    schemes_to_try = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list else [None]
+    schemes_to_try = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list is not None \
+        else [None]
+    if not schemes_to_try:
+        raise InitlabError(f"--scheme names schemes to compare, like xavier_uniform,he_normal; got '{scheme_list}'.")
+    mlp_flags = [f"--{n.replace('_', '-')}" for n in ("hidden", "activation", "in_features") if _given(n)]
+    if model_path and mlp_flags:
+        raise InitlabError(f"{' and '.join(mlp_flags)} {'is' if len(mlp_flags) == 1 else 'are'} for the built-in MLP; "
+                           f"--model builds your own: leave {'it' if len(mlp_flags) == 1 else 'them'} out.")
+    if input_shape is not None and not model_path:
+        raise InitlabError("--input-shape is for --model; the built-in MLP's input size is --in-features.")
+    _writable(out, "--out", folder=True)
     for s in schemes_to_try:
         if s is not None:
             get(s)  # an unknown name fails here, before any work
@@ -284,8 +357,6 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
     if tokens and vocab is None:
         raise InitlabError("--input-dtype long needs --vocab N: token ids are drawn from 0 to N - 1 (N is your "
                            "Embedding's num_embeddings).")
-    if tokens and vocab < 1:
-        raise InitlabError(f"--vocab needs at least 1 token id; got {vocab}.")
     if not tokens and vocab is not None:
         raise InitlabError("--vocab is for token ids: add --input-dtype long, or leave --vocab out for float inputs.")
     if tokens and not model_path:
@@ -305,8 +376,6 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
         widths = parse_hidden(hidden)
         shape = [in_features or widths[0]]
         factory = lambda: mlp(shape[0], widths, 1, activation)  # noqa: E731
-    if batch < 2:
-        raise InitlabError(f"--batch needs at least 2 inputs; got {batch}.")
     # the inputs' stream must differ from the schemes' (same seed, same numbers: W would copy X)
     gen = torch.Generator().manual_seed(seed + INPUT_SEED_OFFSET)
     inputs = (torch.randint(0, vocab, (batch, *shape), generator=gen) if tokens
@@ -319,8 +388,6 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
         raise
     docs = [d.to_dict() for d in diagnoses]
     if out:
-        from pathlib import Path
-
         from . import plots
 
         folder = Path(out)
@@ -341,13 +408,17 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
 # --------------------------------------------------------------------------------------------------
 # sweeps and their results (issue 4)
 
-@main.command("theory")
+@main.command("theory", epilog=_examples(
+    "initlab theory --activation tanh",
+    "initlab theory --activation tanh --sigma-w2 1.5 --scheme xavier_uniform,he_normal --plot phase.png"))
 @click.option("--activation", default="tanh", show_default=True, help="relu, leaky_relu, tanh, sigmoid, gelu, identity.")
-@click.option("--sigma-w2", type=float, default=None, help="Weight variance times fan_in (default: the critical one).")
-@click.option("--sigma-b2", type=float, default=0.05, show_default=True, help="Bias variance.")
+@click.option("--sigma-w2", type=Number(min=0, min_open=True), default=None,
+              help="Weight variance times fan_in (default: the critical one).")
+@click.option("--sigma-b2", type=Number(min=0), default=0.05, show_default=True, help="Bias variance.")
 @click.option("--scheme", "scheme_list", default=None,
               help="Comma-separated schemes to place on the diagram, e.g. xavier_uniform,he_normal,default.")
-@click.option("--width", type=int, default=256, show_default=True, help="Layer width for --scheme points.")
+@click.option("--width", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Layer width for --scheme points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Draw the phase diagram to this PNG (and SVG beside it).")
@@ -357,14 +428,21 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
     from . import theory
 
     theory.activation_functions(activation)  # an unknown name fails here
-    if sigma_b2 < 0 or (sigma_w2 is not None and sigma_w2 <= 0):
-        raise InitlabError(f"need --sigma-w2 > 0 and --sigma-b2 >= 0; got {sigma_w2}, {sigma_b2}.")
+    names = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list is not None else []
+    if scheme_list is not None and not names:
+        raise InitlabError(f"--scheme names schemes to place, like xavier_uniform,he_normal; got '{scheme_list}'.")
+    if _given("width") and not names:
+        raise InitlabError("--width is the layer width of the --scheme points: give --scheme too, "
+                           "or leave --width out.")
+    stem = None
+    if plot_path:
+        stem = plot_path[:-4] if plot_path.lower().endswith(".png") else plot_path
+        _writable(stem + ".png", "--plot")
     critical = theory.critical_sigma_w2(activation, sigma_b2)
     point = sigma_w2 if sigma_w2 is not None else critical
     if point is None:
         raise InitlabError(f"{activation} has no critical sigma_w^2 at sigma_b^2={sigma_b2:g}; give --sigma-w2.")
     mf = theory.mean_field(activation, point, sigma_b2).to_dict()
-    names = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list else []
     points = []
     for name in names:
         sw, sb = theory.scheme_sigmas(name, width)
@@ -381,7 +459,7 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
         fig, ax = plots.plt.subplots(figsize=(8, 5.2))
         plots.phase_diagram(grid, [{"label": f"sigma_w^2={point:.3g}", "sigma_w2": point, "sigma_b2": sigma_b2}]
                             + points, ax=ax)
-        stem = plot_path[:-4] if plot_path.lower().endswith(".png") else plot_path
+        Path(stem).parent.mkdir(parents=True, exist_ok=True)
         plots.save_figure(fig, stem)
     if as_json:
         click.echo(json.dumps(json_safe({**mf, "points": points}), indent=2))
@@ -400,7 +478,8 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
         out_console.print(f"Phase diagram: [bold]{plot_path}[/bold]")
 
 
-@main.command("report")
+@main.command("report", epilog=_examples("initlab report initlab-out/demo --lang he --open",
+                                         "initlab report initlab-out/sweep/runs.db --out sweep.html"))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="The page to write (default: report.html beside PATH).")
 @click.option("--lang", default="en", show_default=True, help="en, or he for the demo's page in Hebrew (right to left).")
@@ -409,12 +488,19 @@ def report_cmd(path, out, lang, open_page):
     """One self-contained HTML page for a demo or train folder, a diagnose folder or a sweep database."""
     from . import report
 
+    if _writable(out, "--out"):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
     page = report.render(path, out, lang)
     out_console.print(f"Page: [bold]{page}[/bold]")
     if open_page:
         import webbrowser
 
-        webbrowser.open(page.resolve().as_uri())
+        try:
+            opened = webbrowser.open(page.resolve().as_uri())
+        except webbrowser.Error:
+            opened = False
+        if not opened:
+            err_console.print("No browser could be opened here; open the page above yourself.")
 
 
 from . import cli_sweep  # noqa: E402,F401  (registers `sweep` and `results` on main)
@@ -426,15 +512,17 @@ if __name__ == "__main__":  # pragma: no cover
 # --------------------------------------------------------------------------------------------------
 # the live playground (issue 8)
 
-@main.command("playground")
+@main.command("playground", epilog=_examples(
+    "initlab playground", "initlab playground --port 8001 --settings 'scheme=constant&scheme=he_normal&depth=6'"))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback lets anyone who can reach the port use it.")
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--no-open", is_flag=True, help="Do not open the browser.")
 @click.option("--settings", "query", default="", metavar="QUERY",
               help="Settings to open with, as in the page's URL: scheme=constant&scheme=xavier_uniform&depth=6.")
-@click.option("--max-sessions", type=int, default=32, show_default=True, help="Browser tabs served at once.")
-@click.option("--idle-timeout", type=float, default=60.0, show_default=True,
+@click.option("--max-sessions", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Browser tabs served at once.")
+@click.option("--idle-timeout", type=Number(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds after which a session no tab is watching is freed.")
 def playground_cmd(host, port, no_open, query, max_sessions, idle_timeout):
     """Train networks live in the browser: pick a dataset, a network and schemes, press play, and watch
@@ -443,11 +531,8 @@ def playground_cmd(host, port, no_open, query, max_sessions, idle_timeout):
 
     from .playground import Manager, parse, serve
 
-    if not 0 < port < 65536:
-        raise InitlabError(f"--port must lie between 1 and 65535; got {port}.")
-    if max_sessions < 1 or not idle_timeout > 0:
-        raise InitlabError("--max-sessions must be >= 1 and --idle-timeout > 0.")
     settings = parse(parse_qsl(query.lstrip("?"), keep_blank_values=True))
+    _check_port(host, port)  # before the address is printed: a port in use would print another server's
     import ipaddress
 
     try:
@@ -461,3 +546,30 @@ def playground_cmd(host, port, no_open, query, max_sessions, idle_timeout):
     click.echo(f"initlab playground: http://{url_host}:{port}/?{settings.query()}  (Ctrl+C stops it)")
     serve(host, port, open_browser=not no_open, query=settings.query(),
           manager=Manager(max_sessions=max_sessions, idle_timeout=idle_timeout))
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port that is in use or a host that is not this machine's, by binding to it
+    as the server will (SO_REUSEADDR, as uvicorn does) and letting go at once."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as e:
+        raise InitlabError(f"--host '{host}' is not an address ({e.strerror}); use 127.0.0.1, or 0.0.0.0 for "
+                           f"every address of this machine.") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise InitlabError(f"port {port} is in use (another server, maybe another playground); "
+                                   f"choose another with --port, like --port {port + 1 if port < 65535 else 8000}."
+                                   ) from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise InitlabError(f"--host '{host}' is not an address of this machine; use 127.0.0.1, or 0.0.0.0 "
+                                   f"for every address.") from None
+            raise InitlabError(f"cannot listen on {host}:{port}: {e.strerror}; try another --port.") from None

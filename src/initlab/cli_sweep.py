@@ -10,9 +10,12 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import _split_pairs, _value, err_console, main, out_console
+from .cli import Number, _command_line, _examples, _given, _split_pairs, _value, _writable, err_console, main, \
+    out_console
 from .errors import InitlabError
 from .jsonsafe import json_safe
+from .store import METRICS
+
 
 def _grid_value(text: str):
     """One flag value: a number, a word, or ``log:LOW:HIGH:COUNT`` / ``linear:LOW:HIGH:COUNT``."""
@@ -70,7 +73,9 @@ def _sweep_progress(total: int, enabled: bool):
     return bar, update
 
 
-@main.command("sweep")
+@main.command("sweep", epilog=_examples(
+    "initlab sweep --scheme default,normal --param std=log:0.01:10:7 --depth 2,8 --seeds 3 --out runs",
+    "initlab sweep --preset trainability --size small"))
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="The sweep's name (default: the file's name, or 'sweep').")
 @click.option("--scheme", default=None, help="Schemes, comma-separated: default,xavier_uniform,normal.")
@@ -92,7 +97,7 @@ def _sweep_progress(total: int, enabled: bool):
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Folder of the results store runs.db (default: initlab-out/<name>).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--group-size", type=int, default=256, show_default=True,
+@click.option("--group-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="At most this many models train as one computation (and are stored in one transaction).")
 @click.option("--dry-run", is_flag=True, help="Print the cells and how many runs each has; train nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -116,6 +121,10 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
 
     given = [k for k, v in axes.items() if v is not None] + (["scheme"] if scheme else []) + \
         (["param"] if params else [])
+    if _given("size") and not preset:
+        raise InitlabError("--size is the grid of a --preset: add --preset trainability, or leave --size out.")
+    if address is not None and executor_name != "ray":
+        raise InitlabError("--address is for --executor ray: add it, or leave --address out.")
     if preset:
         if file or given:
             raise InitlabError("--preset is a whole sweep: give it alone (with --size, --out, --device).")
@@ -133,9 +142,9 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
         sweep = sweep_mod.from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
     if name:
         sweep.name = name
-    if group_size < 1:
-        raise InitlabError(f"--group-size must be >= 1; got {group_size}.")
     db = Path(out or Path("initlab-out") / sweep.name) / "runs.db"
+    if not dry_run:
+        _writable(db.parent, "--out", folder=True)
     runs = sweep.runs()
     if dry_run:
         done = set()
@@ -165,12 +174,18 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     executor = executors.get(executor_name, address)
     executor.connect(device)  # a missing GPU, Ray or cluster is one line, before the bar
     bar, update = _sweep_progress(len(runs), not no_progress)
-    if bar:
-        with bar:
-            outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, progress=update,
-                                    executor=executor)
-    else:
-        outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, executor=executor)
+    try:
+        if bar:
+            with bar:
+                outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, progress=update,
+                                        executor=executor)
+        else:
+            outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, executor=executor)
+    except KeyboardInterrupt:
+        kept = _stored(db, runs)
+        err_console.print(f"Interrupted: {kept} of {len(runs)} runs are kept in {db}. The same command resumes "
+                          f"and trains the other {len(runs) - kept}: {_command_line()}", soft_wrap=True)
+        raise click.exceptions.Exit(130) from None
     outcome["store"] = str(db)
     if as_json:
         click.echo(json.dumps(outcome, indent=2))
@@ -180,6 +195,17 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     out_console.print(f"Store: [bold]{db}[/bold]   Summary: initlab results {db}")
     if preset == "trainability":
         _trainability_outputs(db)
+
+
+def _stored(db: Path, runs: list[dict]) -> int:
+    """How many of ``runs`` the store at ``db`` holds (0 when there is no store yet)."""
+    from .store import Store, run_id
+
+    if not db.is_file():
+        return 0
+    with Store(db, create=False) as store:
+        done = store.finished()
+    return sum(run_id(r) in done for r in runs)
 
 
 def _trainability_outputs(db: Path) -> dict:
@@ -209,11 +235,12 @@ def _cell_label(config: dict, key: str) -> str:
     return "full" if key == "batch_size" and value is None else str(value)
 
 
-@main.command("results")
+@main.command("results", epilog=_examples("initlab results runs/runs.db --by scheme,depth --threshold 0.85",
+                                          "initlab results runs/runs.db --csv runs.csv --figures figs"))
 @click.argument("path", type=click.Path())
-@click.option("--metric", default="test_accuracy", show_default=True,
-              help="train_loss, test_loss, train_accuracy or test_accuracy.")
-@click.option("--threshold", type=float, default=0.9, show_default=True,
+@click.option("--metric", type=click.Choice(METRICS), default="test_accuracy", show_default=True,
+              help="The number summarized across seeds.")
+@click.option("--threshold", type=Number(0, 1), default=0.9, show_default=True,
               help="Test accuracy that counts as success (and whose first step is reported).")
 @click.option("--by", default=None, help="Columns to group by, comma-separated (default: the swept axes).")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
@@ -228,6 +255,9 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     steps to the threshold, per cell."""
     from . import store
 
+    csv_path = _writable(csv_path and Path(csv_path).with_suffix(".csv"), "--csv")
+    parquet_path = _writable(parquet_path and Path(parquet_path).with_suffix(".parquet"), "--parquet")
+    _writable(figures, "--figures", folder=True)
     df = store.load(path)
     if df.empty:
         raise InitlabError(f"'{path}' holds no runs yet.")
@@ -239,7 +269,8 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     summary = store.summarize(df, by=columns, metric=metric, threshold=threshold)
     for target in (csv_path, parquet_path):
         if target:
-            store.export(df, Path(target).with_suffix(".parquet" if target == parquet_path else ".csv"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.export(df, target)
     if figures:
         from . import plots
 

@@ -227,9 +227,11 @@ def from_toml(path: str | Path) -> Sweep:
     """Read a sweep file; an error names the file, the line and the key at fault."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InitlabError(f"cannot read sweep file '{path}': {e.strerror}.")
+    except UnicodeDecodeError:
+        raise InitlabError(f"sweep file '{path}' is not UTF-8 text: a sweep file is TOML (see the README).") from None
     try:
         settings = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
