@@ -37,6 +37,12 @@ class Dataset:
     def __iter__(self):
         return iter((self.X_train, self.y_train, self.X_test, self.y_test))
 
+    def __repr__(self) -> str:
+        share = float(self.y_train.float().mean()) if self.y_train.numel() else float("nan")
+        return (f"Dataset({self.name}: {len(self.X_train)} train and {len(self.X_test)} test points, "
+                f"{self.X_train.shape[1] if self.X_train.dim() == 2 else '?'} features, labels 0/1 "
+                f"({share:.0%} of training labels are 1))")
+
     def to(self, device=None, dtype=None) -> "Dataset":
         """The same data on ``device`` with features in ``dtype`` (labels follow the features)."""
         conv = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731

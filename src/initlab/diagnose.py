@@ -96,6 +96,10 @@ class Diagnosis:
 
     __str__ = table
 
+    def __repr__(self) -> str:
+        return (f"Diagnosis({self.scheme or 'as built'}, {self.activation}, {len(self.rows)} layers: "
+                f"{self.verdict['summary']})")
+
     def _repr_html_(self) -> str:
         return (f"<p><b>verdict: {escape(self.verdict['summary'])}</b>. {escape(self.verdict['message'])}</p>"
                 + layers_html(self.rows, [c for c in COLUMNS if c != "width"]))

@@ -88,6 +88,23 @@ class Manifest:
 
     __str__ = table
 
+    def __repr__(self) -> str:
+        return (f"Manifest({self.scheme['name']}, seed {self.seed}: {len(self.entries)} tensors drawn, "
+                f"{len(self.left)} left as they were, {len(self.shared)} shared)")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        cols = ["parameter", "block", "shape", "scheme", "distribution", "bound", "std", "fan_in", "fan_out"]
+        head = "".join(f"<th>{c}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(e.get(c)))}</td>" for c in cols) + "</tr>"
+                       for e in self.entries)
+        body += "".join(f"<tr><td>{escape(e['parameter'])}</td><td></td><td>{escape(_fmt(e.get('shape')))}</td>"
+                        f"<td>left</td><td colspan='5'>{escape(e['reason'])}</td></tr>" for e in self.left)
+        body += "".join(f"<tr><td>{escape(n)}</td><td></td><td></td><td>shared</td><td colspan='5'>the same tensor "
+                        f"as {escape(o)}</td></tr>" for n, o in self.shared.items())
+        return f"<p><b>{escape(repr(self))}</b></p><table><tr>{head}</tr>{body}</table>"
+
 
 def _fmt(v: Any) -> str:
     if v is None:

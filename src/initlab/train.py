@@ -99,6 +99,26 @@ class TrainResult:
                 return step
         return None
 
+    def __repr__(self) -> str:
+        steps = self.history["step"][-1] if self.history.get("step") else 0
+        if self.diverged:
+            return f"TrainResult(diverged at step {self.diverged_step}: no accuracy; {self.seconds:.1f} s)"
+        f = self.final
+        acc = f.get("test_accuracy")
+        loss = f.get("train_loss")
+        return (f"TrainResult({steps} steps, test accuracy {'n/a' if acc is None else f'{acc:.3f}'}, train loss "
+                f"{'n/a' if loss is None else f'{loss:.3g}'}, {self.seconds:.1f} s)")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = f"<p><b>{escape(repr(self))}</b></p>"
+        if self.diverged:
+            return head
+        rows = "".join(f"<tr><td>{escape(k)}</td><td>{'n/a' if v is None else f'{v:.4g}'}</td></tr>"
+                       for k, v in self.final.items() if k != "step" and isinstance(v, (int, float, type(None))))
+        return head + f"<table><tr><th>final</th><th>value</th></tr>{rows}</table>"
+
     def to_dict(self) -> dict:
         """JSON-ready: non-finite numbers become None."""
         return json_safe({"history": self.history, "final": self.final, "diverged": self.diverged,
