@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 import initlab  # noqa: E402
 from initlab.experiment import label_of  # noqa: E402
+from initlab.metrics import interval_text, mean_interval  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="fewer steps and seeds (for tests)")
@@ -37,13 +38,14 @@ fig, ax = plt.subplots(figsize=(8, 4.5))
 for i, spec in enumerate(schemes):
     mine = [r for run, r in zip(runs, results) if run["scheme"] is spec]
     steps_axis = np.asarray(mine[0].history["step"])
-    acc = np.array([r.history["test_accuracy"] for r in mine])
-    mean, sem = acc.mean(0), acc.std(0, ddof=1) / np.sqrt(len(mine))
-    half = 1.96 * sem  # normal approximation of the 95% interval of the mean
+    acc = np.array([[np.nan if a is None else a for a in r.history["test_accuracy"]] for r in mine])
+    mean = np.nanmean(acc, 0)
+    # a bootstrap interval of the mean: it stays inside [0, 1], as an accuracy does
+    low, high = np.array([mean_interval(acc[:, k]) for k in range(acc.shape[1])]).T
     label = label_of(spec)
     ax.plot(steps_axis, mean, label=f"{label} ({len(mine)} seeds)")
-    ax.fill_between(steps_axis, mean - half, mean + half, alpha=0.25)
-    print(f"{label:22s} final test accuracy {mean[-1]:.3f} +- {half[-1]:.3f}")
+    ax.fill_between(steps_axis, low, high, alpha=0.25)
+    print(f"{label:22s} final test accuracy {mean[-1]:.3f}, 95% interval {interval_text(low[-1], high[-1], len(mine))}")
 ax.set(xlabel="step", ylabel="test accuracy", ylim=(0.4, 1.0), title="Mean test accuracy over seeds, 95% bands")
 ax.legend(loc="lower right")
 fig.tight_layout()

@@ -1,12 +1,15 @@
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
 
-from initlab.cli import main
+from initlab.cli import AliasOption, main
 
 
 @pytest.fixture()
@@ -45,7 +48,7 @@ def test_schemes_prints_each_with_its_formula(run):
 
 
 def test_init_prints_the_manifest(run):
-    result = run("init", "--scheme", "normal", "--param", "std=0.02", "--hidden", "8,8", "--json")
+    result = run("init", "--scheme", "normal", "--param", "std=0.02", "--depth", "2", "--width", "8", "--json")
     assert result.exit_code == 0
     doc = json.loads(result.output)
     assert doc["scheme"] == {"name": "normal", "params": {"std": 0.02}}
@@ -59,7 +62,7 @@ def test_init_prints_the_manifest(run):
     (["init", "--scheme", "normal", "--param", "std=-1"], "std >= 0"),
     (["init", "--scheme", "normal", "--param", "std"], "KEY=VALUE"),
     (["init", "--activation", "relux"], "Did you mean 'relu'?"),
-    (["init", "--hidden", "a,b"], "hidden widths"),
+    (["init", "--hidden", "a,b"], "hidden widths"),  # the old name: still checked
     (["train", "--dataset", "moon", "--steps", "1"], "Did you mean 'moons'?"),
     (["train", "--optimizer", "adamw", "--steps", "1", "--n", "50"], "Did you mean 'adam'?"),
 ])
@@ -92,7 +95,7 @@ def test_demo_quick_writes_figures_results_and_page(run, tmp_path):
 
 def test_train_writes_the_same_artifacts_for_one_model(run, tmp_path):
     out = tmp_path / "t"
-    result = run("train", "--scheme", "xavier_uniform", "--hidden", "16,16", "--activation", "tanh",
+    result = run("train", "--scheme", "xavier_uniform", "--depth", "2", "--width", "16", "--activation", "tanh",
                  "--steps", "100", "--n", "300", "--no-progress", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "xavier_uniform" in result.output
@@ -101,8 +104,9 @@ def test_train_writes_the_same_artifacts_for_one_model(run, tmp_path):
 
 
 def test_diagnose_flags_xavier_vanishing_and_he_ok(run, tmp_path):
-    result = run("diagnose", "--hidden", "256x30", "--activation", "relu", "--scheme", "xavier_uniform,he_normal",
-                 "--batch", "256", "--json", "--out", str(tmp_path))
+    result = run("diagnose", "--depth", "30", "--width", "256", "--activation", "relu",
+                 "--scheme", "xavier_uniform,he_normal",
+                 "--input-batch", "256", "--json", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     xavier, he = json.loads(result.output)["diagnoses"]
     assert xavier["verdict"]["forward"]["status"] == "vanishing" and "use he_normal" in xavier["verdict"]["message"]
@@ -151,7 +155,7 @@ def test_diagnose_a_token_model_with_long_inputs(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for factory in ("lstm", "transformer"):
         ok = run("diagnose", "--model", f"tokenmodels:{factory}", "--input-shape", "12", "--input-dtype", "long",
-                 "--vocab", "50", "--batch", "8", "--scheme", "xavier_uniform", "--json")
+                 "--vocab", "50", "--input-batch", "8", "--scheme", "xavier_uniform", "--json")
         assert ok.exit_code == 0, ok.output
         (doc,) = json.loads(ok.output)["diagnoses"]
         kinds = {r["kind"] for r in doc["layers"]}
@@ -178,7 +182,7 @@ def test_long_inputs_are_token_ids_below_vocab_from_the_seed(run, tmp_path, monk
     seen = []
     for seed in ("0", "0", "1"):
         result = run("diagnose", "--model", "spy:spy", "--input-shape", "5,3", "--input-dtype", "long", "--vocab", "7",
-                     "--batch", "64", "--seed", seed, "--json")
+                     "--input-batch", "64", "--seed", seed, "--json")
         assert result.exit_code == 0, result.output
         spy = importlib.import_module("spy")
         seen.append(spy.SEEN[-1])
@@ -199,17 +203,17 @@ def test_long_inputs_are_token_ids_below_vocab_from_the_seed(run, tmp_path, monk
 def test_diagnose_token_input_errors_are_one_line(run, tmp_path, monkeypatch, args, message):
     (tmp_path / "tokenmodels.py").write_text(TOKEN_MODELS)
     monkeypatch.chdir(tmp_path)
-    bad = run("diagnose", "--model", "tokenmodels:lstm", "--input-shape", "12", "--batch", "4", *args)
+    bad = run("diagnose", "--model", "tokenmodels:lstm", "--input-shape", "12", "--input-batch", "4", *args)
     assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
     assert [line for line in bad.output.splitlines() if message in line][0].startswith("Error:")
     assert "Traceback" not in bad.output
 
 
 def test_diagnose_input_dtype_errors_outside_token_models(run):
-    mlp = run("diagnose", "--hidden", "8,8", "--input-dtype", "long", "--vocab", "10")
+    mlp = run("diagnose", "--depth", "2", "--width", "8", "--input-dtype", "long", "--vocab", "10")
     assert mlp.exit_code == 2 and "the built-in MLP takes float inputs" in mlp.output
     assert mlp.output.strip().count("\n") == 0
-    unknown = run("diagnose", "--hidden", "8,8", "--input-dtype", "int")
+    unknown = run("diagnose", "--depth", "2", "--width", "8", "--input-dtype", "int")
     assert unknown.exit_code == 2 and "'int' is not one of 'float', 'long'" in unknown.output
     assert "Traceback" not in unknown.output
     shape = run("diagnose", "--model", "x:y", "--input-shape", "0")
@@ -222,14 +226,14 @@ def test_the_readme_diagnose_commands_give_the_readme_verdicts(run, monkeypatch)
 
     monkeypatch.chdir(Path(__file__).parent.parent / "examples")
     monkeypatch.delitem(sys.modules, "mymodels", raising=False)  # an earlier test's mymodels.py, not the README's
-    cnn = run("diagnose", "--model", "mymodels:make_cnn", "--input-shape", "3,16,16", "--batch", "64",
+    cnn = run("diagnose", "--model", "mymodels:make_cnn", "--input-shape", "3,16,16", "--input-batch", "64",
               "--scheme", "default,he_normal", "--json")
     assert cnn.exit_code == 0, cnn.output
     built, he = (d["verdict"] for d in json.loads(cnn.output)["diagnoses"])
     assert "vanishing (forward)" in built["labels"] and built["suggestion"] == "he_normal"
     assert he["summary"] == "ok"
     lm = run("diagnose", "--model", "mymodels:make_lm", "--input-shape", "32", "--input-dtype", "long",
-             "--vocab", "1000", "--batch", "16", "--json")
+             "--vocab", "1000", "--input-batch", "16", "--json")
     assert lm.exit_code == 0, lm.output
     (doc,) = json.loads(lm.output)["diagnoses"]
     assert doc["verdict"]["summary"] == "ok" and len(doc["layers"]) == 13
@@ -258,7 +262,8 @@ def test_playground_on_a_port_in_use_says_so_and_suggests_another(run, monkeypat
 def test_report_open_says_when_no_browser_could_be_opened(run, tmp_path, monkeypatch):
     import webbrowser
 
-    assert run("diagnose", "--hidden", "4,4", "--batch", "8", "--json", "--out", str(tmp_path)).exit_code == 0
+    assert run("diagnose", "--depth", "2", "--width", "4", "--input-batch", "8", "--json",
+               "--out", str(tmp_path)).exit_code == 0
     for opened, told in ((False, True), (True, False)):
         monkeypatch.setattr(webbrowser, "open", lambda url, opened=opened: opened)
         result = run("report", str(tmp_path), "--open")
@@ -267,7 +272,8 @@ def test_report_open_says_when_no_browser_could_be_opened(run, tmp_path, monkeyp
 
 
 def test_report_out_creates_missing_folders(run, tmp_path):
-    assert run("diagnose", "--hidden", "4,4", "--batch", "8", "--json", "--out", str(tmp_path / "d")).exit_code == 0
+    assert run("diagnose", "--depth", "2", "--width", "4", "--input-batch", "8", "--json",
+               "--out", str(tmp_path / "d")).exit_code == 0
     page = tmp_path / "new" / "deeper" / "page.html"
     result = run("report", str(tmp_path / "d"), "--out", str(page))
     assert result.exit_code == 0, result.output
@@ -307,3 +313,130 @@ def test_ctrl_c_in_a_sweep_says_what_is_kept_and_the_same_command_resumes(tmp_pa
     assert resumed.exit_code == 0, resumed.output
     outcome = json.loads(resumed.output)
     assert (outcome["trained"], outcome["skipped"]) == (2, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# one flag per concept; old names kept working, unseen
+
+
+def _options(command):
+    return [p for p in command.params if isinstance(p, click.Option)]
+
+
+def _shown(command) -> set:
+    return {o for p in _options(command) if not p.hidden for o in p.opts}
+
+
+def test_old_flag_names_are_hidden_from_help_and_used_nowhere_else(run):
+    """An old name (a hidden option) appears in no command's --help, and no command shows it as its own."""
+    old = {o for command in main.commands.values() for p in _options(command) if p.hidden for o in p.opts}
+    assert {"--hidden", "--batch"} <= old
+    for name, command in main.commands.items():
+        text = run(name, "--help").output
+        for flag in old:
+            assert not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text), (name, flag)
+        assert not old & _shown(command), name
+        for alias in (p for p in command.params if isinstance(p, AliasOption)):
+            assert alias.alias_of in {p.name for p in _options(command) if not p.hidden}, (name, alias.opts)
+
+
+def test_every_mlp_is_shaped_by_depth_and_width(run):
+    for name in ("init", "train", "diagnose", "sweep"):
+        assert {"--depth", "--width"} <= _shown(main.commands[name]), name
+    assert "--width" in _shown(main.commands["theory"])
+
+
+@pytest.mark.parametrize("command, old, new", [
+    (["init", "--json"], ["--hidden", "8x2"], ["--depth", "2", "--width", "8"]),
+    (["init", "--json"], ["--hidden", "8,8"], ["--depth", "2", "--width", "8"]),
+    (["diagnose", "--json"], ["--hidden", "8x3", "--batch", "16"],
+     ["--depth", "3", "--width", "8", "--input-batch", "16"]),
+    (["diagnose", "--json", "--scheme", "he_normal"], ["--batch", "16"], ["--input-batch", "16"]),
+    (["train", "--json", "--no-progress", "--steps", "20", "--n", "60"], ["--hidden", "4x2"],
+     ["--depth", "2", "--width", "4"]),
+])
+def test_an_old_flag_name_gives_the_same_result_as_the_new(run, tmp_path, monkeypatch, command, old, new):
+    monkeypatch.chdir(tmp_path)
+    before, after = run(*command, *old), run(*command, *new)
+    assert before.exit_code == 0 and after.exit_code == 0, (before.output, after.output)
+    assert json.loads(before.output) == json.loads(after.output)
+
+
+def test_the_old_hidden_still_takes_unequal_widths(run):
+    doc = json.loads(run("init", "--hidden", "8,4", "--json").output)
+    assert [e["shape"] for e in doc["entries"] if e["parameter"].endswith("weight")][:2] == [[8, 2], [4, 8]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["init", "--hidden", "8x2", "--depth", "3"], "--hidden is the old form of --depth and --width: give --depth"),
+    (["train", "--hidden", "8x2", "--width", "3", "--steps", "1"], "give --width without --hidden"),
+    (["diagnose", "--batch", "8", "--input-batch", "4"], "--batch is the old name of --input-batch"),
+    (["diagnose", "--model", "m:f", "--input-shape", "3", "--depth", "2"], "--depth is for the built-in MLP"),
+    (["diagnose", "--model", "m:f", "--input-shape", "3", "--depth", "2", "--width", "3", "--activation", "tanh"],
+     "--depth, --width and --activation are for the built-in MLP"),
+    (["diagnose", "--batch", "1"], "Invalid value for '--batch'"),
+])
+def test_old_and_new_names_together_or_bad_old_values_are_one_error(run, args, message):
+    result = run(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:") and message in result.output, result.output
+
+
+def test_diagnose_as_built_is_the_same_for_the_same_seed(run):
+    """A model "as built" draws from the global stream: --seed makes it one model, not a new one each run."""
+    args = ("diagnose", "--depth", "3", "--width", "8", "--input-batch", "16", "--json")
+    assert run(*args).output == run(*args).output
+    assert run(*args, "--seed", "1").output != run(*args).output
+
+
+# --------------------------------------------------------------------------------------------------
+# the sweep file of the README, and the sweep's flags
+
+
+def _readme_sweep_file() -> tuple[str, str]:
+    """The README's TOML block, and the text that introduces it."""
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"(?s)([^`]{0,400})```toml\n(.*?)```", text)
+    assert len(blocks) == 1, "the README has one sweep file"
+    return blocks[0][1], blocks[0][0]
+
+
+def test_the_readme_sweep_file_holds_every_key_and_runs(tmp_path, monkeypatch):
+    import tomllib
+
+    from initlab.sweep import TOP_KEYS
+
+    toml, intro = _readme_sweep_file()
+    doc = tomllib.loads(toml)
+    assert set(doc) == TOP_KEYS, set(doc) ^ TOP_KEYS
+    assert any(isinstance(v, dict) for e in doc["scheme"] for v in e.values()), "a grid in a [[scheme]] table"
+    (tmp_path / "grid.toml").write_text(toml)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", "grid.toml", "--dry-run", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output)["runs"]
+    assert f"lists its {runs} runs" in " ".join(intro.split()), intro  # the count the README gives
+    shown = CliRunner().invoke(main, ["sweep", "grid.toml", "--dry-run"], catch_exceptions=False)
+    assert shown.exit_code == 0 and f"{runs} runs" in shown.output
+    assert not (tmp_path / "initlab-out").exists()  # a dry run writes nothing
+
+
+def test_every_sweep_file_key_is_also_a_flag():
+    from initlab.sweep import TOP_KEYS
+
+    flags = _shown(main.commands["sweep"])
+    assert {"--" + key.replace("_", "-") for key in TOP_KEYS} <= flags
+
+
+@pytest.mark.parametrize("args, runs", [
+    (["--seeds", "3"], 3),
+    (["--seeds", "0,5,7"], 3),
+    (["--data-seed", "0,1", "--batch-size", "8,full"], 4),
+    (["--scheme", "default,normal", "--param", "bias_std=0.1,0.2"], 3),  # default takes no bias parameters
+    (["--scheme", "default,xavier_uniform", "--param", "bias=0.1"], 2),
+])
+def test_sweep_flags_take_what_the_file_takes(tmp_path, monkeypatch, args, runs):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", *args, "--dry-run", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["runs"] == runs

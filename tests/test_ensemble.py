@@ -28,7 +28,9 @@ def assert_same(result, ref, rtol):
     assert result.history["step"] == ref.history["step"]
     assert (result.diverged, result.diverged_step) == (ref.diverged, ref.diverged_step)
     for key, values in ref.history.items():
-        a, b = torch.tensor(result.history[key]), torch.tensor(values)
+        nan = float("nan")  # a diverged model's accuracy is None from its divergence on, in both
+        a = torch.tensor([nan if v is None else v for v in result.history[key]], dtype=torch.float64)
+        b = torch.tensor([nan if v is None else v for v in values], dtype=torch.float64)
         assert torch.allclose(a, b, rtol=rtol, atol=rtol, equal_nan=True), key
 
 

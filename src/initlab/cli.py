@@ -44,7 +44,37 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+class AliasOption(click.Option):
+    """An option's old name, kept working: hidden from ``--help``, checked by the same type, and its value
+    given to the option named ``alias_of`` (by :class:`Command`), as if the new name had been used."""
+
+    def __init__(self, param_decls, alias_of: str, **kwargs):
+        old = param_decls[0]
+        super().__init__([old, "alias_" + old.lstrip("-").replace("-", "_")], hidden=True, **kwargs)
+        self.alias_of = alias_of
+
+
+class Command(click.Command):
+    """A command whose old option names (:class:`AliasOption`) still work as the new ones."""
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        for alias in [p for p in self.params if isinstance(p, AliasOption)]:
+            value = ctx.params.pop(alias.name, None)
+            source = ctx.get_parameter_source(alias.name)
+            if source in (None, ParameterSource.DEFAULT):
+                continue
+            new = next(p for p in self.params if p.name == alias.alias_of)
+            if ctx.get_parameter_source(new.name) not in (None, ParameterSource.DEFAULT):
+                raise BadInput(f"{alias.opts[0]} is the old name of {new.opts[0]}: give {new.opts[0]} alone.")
+            ctx.params[new.name] = value
+            ctx.set_parameter_source(new.name, source)
+        return rest
+
+
 class Group(click.Group):
+    command_class = Command
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -95,6 +125,30 @@ def _writable(path, flag: str, folder: bool = False) -> Path | None:
     if not os.access(above, os.W_OK | os.X_OK):
         raise InitlabError(f"{flag} '{path}' cannot be created: the folder '{above}' is read-only.")
     return path
+
+
+def _mlp_options(depth: int, width: int):
+    """``--depth`` and ``--width`` of a built-in MLP (as in `initlab sweep` and the playground), and the
+    old ``--hidden 32,32,32`` / ``32x3``, hidden from ``--help``; :func:`_widths` reads them."""
+    def decorate(f):
+        f = click.option("--hidden", default=None, hidden=True)(f)
+        f = click.option("--width", type=click.IntRange(min=1), default=width, show_default=True,
+                         help="Units in each hidden layer.")(f)
+        f = click.option("--depth", type=click.IntRange(min=1), default=depth, show_default=True,
+                         help="Hidden layers.")(f)
+        return f
+    return decorate
+
+
+def _widths(depth: int, width: int, hidden: str | None) -> list[int]:
+    """The hidden widths: ``[width] * depth``, or the old ``--hidden`` (which may also give unequal widths)."""
+    if hidden is None:
+        return [width] * depth
+    given = [f for f in ("depth", "width") if _given(f)]
+    if given:
+        flags = " and ".join("--" + f for f in given)
+        raise InitlabError(f"--hidden is the old form of --depth and --width: give {flags} without --hidden.")
+    return parse_hidden(hidden)
 
 
 def _value(text: str):
@@ -198,16 +252,16 @@ def _overrides(pairs):
     return _split_pairs(pairs, "an override is PATTERN=SCHEME, like out=xavier_uniform")
 
 
-@main.command("init", epilog=_examples("initlab init --scheme he_normal --hidden 64x3",
+@main.command("init", epilog=_examples("initlab init --scheme he_normal --depth 3 --width 64",
                                        "initlab init --scheme normal --param std=0.02 --override out=zeros --json"))
 @_scheme_options
-@click.option("--hidden", default="32,32,32", show_default=True, help="Hidden widths: 32,32,32 or 32x3.")
+@_mlp_options(depth=3, width=32)
 @click.option("--activation", default="relu", show_default=True, help="relu, leaky_relu, tanh, sigmoid, gelu, identity.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialization.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (replayable).")
-def init_cmd(scheme, params, overrides, hidden, activation, seed, as_json):
+def init_cmd(scheme, params, overrides, depth, width, hidden, activation, seed, as_json):
     """Initialize an MLP and print the manifest: what was drawn for every parameter."""
-    model = mlp(2, parse_hidden(hidden), 1, activation)
+    model = mlp(2, _widths(depth, width, hidden), 1, activation)
     manifest = initialize(model, scheme, seed=seed, overrides=_overrides(overrides) or None,
                                       **_params(params))
     click.echo(manifest.to_json() if as_json else manifest.table())
@@ -219,7 +273,7 @@ def _print_table(rows):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     for r in rows:
         loss = "nan" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
-        table.add_row(r["scheme"], f"{r['train_accuracy']:.3f}", f"{r['test_accuracy']:.3f}", loss,
+        table.add_row(r["scheme"], experiment.accuracy_text(r, "train"), experiment.accuracy_text(r), loss,
                       "never" if r["steps_to_90"] is None else str(r["steps_to_90"]),
                       "-" if r["effective_width"] is None else " ".join(map(str, r["effective_width"])),
                       f"at step {r['diverged_step']}" if r["diverged"] else "no")
@@ -228,15 +282,16 @@ def _print_table(rows):
 
 def _json_rows(rows):
     keys = ("scheme", "train_accuracy", "test_accuracy", "final_loss", "steps_to_90", "effective_width",
-            "diverged", "diverged_step")
-    return {"results": [{k: r[k] for k in keys} for r in rows]}
+            "diverged", "diverged_step", "output_signal")
+    return {"results": [{k: r.get(k) for k in keys} for r in rows]}
 
 
 def _common_run_options(f):
     f = click.option("--no-progress", is_flag=True, help="No progress bar.")(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print the results table as JSON on stdout.")(f)
     f = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)(f)
-    f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialization.")(f)
+    f = click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the initialization and of the minibatch order.")(f)
     return f
 
 
@@ -264,30 +319,35 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick):
 
 
 @main.command("train", epilog=_examples(
-    "initlab train --scheme he_normal --hidden 32x4 --activation relu",
+    "initlab train --scheme he_normal --depth 4 --width 32 --activation relu",
     "initlab train --scheme normal --param std=0.01 --dataset spiral --steps 500 --out runs/small"))
 @_scheme_options
 @_common_run_options
 @click.option("--dataset", default="moons", show_default=True, help="moons, circles, blobs, xor, spiral.")
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Points in the dataset.")
-@click.option("--noise", type=float, default=0.2, show_default=True)
-@click.option("--hidden", default="32,32,32,32", show_default=True, help="Hidden widths: 32,32,32 or 32x3.")
+@click.option("--noise", type=float, default=0.2, show_default=True, help="Dataset noise.")
+@click.option("--data-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the dataset's points and its train/test split.")
+@_mlp_options(depth=4, width=32)
 @click.option("--activation", default="relu", show_default=True, help="relu, leaky_relu, tanh, sigmoid, gelu, identity.")
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--steps", type=int, default=2000, show_default=True, help="Training steps.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate.")
 @click.option("--optimizer", default="sgd", show_default=True, help="sgd or adam.")
 @click.option("--batch-size", type=int, default=None, help="Minibatch size (default: full batch).")
+@click.option("--eval-every", type=int, default=10, show_default=True, help="Evaluate every this many steps.")
 @click.option("--dtype", default="float32", show_default=True, help="float32 or float64.")
 @click.option("--name", default=None, help="A name for the run, shown in the table and the page (default: the scheme).")
-@click.option("--out", default="initlab-out/train", show_default=True, type=click.Path(file_okay=False))
-def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dataset, n, noise, hidden,
-              activation, steps, lr, optimizer, batch_size, dtype, name, out):
+@click.option("--out", default="initlab-out/train", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for figures, results.json and index.html.")
+def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dataset, n, noise, data_seed, depth,
+              width, hidden, activation, steps, lr, optimizer, batch_size, eval_every, dtype, name, out):
     """Train one MLP from one scheme and write its figures, results.json and index.html to --out."""
     if overrides:
         raise InitlabError("--override is for `initlab init`; `train` takes one --scheme and its --param.")
     _writable(out, "--out", folder=True)
-    cfg = experiment.ExperimentConfig(dataset=dataset, n=n, noise=noise, hidden=hidden, activation=activation,
-                                      steps=steps, lr=lr, optimizer=optimizer, batch_size=batch_size,
+    cfg = experiment.ExperimentConfig(dataset=dataset, n=n, noise=noise, data_seed=data_seed,
+                                      hidden=_widths(depth, width, hidden), activation=activation, steps=steps,
+                                      lr=lr, optimizer=optimizer, batch_size=batch_size, eval_every=eval_every,
                                       seed=seed, device=device, dtype=dtype)
     spec = parse_spec({"name": scheme, "params": _params(params)})
     data = cfg.data()
@@ -307,14 +367,14 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 
 
 @main.command("diagnose", epilog=_examples(
-    "initlab diagnose --hidden 256x30 --scheme xavier_uniform,he_normal",
+    "initlab diagnose --depth 30 --width 256 --scheme xavier_uniform,he_normal",
     "initlab diagnose --model mymodels:make_cnn --input-shape 3,32,32 --out diag"))
-@click.option("--hidden", default="256x30", show_default=True, help="MLP hidden widths: 256x30 or 64,64,64.")
+@_mlp_options(depth=30, width=256)
 @click.option("--activation", default="relu", show_default=True, help="The MLP's activation.")
 @click.option("--in-features", type=click.IntRange(min=1), default=None,
-              help="MLP input size (default: the first hidden width).")
+              help="MLP input size (default: --width).")
 @click.option("--model", "model_path", default=None, metavar="PACKAGE.MODULE:FACTORY",
-              help="Diagnose your own model: a factory returning an nn.Module (instead of --hidden).")
+              help="Diagnose your own model: a factory returning an nn.Module (instead of the built-in MLP).")
 @click.option("--input-shape", default=None, metavar="C,H,W",
               help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32 (or 128: "
                    "a sequence of 128 token ids, with --input-dtype long).")
@@ -326,13 +386,14 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 @click.option("--scheme", "scheme_list", default=None,
               help="Comma-separated schemes to compare, e.g. xavier_uniform,he_normal,default,lsuv "
                    "(default: the model as built).")
-@click.option("--batch", type=click.IntRange(min=2), default=512, show_default=True,
-              help="Inputs in the random batch.")
+@click.option("--input-batch", type=click.IntRange(min=2), default=512, show_default=True,
+              help="How many random inputs go through the model at once (the batch of one forward pass).")
+@click.option("--batch", cls=AliasOption, alias_of="input_batch", type=click.IntRange(min=2), default=None)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the schemes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnoses as JSON.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for the plot and the JSON.")
-def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input_dtype, vocab, scheme_list, batch,
-                 seed, as_json, out):
+def diagnose_cmd(depth, width, hidden, activation, in_features, model_path, input_shape, input_dtype, vocab,
+                 scheme_list, input_batch, seed, as_json, out):
     """Report card at initialization: per-layer std of activations and gradients, measured and
     predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
     import torch
@@ -343,9 +404,11 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
         else [None]
     if not schemes_to_try:
         raise InitlabError(f"--scheme names schemes to compare, like xavier_uniform,he_normal; got '{scheme_list}'.")
-    mlp_flags = [f"--{n.replace('_', '-')}" for n in ("hidden", "activation", "in_features") if _given(n)]
+    mlp_flags = [f"--{n.replace('_', '-')}" for n in ("depth", "width", "hidden", "activation", "in_features")
+                 if _given(n)]
     if model_path and mlp_flags:
-        raise InitlabError(f"{' and '.join(mlp_flags)} {'is' if len(mlp_flags) == 1 else 'are'} for the built-in MLP; "
+        flags = " and ".join([", ".join(mlp_flags[:-1]), mlp_flags[-1]] if len(mlp_flags) > 1 else mlp_flags)
+        raise InitlabError(f"{flags} {'is' if len(mlp_flags) == 1 else 'are'} for the built-in MLP; "
                            f"--model builds your own: leave {'it' if len(mlp_flags) == 1 else 'them'} out.")
     if input_shape is not None and not model_path:
         raise InitlabError("--input-shape is for --model; the built-in MLP's input size is --in-features.")
@@ -373,15 +436,17 @@ def diagnose_cmd(hidden, activation, in_features, model_path, input_shape, input
             raise InitlabError(f"--input-shape needs sizes of at least 1, like 3,32,32; got '{input_shape}'.")
         factory = load_factory(model_path)
     else:
-        widths = parse_hidden(hidden)
+        widths = _widths(depth, width, hidden)
         shape = [in_features or widths[0]]
         factory = lambda: mlp(shape[0], widths, 1, activation)  # noqa: E731
     # the inputs' stream must differ from the schemes' (same seed, same numbers: W would copy X)
     gen = torch.Generator().manual_seed(seed + INPUT_SEED_OFFSET)
-    inputs = (torch.randint(0, vocab, (batch, *shape), generator=gen) if tokens
-              else torch.randn(batch, *shape, generator=gen))
+    inputs = (torch.randint(0, vocab, (input_batch, *shape), generator=gen) if tokens
+              else torch.randn(input_batch, *shape, generator=gen))
     try:
-        diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
+        with torch.random.fork_rng(devices=[]):  # a model "as built" draws from the global stream: seed it too
+            torch.manual_seed(seed)
+            diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
     except InitlabError as e:
         if tokens and "IndexError" in str(e):  # a token id past the end of an Embedding
             raise InitlabError(f"{e} (is --vocab {vocab} larger than the model's Embedding?)") from None

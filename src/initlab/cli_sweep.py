@@ -14,6 +14,7 @@ from .cli import Number, _command_line, _examples, _given, _split_pairs, _value,
     out_console
 from .errors import InitlabError
 from .jsonsafe import json_safe
+from .metrics import interval_text
 from .store import METRICS
 
 
@@ -32,23 +33,40 @@ def _flag_list(text: str) -> list:
     return values[0] if len(values) == 1 and isinstance(values[0], dict) else values
 
 
+def _seeds(text: str):
+    """``--seeds``: a count (``5``: seeds 0..4) or, with commas, the seeds themselves (``0,3,7``)."""
+    return [_value(v.strip()) for v in text.split(",") if v.strip()] if "," in text else _value(text)
+
+
 def _flag_sweep(name, scheme, params, axes):
     """The settings of a sweep given by flags: schemes, their parameter grids and the axes."""
-    from .schemes import get as get_scheme
+    from .schemes import BIAS_PARAMS, get as get_scheme
 
-    settings = {k: (_flag_list(v) if k != "seeds" else _value(v)) for k, v in axes.items() if v is not None}
+    settings = {k: (_flag_list(v) if k != "seeds" else _seeds(v)) for k, v in axes.items() if v is not None}
     names = [s.strip() for s in (scheme or "default").split(",") if s.strip()]
     form = "--param is KEY=V1,V2,..., like std=0.01,0.1 or std=log:0.01:10:7"
     grids = {key: _flag_list(values) for key, values in _split_pairs(params, form).items()}
     entries = []
     for s in names:
-        accepted = set(get_scheme(s).params()) | {"bias"}
+        found = get_scheme(s)  # as parse_spec: a per-tensor scheme also takes the biases' parameters
+        accepted = set(found.params()) | (set(BIAS_PARAMS) if found.fn is not None else set())
         entries.append({"name": s, **{k: v for k, v in grids.items() if k in accepted}})
     for key in grids:
         if not any(key in e for e in entries):
             raise InitlabError(f"--param {key}: none of the schemes {', '.join(names)} takes '{key}'.")
     settings["scheme"] = entries
     return settings
+
+
+def _from_flags(settings: dict, name: str):
+    """A sweep from flag values; an error names the flag (``--param std`` for a scheme's parameter)."""
+    from .sweep import build
+
+    def fail_at(key, message, index):
+        flag = f"--param {key}" if index is not None and key not in ("scheme", "name") else \
+            "--" + key.replace("_", "-")
+        raise InitlabError(f"{flag}: {message}.")
+    return build({"name": name, **settings}, fail_at, name=name)
 
 
 def _sweep_progress(total: int, enabled: bool):
@@ -77,23 +95,26 @@ def _sweep_progress(total: int, enabled: bool):
     "initlab sweep --scheme default,normal --param std=log:0.01:10:7 --depth 2,8 --seeds 3 --out runs",
     "initlab sweep --preset trainability --size small"))
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--name", default=None, help="The sweep's name (default: the file's name, or 'sweep').")
+@click.option("--name", default=None,
+              help="The sweep's name (default: the file's name key, else its file name, or 'sweep').")
 @click.option("--scheme", default=None, help="Schemes, comma-separated: default,xavier_uniform,normal.")
 @click.option("--param", "params", multiple=True, metavar="KEY=V1,V2",
               help="A scheme parameter's values, for every scheme that takes it: std=0.01,0.1 or std=log:0.01:10:7.")
 @click.option("--depth", default=None, help="Hidden layers: 2,4,8.")
-@click.option("--width", default=None, help="Hidden width: 16,32.")
+@click.option("--width", default=None, help="Units in each hidden layer: 16,32.")
 @click.option("--activation", default=None, help="relu, tanh, ... (comma-separated).")
 @click.option("--dataset", default=None, help="moons, circles, blobs, xor, spiral (comma-separated).")
 @click.option("--n", default=None, help="Points per dataset.")
 @click.option("--noise", default=None, help="Dataset noise: 0.1,0.2.")
+@click.option("--data-seed", default=None, help="Seeds of the dataset's points and split: 0,1.")
 @click.option("--optimizer", default=None, help="sgd, adam.")
 @click.option("--lr", default=None, help="Learning rates: 0.01,0.1 or log:0.001:0.1:3.")
 @click.option("--steps", default=None, help="Training steps.")
 @click.option("--batch-size", default=None, help="Minibatch sizes, or 'full'.")
 @click.option("--eval-every", default=None, help="Evaluate every this many steps.")
 @click.option("--dtype", default=None, help="float32 or float64.")
-@click.option("--seeds", default=None, help="How many seeds (0..N-1) per cell.")
+@click.option("--seeds", default=None,
+              help="Seeds of the initialization per cell: how many (5: seeds 0..4), or which (0,3,7).")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Folder of the results store runs.db (default: initlab-out/<name>).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -115,7 +136,8 @@ def _sweep_progress(total: int, enabled: bool):
 def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_progress, as_json, preset, size,
               executor_name, address, **axes):
     """Train a grid of models (schemes x depth x width x ... x seeds) from a sweep file or flags, many
-    at once, into a results store that a rerun completes after an interruption."""
+    at once, into a results store that a rerun completes after an interruption. FILE is a sweep file
+    (TOML: its keys are this command's flags; see the README)."""
     from . import sweep as sweep_mod
     from .store import Store, run_id
 
@@ -139,7 +161,7 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
             raise InitlabError(f"give a sweep file or axis flags, not both (got the file and {flag}).")
         sweep = sweep_mod.from_toml(file)
     else:
-        sweep = sweep_mod.from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
+        sweep = _from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
     if name:
         sweep.name = name
     db = Path(out or Path("initlab-out") / sweep.name) / "runs.db"
@@ -220,7 +242,12 @@ def _trainability_outputs(db: Path) -> dict:
     png = plots.save_figure(fig, db.parent / "trainability")[0]
     (db.parent / "trainability.json").write_text(json.dumps(json_safe(result), indent=2))
     within, beyond = result["within"], result["beyond"]
-    share = lambda part: "n/a" if part["trained"] is None else f"{part['trained']:.0%} of {part['runs']} runs"  # noqa: E731
+    def share(part):
+        if part["trained"] is None:
+            return "n/a"
+        ci = "" if part.get("ci_low") is None else f", 95% interval {part['ci_low']:.0%} to {part['ci_high']:.0%}"
+        return f"{part['trained']:.0%} of {part['runs']} runs{ci}"
+
     out_console.print(f"Trained well within the depth limit (depth <= 6 xi_c / 1.5): {share(within)}; "
                       f"well beyond it (depth >= 1.5 x 6 xi_c): {share(beyond)}.")
     out_console.print(f"Heatmap: [bold]{png}[/bold]")
@@ -287,6 +314,7 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     for r in summary.to_dict(orient="records"):
         table.add_row(*(str(r[c]) if c != "batch_size" or r[c] == r[c] else "full" for c in columns),
                       str(r["runs"]), f"{fmt(r['mean'])} ± {fmt(r['std'])}",
-                      f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]", f"{r['success_rate']:.0%}",
+                      interval_text(r["ci_low"], r["ci_high"], r["measured"]),
+                      f"{r['success_rate']:.0%} ({interval_text(r['success_low'], r['success_high'], r['runs'], 2)})",
                       fmt(r["steps_to_threshold"], ".0f"), f"{r['diverged']:.0%}")
     out_console.print(table)

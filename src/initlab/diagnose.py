@@ -243,8 +243,12 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
 
 
 def _model_activation(rows: list[dict]) -> str:
-    kinds = {r["activation"] for r in rows[:-1] if r["activation"]}
-    return kinds.pop() if len(kinds) == 1 else "unknown"
+    """The network's activation: the one every hidden layer is followed by (most of them at least: a
+    transformer whose feed-forward ReLU follows a third of its layers is not a ReLU network)."""
+    hidden = rows[:-1] if len(rows) > 1 else rows
+    kinds = {r["activation"] for r in hidden if r["activation"]}
+    with_act = sum(1 for r in hidden if r["activation"])
+    return kinds.pop() if len(kinds) == 1 and with_act * 2 > len(hidden) else "unknown"
 
 
 def _chain(calls: list[probe.Call]) -> bool:

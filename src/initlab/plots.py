@@ -16,30 +16,37 @@ COLORS = plt.get_cmap("tab10").colors
 
 
 def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None = None,
-                         accuracy: float | None = None):
+                         accuracy: float | None = None, signal: dict | None = None, dtype: str = "float32"):
     """The chapter's figure: the model's probability that a point is black, as contour lines at
     0.1 ... 0.9, each labelled with its probability, over a light fill; black and white points.
 
     ``grid`` is ``{"xx", "yy", "p"}`` from :func:`initlab.probability_grid`; ``X, y`` the points
-    (y = 1 drawn black, y = 0 white)."""
+    (y = 1 drawn black, y = 0 white). A flat or weak output is noted on the panel, as
+    :func:`initlab.experiment.output_signal` judges it: ``signal`` when given (judged over the data),
+    else judged over the grid in ``dtype``. ``accuracy`` is written in a corner, marked when the output
+    is flat."""
+    from .experiment import accuracy_text, output_signal, signal_text
+
     ax = ax or plt.gca()
     xx, yy, p = (np.asarray(grid[k]) for k in ("xx", "yy", "p"))
     finite = np.isfinite(p)
+    where = "data" if signal is not None else "grid"
     if finite.any():
         pf = np.where(finite, p, 0.5)
-        ax.contourf(xx, yy, pf, levels=np.linspace(0, 1, 11), cmap="Greys", vmin=0, vmax=1.6, alpha=0.9)
-        present = [lv for lv in LEVELS if pf.min() < lv < pf.max()]
+        signal = signal or output_signal(pf, dtype)
+        flat = signal["signal"] == "none"  # its shades and lines would trace rounding, not the model
+        ax.contourf(xx, yy, np.full_like(pf, pf.mean()) if flat else pf, levels=np.linspace(0, 1, 11), cmap="Greys",
+                    vmin=0, vmax=1.6, alpha=0.9)
+        present = [] if flat else [lv for lv in LEVELS if pf.min() < lv < pf.max()]
         if present:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cs = ax.contour(xx, yy, pf, levels=present, colors="#1f3a93",
                                 linewidths=[2.0 if lv == 0.5 else 0.9 for lv in present])
             ax.clabel(cs, fmt="%.1f", fontsize=8, inline=True)
-        if pf.max() - pf.min() < 0.1:
-            mid, half = (pf.max() + pf.min()) / 2, (pf.max() - pf.min()) / 2
-            ax.text(0.5, 0.93, f"p = {mid:.3f} \u00b1 {half:.1g} everywhere: almost no signal",
-                    transform=ax.transAxes, ha="center", va="top", fontsize=8,
-                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+        if signal["signal"] != "clear":
+            ax.text(0.5, 0.93, signal_text(signal, where), transform=ax.transAxes, ha="center", va="top",
+                    fontsize=8, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     else:
         ax.set_facecolor("#f3e0e0")
         ax.text(0.5, 0.93, "diverged: no probabilities to draw", transform=ax.transAxes, ha="center",
@@ -50,7 +57,8 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
                    label="white (0)")
         ax.scatter(X[y == 1, 0], X[y == 1, 1], s=10, c="black", label="black (1)")
     if accuracy is not None:
-        ax.text(0.98, 0.03, f"test accuracy {accuracy:.2f}", transform=ax.transAxes, ha="right",
+        text = accuracy_text({"test_accuracy": accuracy, "output_signal": signal}, digits=2)
+        ax.text(0.98, 0.03, f"test accuracy {text}", transform=ax.transAxes, ha="right",
                 va="bottom", fontsize=9, bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "0.6"})
     if title:
         ax.set_title(title, fontsize=10)
@@ -62,7 +70,10 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
 
 
 def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 3):
-    """One probability-contour panel per result of a stored experiment, on shared axes."""
+    """One probability-contour panel per result of a stored experiment, on shared axes. A diverged
+    run's title says so and shows no accuracy; a flat output's accuracy is marked."""
+    from .experiment import accuracy_text
+
     results = doc["results"]
     n = len(results)
     ncols = min(ncols, n)
@@ -72,11 +83,14 @@ def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 
     pts = doc["points"]
     X = np.concatenate([pts["X_train"], pts["X_test"]])
     y = np.concatenate([pts["y_train"], pts["y_test"]])
+    dtype = doc.get("config", {}).get("dtype", "float32")
     for i, (row, grid) in enumerate(zip(results, doc["grids"])):
         title = titles[i] if titles else row["scheme"]
         if row.get("diverged"):
-            title += f"\ndiverged at step {row['diverged_step']}"
-        probability_contours(grid, X, y, ax=axes.flat[i], title=title, accuracy=row["test_accuracy"])
+            title += f"\ntest accuracy {accuracy_text(row)}"
+        probability_contours(grid, X, y, ax=axes.flat[i], title=title, dtype=dtype,
+                             accuracy=None if row.get("diverged") else row["test_accuracy"],
+                             signal=row.get("output_signal"))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(loc="upper left", fontsize=7, framealpha=0.9)
@@ -86,19 +100,30 @@ def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 
     return fig
 
 
-def training_curves(histories: dict[str, dict], axes=None, diverged: dict[str, int | None] | None = None):
-    """Training loss (log scale) and test accuracy over the steps, one line per scheme."""
+def training_curves(histories: dict[str, dict], axes=None, diverged: dict[str, int | None] | None = None,
+                    signals: dict[str, dict | None] | None = None):
+    """Training loss (log scale) and test accuracy over the steps, one line per scheme. A diverged run's
+    accuracy line ends before the step it diverged (its predictions after that measure nothing); a run
+    whose final output is flat (``signals``: :func:`initlab.experiment.output_signal` per name) says so
+    in the legend."""
+    from .report_text import TEXT
+    from .metrics import null_diverged_accuracy
+
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))
     loss_ax, acc_ax = axes
     for i, (name, h) in enumerate(histories.items()):
         color = COLORS[i % len(COLORS)]
+        step = (diverged or {}).get(name)
+        h = null_diverged_accuracy(h, step)
         steps = np.asarray(h["step"], dtype=float)
         loss = np.array([np.nan if v is None else v for v in h["train_loss"]], dtype=float)
         acc = np.array([np.nan if v is None else v for v in h["test_accuracy"]], dtype=float)
         loss_ax.plot(steps, loss, color=color, label=name)
-        acc_ax.plot(steps, acc, color=color, label=name)
-        step = (diverged or {}).get(name)
+        label = name if step is None else f"{name} (diverged at step {step})"
+        if ((signals or {}).get(name) or {}).get("signal") == "none":
+            label = TEXT["en"]["accuracy"]["flat"].format(acc=name)
+        acc_ax.plot(steps, acc, color=color, label=label)
         if step is not None:
             last = np.nanmax(loss[np.isfinite(loss)]) if np.isfinite(loss).any() else 1.0
             loss_ax.plot([step], [last], "x", color=color, markersize=10, mew=2)
@@ -153,7 +178,8 @@ def experiment_figures(doc: dict, out: str | Path) -> dict[str, Path]:
     figures = {"contours": contour_panels(doc)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     training_curves(doc["histories"], axes,
-                    diverged={r["scheme"]: r["diverged_step"] for r in doc["results"]})
+                    diverged={r["scheme"]: r["diverged_step"] for r in doc["results"]},
+                    signals={r["scheme"]: r.get("output_signal") for r in doc["results"]})
     fig.tight_layout()
     figures["curves"] = fig
     scale_rows = [r for r in doc["results"] if r.get("role") in ("vanishing", "exploding")] or \
@@ -279,9 +305,11 @@ def _sort_key(v):
 
 
 def confidence_curves(df, by: str = "scheme", metric: str = "test_accuracy", ax=None):
-    """``metric`` over the steps, one line per value of ``by``: the mean across runs with its 95%
-    t-interval as a band. A run that diverged counts until the step it diverged."""
-    from .store import t975
+    """``metric`` over the steps, one line per value of ``by``: the mean across runs with a 95%
+    bootstrap band (:func:`initlab.store.mean_interval`: inside the values' range, so an accuracy's band
+    stays inside [0, 1]; none where fewer than 3 runs have a value). A run that diverged counts until
+    the step before it diverged."""
+    from .metrics import MIN_RUNS, mean_interval
 
     ax = ax or plt.gca()
     for i, (name, group) in enumerate(df.groupby(by, dropna=False, sort=True)):
@@ -291,25 +319,31 @@ def confidence_curves(df, by: str = "scheme", metric: str = "test_accuracy", ax=
         for r, h in enumerate(group["history"]):
             for s, v in zip(h["step"], h[metric]):
                 table[r, index[s]] = np.nan if v is None else v
-        n = np.sum(np.isfinite(table), axis=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mean = np.nanmean(table, axis=0)
-            std = np.nanstd(table, axis=0, ddof=1)
-        half = np.array([t975(int(k) - 1) if k > 1 else np.nan for k in n]) * std / np.sqrt(np.maximum(n, 1))
+        band = np.array([mean_interval(table[:, k]) for k in range(len(steps))]).reshape(-1, 2)
         color = COLORS[i % len(COLORS)]
-        ax.plot(steps, mean, color=color, label=f"{_axis_label(name)} ({len(group)} runs)")
-        ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+        banded = np.isfinite(band).all(axis=1).any()
+        runs = f"{len(group)} run{'s' if len(group) != 1 else ''}"
+        note = "" if banded else f", no band: fewer than {MIN_RUNS}"
+        ax.plot(steps, mean, color=color, label=f"{_axis_label(name)} ({runs}{note})")
+        if banded:
+            ax.fill_between(steps, band[:, 0], band[:, 1], color=color, alpha=0.2, linewidth=0)
     if metric.endswith("loss"):
         ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel=metric, title=f"{metric}: mean and 95% confidence band")
+    ax.set(xlabel="step", ylabel=metric, title=f"{metric}: mean and 95% bootstrap band")
     ax.legend(fontsize=8)
     return ax
 
 
 def contour_thumbnails(df, rows: str = "scheme", cols: str = "depth", seed: int | None = None):
     """A grid of small probability-contour panels from the stored thumbnails: one run (the lowest
-    seed, or ``seed``) per cell of ``rows`` x ``cols``. Returns the figure."""
+    seed, or ``seed``) per cell of ``rows`` x ``cols``, titled with its accuracy (none for a diverged run,
+    marked for a flat output). Returns the figure."""
+    from .experiment import accuracy_text, output_signal
+    from .store import GRID_DTYPE
+
     if seed is not None:
         df = df[df["seed"] == seed]
     df = df.sort_values("seed")
@@ -328,11 +362,12 @@ def contour_thumbnails(df, rows: str = "scheme", cols: str = "depth", seed: int 
             x0, x1, y0, y1 = run["grid_extent"]
             p = run["grid"]
             xx, yy = np.meshgrid(np.linspace(x0, x1, p.shape[1]), np.linspace(y0, y1, p.shape[0]))
+            dtype = run["dtype"] if isinstance(run.get("dtype"), str) else "float32"
+            signal = output_signal(p, dtype, stored_as=np.dtype(GRID_DTYPE).name)
             probability_contours({"xx": xx, "yy": yy, "p": p}, ax=ax)
             for text in list(ax.texts):  # contour labels and notes: too small to read here
                 text.remove()
-            acc = run["test_accuracy"]
-            ax.set_title(("diverged" if run["diverged"] else f"acc {acc:.2f}"), fontsize=7)
+            ax.set_title(f"acc {accuracy_text({**run.to_dict(), 'output_signal': signal}, digits=2)}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(_axis_label(rv), fontsize=7)
             if i == len(row_values) - 1 and cv is not None:

@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 
 from .errors import InitlabError
+from .experiment import accuracy_text, signal_text
 from .report_text import TEXT
 
 CSS = """
@@ -48,7 +49,8 @@ def _fmt(v, digits: int = 3) -> str:
 
 
 def results_table(rows: list[dict], lang: str = "en") -> str:
-    """The comparison table as HTML."""
+    """The comparison table as HTML: a diverged run shows no accuracy, a flat output's is marked
+    (see :func:`initlab.experiment.accuracy_text`)."""
     T = TEXT[lang]
     head = "<tr>" + "".join(f"<th>{escape(c)}</th>" for c in T["columns"]) + "</tr>"
     body = []
@@ -56,11 +58,15 @@ def results_table(rows: list[dict], lang: str = "en") -> str:
         width = (T["na_diverged"] if r["effective_width"] is None else
                  " / ".join(f"{e} {T['of']} {w}" for e, w in zip(r["effective_width"], r["width"])))
         div = T["at_step"].format(step=r["diverged_step"]) if r["diverged"] else T["no"]
-        cells = [escape(str(r["scheme"]))] + [ltr(v) for v in (
-            _fmt(r["train_accuracy"]), _fmt(r["test_accuracy"]), _fmt(r["final_loss"], 4))] + [
-            escape(T["never"]) if r["steps_to_90"] is None else ltr(r["steps_to_90"]), escape(width), escape(div)]
+        cells = [escape(str(r["scheme"]))] + [accuracy_text(r, split, words=T, number=ltr)
+                                              for split in ("train", "test")] + [
+            ltr(_fmt(r["final_loss"], 4)), _steps(r["steps_to_90"], T), escape(width), escape(div)]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _steps(step: int | None, T: dict) -> str:
+    return escape(T["never"]) if step is None else ltr(step)
 
 
 def _row(doc: dict, role: str) -> dict | None:
@@ -78,14 +84,16 @@ def _demo_values(doc: dict, out: Path, T: dict) -> dict:
     he, small, large = _row(doc, "variance"), _row(doc, "vanishing"), _row(doc, "exploding")
     sym = doc.get("symmetry", {})
     hidden = c["hidden"]
+    acc = lambda row: accuracy_text(row, words=T, number=ltr)  # noqa: E731
     large_txt = (T["large_diverged"].format(step=ltr(large["diverged_step"])) if large["diverged"]
                  else T["large_finished"].format(loss=ltr(_fmt(large["final_loss"], 4))))
     return {
         "net": ltr(" -> ".join(["2", *map(str, hidden), "1"])), "act": ltr(c["activation"]),
         "opt": ltr(c["optimizer"]), "lr": ltr(c["lr"]), "steps": ltr(c["steps"]), "n": ltr(c["n"]),
         "noise": ltr(c["noise"]), "log2": ltr("0.6931"),
-        "default_acc": ltr(_fmt(default["test_accuracy"])), "xavier_acc": ltr(_fmt(xavier["test_accuracy"])),
-        "he_acc": ltr(_fmt(he["test_accuracy"])), "const_acc": ltr(_fmt(const["test_accuracy"])),
+        "default_acc": acc(default), "xavier_acc": acc(xavier), "he_acc": acc(he), "const_acc": acc(const),
+        "small_signal": (signal_text(small["output_signal"], "data", T, ltr) if small.get("output_signal")
+                         else acc(small)),
         "baseline": ltr(_fmt(doc["baseline"]["logistic_regression_test_accuracy"])),
         "small_loss": ltr(_fmt(small["final_loss"], 4)), "large_txt": large_txt,
         "const_value": ltr(const["spec"]["params"].get("value")),
@@ -97,7 +105,7 @@ def _demo_values(doc: dict, out: Path, T: dict) -> dict:
         "he_var": ltr("2 / K_in"), "default_rule": ltr("U[-1/sqrt(K_in), 1/sqrt(K_in)]"),
         "hidden0": ltr(hidden[0]), "bound": ltr(f"{1 / hidden[0] ** 0.5:.3f}"),
         "xavier_bound": ltr("sqrt(6) / sqrt(K_in + K_out)"),
-        "default_90": ltr(_fmt(default["steps_to_90"])), "xavier_90": ltr(_fmt(xavier["steps_to_90"])),
+        "default_90": _steps(default["steps_to_90"], T), "xavier_90": _steps(xavier["steps_to_90"], T),
     }
 
 
@@ -126,8 +134,8 @@ def _demo_body(doc: dict, out: Path, lang: str) -> tuple[str, str]:
 def _train_body(doc: dict, out: Path) -> tuple[str, str]:
     r = doc["results"][0]
     c = doc["config"]
-    status = (f'<span class="bad">diverged at step {r["diverged_step"]}</span>' if r["diverged"]
-              else f'test accuracy <b>{_fmt(r["test_accuracy"])}</b>')
+    status = (f'<span class="bad">diverged at step {r["diverged_step"]}: no accuracy</span>' if r["diverged"]
+              else f'test accuracy <b>{accuracy_text(r, number=ltr)}</b>')
     verdict = (f"<b>{escape(r['scheme'])}</b> on {escape(c['dataset'])}: {status}; effective width "
                f"{escape(_fmt(r['effective_width']))} of {escape(_fmt(r['width']))}.")
     body = f"""

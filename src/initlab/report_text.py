@@ -37,8 +37,8 @@ the same network keeps {default_width} distinct neurons and draws a curved bound
 {default_acc}).""",
         "s4_title": "4. Scale: vanishing and exploding",
         "s4": """Random is not enough. With <code>normal(std=0.01)</code> every layer shrinks the signal,
-the output is almost the same for every point, and the gradients reaching the first layers are tiny:
-the loss stays at {small_loss} (it starts at log 2 = {log2}), the vanishing gradient. With
+the output is almost the same for every point ({small_signal}), and the gradients reaching the first
+layers are tiny: the loss stays at {small_loss} (it starts at log 2 = {log2}), the vanishing gradient. With
 <code>normal(std=3)</code> every layer multiplies the signal: the outputs and the gradients are huge,
 and training {large_txt}, the exploding gradient.""",
         "s4_inside": """Inside the network, layer by layer (rows) and step by step (columns): with the small
@@ -62,6 +62,10 @@ step {xavier_90}. The full comparison:""",
         "columns": ["scheme", "train accuracy", "test accuracy", "final loss",
                     "step test accuracy first reached 90%", "effective width per hidden layer", "diverged"],
         "of": "of", "never": "never", "no": "no", "at_step": "at step {step}", "na_diverged": "n/a (diverged)",
+        "accuracy": {"diverged": "n/a (diverged at step {step})", "flat": "{acc} (flat output: no signal)",
+                     "missing": "n/a"},
+        "signal": {"none": "no signal", "weak": "a weak signal", "clear": "a signal"},
+        "signal_data": "{p} over the data: {verdict}", "signal_grid": "{p} everywhere: {verdict}",
     },
     "he": {
         "title": "initlab: אתחול פרמטרים",
@@ -93,7 +97,7 @@ step {xavier_90}. The full comparison:""",
 שומרת על {default_width} נוירונים שונים ומשרטטת גבול מעוקל (דיוק {default_acc}).""",
         "s4_title": "4. סקאלה: גרדיאנט נעלם וגרדיאנט מתפוצץ",
         "s4": """אקראיות לבדה אינה מספיקה. עם <code>normal(std=0.01)</code> כל שכבה מקטינה את האות,
-הפלט כמעט זהה לכל נקודה, והגרדיאנטים שמגיעים לשכבות הראשונות זעירים: ההפסד נשאר {small_loss} (הוא
+הפלט כמעט זהה לכל נקודה ({small_signal}), והגרדיאנטים שמגיעים לשכבות הראשונות זעירים: ההפסד נשאר {small_loss} (הוא
 מתחיל ב-log 2 = {log2}), הגרדיאנט הנעלם. עם <code>normal(std=3)</code> כל שכבה מגדילה את האות: הפלטים
 והגרדיאנטים עצומים, והאימון {large_txt}, הגרדיאנט המתפוצץ.""",
         "s4_inside": """בתוך הרשת, שכבה אחר שכבה (שורות) וצעד אחר צעד (עמודות): עם סטיית התקן הקטנה הפלט
@@ -116,5 +120,8 @@ step {xavier_90}. The full comparison:""",
         "columns": ["שיטה", "דיוק אימון", "דיוק מבחן", "הפסד סופי", "הצעד שבו דיוק המבחן הגיע ל-90%",
                     "רוחב אפקטיבי לכל שכבה נסתרת", "התבדר"],
         "of": "מתוך", "never": "אף פעם", "no": "לא", "at_step": "בצעד {step}", "na_diverged": "אין (התבדר)",
+        "accuracy": {"diverged": "אין (התבדר בצעד {step})", "flat": "{acc} (פלט שטוח: אין אות)", "missing": "אין"},
+        "signal": {"none": "אין אות", "weak": "אות חלש", "clear": "יש אות"},
+        "signal_data": "{p} על הנתונים: {verdict}", "signal_grid": "{p} בכל מקום: {verdict}",
     },
 }

@@ -24,6 +24,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import InitlabError
+from .metrics import (ACCURACY_DTYPE, MIN_RUNS, interval_text, mean_interval, null_diverged_accuracy,  # noqa: F401
+                      reaches, steps_to, wilson)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -44,6 +46,8 @@ METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 #: The config columns that name a cell of a sweep; seeds vary within a cell.
 AXES = ("scheme", "dataset", "n", "noise", "data_seed", "depth", "width", "activation", "optimizer", "lr",
         "steps", "batch_size")
+#: The precision of the stored probability thumbnails.
+GRID_DTYPE = np.float16
 
 
 def canonical(config: dict) -> str:
@@ -117,7 +121,7 @@ class Store:
     def _row(record: dict) -> dict:
         result, config = record["result"], record["config"]
         grid = record.get("grid")
-        p = None if grid is None else np.asarray(grid["p"], dtype=np.float16)
+        p = None if grid is None else np.asarray(grid["p"], dtype=GRID_DTYPE)
         versions = record.get("versions", {})
         return {
             "run_id": run_id(config), "sweep": record.get("sweep"), "config": canonical(config),
@@ -145,7 +149,9 @@ def load(path: str | Path):
     Columns: ``run_id``, ``sweep``, ``status``, the config's fields (``scheme`` as a label such as
     ``normal(std=0.01)``, ``scheme_name``, one ``param_<name>`` column per scheme parameter, ``dataset``,
     ``depth``, ``width``, ``lr``, ``seed`` ...), the final metrics, ``diverged``, ``diverged_step``,
-    ``seconds``, the versions, and ``config``, ``history`` (dicts) and ``grid`` (2-D array or None)."""
+    ``seconds``, the versions, and ``config``, ``history`` (dicts) and ``grid`` (2-D array or None).
+    A diverged run has no accuracy: NaN in its final ones, None in its history from the step it
+    diverged."""
     import pandas as pd
 
     path = Path(path)
@@ -163,9 +169,12 @@ def load(path: str | Path):
         flat.update({"scheme": _label(spec), "scheme_name": spec["name"]})
         flat.update({f"param_{k}": v for k, v in spec["params"].items()})
         blob, shape = r.pop("grid"), r.pop("grid_shape")
-        grid = None if blob is None else np.frombuffer(blob, dtype=np.float16).reshape(json.loads(shape)).astype(float)
+        grid = None if blob is None else np.frombuffer(blob, dtype=GRID_DTYPE).reshape(json.loads(shape)).astype(float)
         extent = r.pop("grid_extent")
         history = json.loads(r.pop("history"))
+        if r["diverged"]:  # its predictions come from NaN or infinite outputs: no accuracy
+            r.update(train_accuracy=None, test_accuracy=None)
+            history = null_diverged_accuracy(history, r["diverged_step"])
         rows.append({**r, **flat, "diverged": bool(r["diverged"]), "config": config, "history": history,
                      "grid": grid, "grid_extent": None if extent is None else json.loads(extent)})
     df = pd.DataFrame(rows)
@@ -177,40 +186,19 @@ def load(path: str | Path):
 # --------------------------------------------------------------------------------------------------
 # summaries across seeds
 
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]
-
-
-def t975(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (a table to 30, then the
-    Cornish-Fisher expansion, within 1e-3)."""
-    if df < 1:
-        return math.nan
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def steps_to(history: dict, threshold: float, split: str = "test") -> int | None:
-    """The first evaluated step at which ``split`` accuracy reached ``threshold`` (None: never)."""
-    for step, acc in zip(history["step"], history[f"{split}_accuracy"]):
-        if acc is not None and acc >= threshold:
-            return step
-    return None
-
-
 def swept_axes(df) -> list[str]:
     """The config columns (of :data:`AXES`) that take more than one value in the store, seeds aside."""
     return [a for a in AXES if a in df and len({str(v) for v in df[a].tolist()}) > 1]
 
 
 def summarize(df, by: Sequence[str] | None = None, metric: str = "test_accuracy", threshold: float = 0.9):
-    """One row per cell (the runs that differ only in seed): ``runs``, ``mean``, ``std``, ``ci_low``,
-    ``ci_high`` (the 95% t-interval of the mean of ``metric``), ``success_rate`` (the share of runs
-    whose test accuracy is >= ``threshold``), ``steps_to_threshold`` (the mean first step at which
-    the successful runs reached it) and ``diverged`` (the share that diverged).
+    """One row per cell (the runs that differ only in seed): ``runs``; ``measured`` (the runs with a
+    value of ``metric``: a diverged run has no accuracy); ``mean`` and ``std`` of ``metric``, ``ci_low``
+    and ``ci_high`` (a 95% percentile-bootstrap interval of the mean, see :func:`mean_interval`: NaN
+    below :data:`MIN_RUNS` values); ``success_rate`` (the share of runs whose test accuracy
+    :func:`reaches` ``threshold``; a diverged run failed) with ``success_low`` and ``success_high`` (its
+    95% Wilson interval, NaN below :data:`MIN_RUNS` runs); ``steps_to_threshold`` (the mean first step
+    at which the successful runs reached it) and ``diverged`` (the share that diverged).
 
     ``by`` defaults to every swept axis (see :data:`AXES`) that the DataFrame has."""
     import pandas as pd
@@ -224,14 +212,14 @@ def summarize(df, by: Sequence[str] | None = None, metric: str = "test_accuracy"
     for key, g in df.groupby(by, dropna=False, sort=True):
         values = g[metric].astype(float).dropna()
         n = len(values)
-        mean = values.mean() if n else math.nan
-        std = values.std(ddof=1) if n > 1 else math.nan
-        half = t975(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
-        reached = [steps_to(h, threshold) for h in g["history"]]
-        reached = [s for s in reached if s is not None]
-        success = (g["test_accuracy"].astype(float) >= threshold).mean()
-        out.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "runs": len(g), "mean": mean,
-                    "std": std, "ci_low": mean - half, "ci_high": mean + half, "success_rate": success,
+        ci_low, ci_high = mean_interval(values)
+        reached = [s for s in (steps_to(h, threshold) for h in g["history"]) if s is not None]
+        successes = sum(reaches(v, threshold) for v in g["test_accuracy"])
+        success_low, success_high = wilson(successes, len(g)) if len(g) >= MIN_RUNS else (math.nan, math.nan)
+        out.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "runs": len(g), "measured": n,
+                    "mean": values.mean() if n else math.nan, "std": values.std(ddof=1) if n > 1 else math.nan,
+                    "ci_low": ci_low, "ci_high": ci_high, "success_rate": successes / len(g),
+                    "success_low": success_low, "success_high": success_high,
                     "steps_to_threshold": float(np.mean(reached)) if reached else math.nan,
                     "diverged": g["diverged"].mean()})
     return pd.DataFrame(out)

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from .experiment import environment
 from .report import _img, page
+from .metrics import MIN_RUNS, interval_text
 from .store import AXES, load, summarize, swept_axes
+
+
+_SUMMARY_NOTE = escape(
+    "A diverged run has no accuracy: it is left out of the mean and counts as a failure in the success rate. "
+    "The mean's interval is a percentile bootstrap (4000 resamples, fixed seed), the success rate's a Wilson "
+    f"interval: both stay inside [0, 1]. With fewer than {MIN_RUNS} runs neither is meaningful, and none is given.")
 
 
 def _cell(row: dict, axes: list[str]) -> str:
@@ -23,8 +30,11 @@ def _verdict(summary, axes: list[str]) -> str:
     best = max(rows, key=lambda r: -math.inf if r["mean"] != r["mean"] else r["mean"])
     failed = [r for r in rows if r["success_rate"] == 0]
     diverged = [r for r in rows if r.get("diverged", 0) > 0]
-    parts = [f"<b>Best cell</b>: {escape(_cell(best, axes))}, mean test accuracy {best['mean']:.3f} "
-             f"(95% CI {best['ci_low']:.3f} to {best['ci_high']:.3f}, {best['runs']} runs)."]
+    if best["mean"] == best["mean"]:
+        parts = [f"<b>Best cell</b>: {escape(_cell(best, axes))}, mean test accuracy {best['mean']:.3f} "
+                 f"(95% CI {_interval(best, 'ci')}, {best['measured']} of {best['runs']} runs measured)."]
+    else:
+        parts = ["<b>No cell has an accuracy</b>: every run diverged."]
     if failed:
         names = "; ".join(escape(_cell(r, axes)) for r in failed[:8])
         more = f" and {len(failed) - 8} more" if len(failed) > 8 else ""
@@ -37,14 +47,25 @@ def _verdict(summary, axes: list[str]) -> str:
     return " ".join(parts)
 
 
+def _interval(row: dict, prefix: str) -> str:
+    """The 95% interval ``ci`` (of the mean) or ``success`` (Wilson) of a summary row, or why there is none."""
+    runs = row["measured"] if prefix == "ci" else row["runs"]
+    return escape(interval_text(row[f"{prefix}_low"], row[f"{prefix}_high"], runs))
+
+
 def _summary_table(summary, axes: list[str]) -> str:
-    cols = axes + ["runs", "mean", "std", "ci_low", "ci_high", "success_rate", "steps_to_threshold", "diverged"]
-    cols = [c for c in cols if c in summary]
-    head = "".join(f"<th>{escape(c)}</th>" for c in cols)
-    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
-    body = "".join("<tr>" + "".join(f"<td>{escape(fmt(r[c]))}</td>" for c in cols) + "</tr>"
-                   for r in summary.to_dict("records"))
-    return f"<table><tr>{head}</tr>{body}</table>"
+    head = "".join(f"<th>{escape(c)}</th>" for c in axes + [
+        "runs", "mean \u00b1 std", "95% CI of the mean", "success", "95% CI of success", "steps to threshold",
+        "diverged"])
+    num = lambda v, f=".3f": "n/a" if v != v else format(v, f)  # noqa: E731  (v != v: NaN)
+    body = []
+    for r in summary.to_dict("records"):
+        cells = [escape(str(r[a])) for a in axes] + [
+            str(r["runs"]), f"{num(r['mean'])} \u00b1 {num(r['std'])}", _interval(r, "ci"),
+            f"{r['success_rate']:.0%}", _interval(r, "success"), num(r["steps_to_threshold"], ".0f"),
+            f"{r['diverged']:.0%}"]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _config_table(df) -> str:
@@ -70,9 +91,10 @@ def sweep_page(db: Path, folder: Path) -> str:
     body = (
         "<h2>Figures</h2>"
         + _img(figures["heatmap"], "heatmap of the mean test accuracy over two swept axes")
-        + _img(figures["curves"], "test accuracy over the steps, mean and 95% band")
+        + _img(figures["curves"], "test accuracy over the steps, mean and 95% bootstrap band")
         + (_img(figures["thumbnails"], "probability contours, one per cell") if "thumbnails" in figures else "")
         + "<h2>Summary across seeds</h2>" + _summary_table(summary, axes)
+        + f"<p class='small'>{_SUMMARY_NOTE}</p>"
         + "<h2>The sweep's configuration</h2>" + _config_table(df)
     )
     env = {**environment(), "initlab": str(df["initlab"].iloc[0]) if "initlab" in df else environment()["initlab"]}

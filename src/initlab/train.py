@@ -18,6 +18,7 @@ from torch import nn
 from .checks import check_training_data, expect
 from .datasets import Dataset
 from .errors import InitlabError, unknown_name
+from .metrics import null_diverged_accuracy, steps_to
 from .jsonsafe import json_safe
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
@@ -92,12 +93,16 @@ class TrainResult:
     seconds: float = 0.0
     tracked: dict | None = None  # with track_every: per layer output std and weight-gradient norm
 
+    def __post_init__(self):
+        # a diverged model's predictions come from NaN or inf outputs: from that step on it has no accuracy
+        if self.diverged_step is not None:
+            self.history = null_diverged_accuracy(self.history, self.diverged_step)
+            self.final = {**self.final, "train_accuracy": None, "test_accuracy": None}
+
     def steps_to(self, accuracy: float = 0.9, split: str = "test") -> int | None:
-        """The first evaluated step at which ``split`` accuracy reached ``accuracy`` (None: never)."""
-        for step, acc in zip(self.history["step"], self.history[f"{split}_accuracy"]):
-            if acc >= accuracy:
-                return step
-        return None
+        """The first evaluated step at which ``split`` accuracy reached ``accuracy``, compared in the
+        precision it was counted in (None: never, or diverged first)."""
+        return steps_to(self.history, accuracy, split)
 
     def __repr__(self) -> str:
         steps = self.history["step"][-1] if self.history.get("step") else 0

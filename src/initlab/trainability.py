@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InitlabError
+from .metrics import MIN_RUNS, reaches, wilson
 from .theory import mean_field
 
 #: The preset's sizes: "default" runs on a 2-core CPU in minutes; "large" is for a GPU.
@@ -50,9 +51,10 @@ def depth_limit(sigma_w2s: Sequence[float], sigma_b2: float = SIGMA_B2, factor: 
 
 
 def analyze(df, threshold: float = THRESHOLD, sigma_b2: float = SIGMA_B2, margin: float = 1.5) -> dict:
-    """Per (sigma_w^2, depth): the share of seeds that trained (test accuracy >= ``threshold``); and the
-    fraction that trained among cells well within the curve (depth <= 6 xi_c / margin) and well beyond
-    it (depth >= 6 xi_c * margin)."""
+    """Per (sigma_w^2, depth): the share of seeds that trained (test accuracy :func:`~initlab.store.reaches`
+    ``threshold``; a diverged run did not); and the fraction that trained among cells well within the
+    curve (depth <= 6 xi_c / margin) and well beyond it (depth >= 6 xi_c * margin), each with its 95%
+    Wilson interval (``ci_low``, ``ci_high``; None below 3 runs)."""
     if "param_scale" not in df:
         raise InitlabError("this store is not a trainability sweep (no sigma_w^2 = scale column).")
     sigmas = sorted(float(v) for v in df["param_scale"].astype(float).unique())
@@ -62,7 +64,7 @@ def analyze(df, threshold: float = THRESHOLD, sigma_b2: float = SIGMA_B2, margin
     within, beyond = [], []
     for (sw, depth), g in df.groupby([df["param_scale"].astype(float), df["depth"].astype(int)]):
         sw, depth = float(sw), int(depth)
-        ok = [bool(v) for v in (g["test_accuracy"].astype(float).fillna(0) >= threshold)]
+        ok = [reaches(v, threshold) for v in g["test_accuracy"]]
         trained[depths.index(depth), sigmas.index(sw)] = float(np.mean(ok))
         if depth <= limit[sw] / margin:
             within.extend(ok)
@@ -71,6 +73,11 @@ def analyze(df, threshold: float = THRESHOLD, sigma_b2: float = SIGMA_B2, margin
     dense = np.linspace(min(sigmas), max(sigmas), 80)
     return {"sigma_w2": sigmas, "depth": depths, "trained": trained.tolist(), "limit": [limit[s] for s in sigmas],
             "curve": {"sigma_w2": dense.tolist(), "depth": depth_limit(dense, sigma_b2)},
-            "sigma_b2": sigma_b2, "threshold": threshold,
-            "within": {"runs": len(within), "trained": float(np.mean(within)) if within else None},
-            "beyond": {"runs": len(beyond), "trained": float(np.mean(beyond)) if beyond else None}}
+            "sigma_b2": sigma_b2, "threshold": threshold, "within": _share(within), "beyond": _share(beyond)}
+
+
+def _share(ok: list[bool]) -> dict:
+    """``runs``, the share that ``trained`` (None without runs) and its 95% Wilson interval (None below
+    :data:`~initlab.store.MIN_RUNS` runs: not meaningful)."""
+    low, high = wilson(sum(ok), len(ok)) if len(ok) >= MIN_RUNS else (None, None)
+    return {"runs": len(ok), "trained": float(np.mean(ok)) if ok else None, "ci_low": low, "ci_high": high}
