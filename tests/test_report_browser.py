@@ -35,7 +35,7 @@ def outputs(tmp_path_factory):
     assert run(main, ["train", "--scheme", "normal", "--param", "std=0.5", "--hidden", "8,8", "--steps", "30",
                       "--n", "100", "--no-progress", "--name", "<script>alert(1)</script>", "--out", str(root / "train")]
                ).exit_code == 0
-    assert run(main, ["diagnose", "--hidden", "32x6", "--scheme", "xavier_uniform,he_normal", "--batch", "64",
+    assert run(main, ["diagnose", "--hidden", "32x12", "--scheme", "xavier_uniform,he_normal", "--batch", "64",
                       "--out", str(root / "diag")]).exit_code == 0
     assert run(main, ["sweep", "--scheme", "default,constant", "--depth", "2", "--width", "8", "--seeds", "2",
                       "--steps", "30", "--n", "200", "--name", "tiny-sweep", "--out", str(root / "sweep")]
