@@ -104,40 +104,32 @@ def _attention_blocks(m: nn.MultiheadAttention) -> list[Block]:
     return out
 
 
-#: Gates of the recurrent layers, in PyTorch's order along the first axis of their weights.
-GATES = {nn.LSTM: "ifgo", nn.GRU: "rzn", nn.RNN: "h"}
+#: Gates of the recurrent layers and cells, in PyTorch's order along the first axis of their weights.
+GATES = {nn.LSTM: "ifgo", nn.GRU: "rzn", nn.RNN: "h", nn.LSTMCell: "ifgo", nn.GRUCell: "rzn", nn.RNNCell: "h"}
+
+
+def _gated(m: nn.Module, tag: str) -> list[Block]:
+    """The per-gate blocks of one layer (or cell): input weights, recurrent weights and both biases,
+    named ``weight_ih{tag}`` and so on."""
+    gates = next(g for t, g in GATES.items() if isinstance(m, t))
+    h = m.hidden_size
+    kinds = [("weight_ih", "weight"), ("weight_hh", "recurrent")] + ([("bias_ih", "bias"), ("bias_hh", "bias")]
+                                                                     if m.bias else [])
+    return [Block(f"{name}{tag}", role, (i * h, (i + 1) * h), g) for name, role in kinds for i, g in enumerate(gates)]
 
 
 def _rnn_blocks(m: nn.RNNBase) -> list[Block]:
-    gates = next(g for t, g in GATES.items() if isinstance(m, t))
-    h = m.hidden_size
     out = []
     for layer in range(m.num_layers):
         for suffix in ("", "_reverse")[: 2 if m.bidirectional else 1]:
-            tag = f"l{layer}{suffix}"
-            for kind, role in (("ih", "weight"), ("hh", "recurrent")):
-                out += [Block(f"weight_{kind}_{tag}", role, (i * h, (i + 1) * h), g) for i, g in enumerate(gates)]
-            if m.bias:
-                for kind in ("ih", "hh"):
-                    out += [Block(f"bias_{kind}_{tag}", "bias", (i * h, (i + 1) * h), g) for i, g in enumerate(gates)]
+            out += _gated(m, f"_l{layer}{suffix}")
             if getattr(m, "proj_size", 0):
-                out.append(Block(f"weight_hr_{tag}", "weight", label="proj"))
+                out.append(Block(f"weight_hr_l{layer}{suffix}", "weight", label="proj"))
     return out
-
-
-CELL_GATES = {nn.LSTMCell: "ifgo", nn.GRUCell: "rzn", nn.RNNCell: "h"}
 
 
 def _cell_blocks(m: nn.RNNCellBase) -> list[Block]:
-    gates = next(g for t, g in CELL_GATES.items() if isinstance(m, t))
-    h = m.hidden_size
-    out = []
-    for kind, role in (("ih", "weight"), ("hh", "recurrent")):
-        out += [Block(f"weight_{kind}", role, (i * h, (i + 1) * h), g) for i, g in enumerate(gates)]
-    if m.bias:
-        for kind in ("ih", "hh"):
-            out += [Block(f"bias_{kind}", "bias", (i * h, (i + 1) * h), g) for i, g in enumerate(gates)]
-    return out
+    return _gated(m, "")
 
 
 def _norm_blocks(m: nn.Module) -> list[Block]:
