@@ -136,3 +136,37 @@ def test_compare_mode_side_by_side_and_a_bad_link(server, page):
     page.wait_for_selector("#error:not([hidden])")
     assert "depth must lie between 1 and 8" in page.locator("#error").inner_text()
     page.wait_for_function("document.querySelectorAll('.run').length === 1")
+
+
+#: Canvas text is drawn 20-22 px tall in the canvas's own pixels; on screen it must stay this tall.
+CANVAS_FONT_PX, READABLE_PX = 20, 8.0
+
+
+def test_a_phone_gets_the_playground_in_one_column(server, page):
+    """At 390 x 844 nothing sticks out sideways but the shared charts, each in a box that scrolls; the
+    runs are as wide as the screen; no canvas is shrunk until its text cannot be read."""
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                               device_scale_factor=2)
+    phone = context.new_page()
+    phone.goto(f"{server}/?depth=3&width=8&n=200&speed=60&scheme=constant(value=0.05)&scheme=xavier_uniform")
+    phone.wait_for_function("document.querySelectorAll('.run').length === 2 && "
+                            "document.querySelector('[data-testid=contour-1]').dataset.step === '0'")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    outside = phone.evaluate("""() => Array.from(document.body.querySelectorAll('*')).filter(e => {
+        const r = e.getBoundingClientRect();
+        if (!r.width || r.right <= innerWidth + 0.5) return false;
+        for (let p = e.parentElement; p && p !== document.body; p = p.parentElement)
+          if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX))
+            return p.getBoundingClientRect().right > innerWidth + 0.5;
+        return true; }).map(e => e.tagName + '#' + e.id + '.' + e.className)""")
+    assert outside == []
+    # one column: the controls above the runs, each run below the other
+    aside, first, second = (phone.locator(s).bounding_box() for s in ("aside", "#run-0", "#run-1"))
+    assert aside["y"] + aside["height"] <= first["y"] and first["y"] + first["height"] <= second["y"]
+    assert first["width"] >= 300
+    scales = phone.evaluate("Array.from(document.querySelectorAll('canvas')).map(c => [c.id || c.className, "
+                            "c.clientWidth / c.width])")
+    for name, scale in scales:
+        assert CANVAS_FONT_PX * scale >= READABLE_PX, f"{name}: its text is {CANVAS_FONT_PX * scale:.1f} CSS px"
+    phone.screenshot(path=str(_shots() / "playground-phone.png"), full_page=True)
+    context.close()

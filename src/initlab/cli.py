@@ -547,7 +547,8 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
                                          "initlab report initlab-out/sweep/runs.db --out sweep.html"))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="The page to write (default: report.html beside PATH).")
-@click.option("--lang", default="en", show_default=True, help="en, or he for the demo's page in Hebrew (right to left).")
+@click.option("--lang", default="en", show_default=True,
+              help="en, or he for a demo's or a train folder's page in Hebrew (right to left, Hebrew figures).")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 def report_cmd(path, out, lang, open_page):
     """One self-contained HTML page for a demo or train folder, a diagnose folder or a sweep database."""

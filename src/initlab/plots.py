@@ -1,22 +1,146 @@
 """Every figure initlab draws. Each function takes ``ax=None`` (or ``axes``) and returns the axes;
 figures are drawn from stored results (see :func:`initlab.experiment.load`), never by training.
+
+What every figure keeps: layer axes show whole layers (never 2.5), step axes round steps (0, 500,
+1000: :func:`round_ticks`), legends sit under the axes, off the data (:func:`legend_below`), and a
+log-scale chart with nothing to draw says why in the axes. The figures of an experiment (``lang``)
+are drawn in English or in Hebrew (:data:`initlab.report_text.TEXT`), in DejaVu Sans, which has the
+Hebrew letters; a right-to-left language's text is given to matplotlib as :func:`rtl_text` says.
 """
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import ScaledTranslation
+
+from .errors import InitlabError
+from .report_text import RTL, TEXT, figure_file, visual_order
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 COLORS = plt.get_cmap("tab10").colors
+#: Spacings of step ticks, times a power of ten: 0, 500, 1000 or 0, 20, 40, never 0, 240, 680.
+ROUND_STEPS = (1, 2, 5, 10)
+#: A font with Hebrew letters (matplotlib ships it), put first when a figure is drawn in Hebrew.
+RTL_FONT = "DejaVu Sans"
+
+
+def round_ticks(low: float, high: float, nbins: int = 6) -> np.ndarray:
+    """Round values between ``low`` and ``high`` for a step axis: whole numbers spaced 1, 2 or 5 times
+    a power of ten, at most ``nbins + 1`` of them."""
+    ticks = MaxNLocator(nbins=nbins, steps=ROUND_STEPS, integer=True).tick_values(low, high)
+    return ticks[(ticks >= low - 1e-9) & (ticks <= high + 1e-9)]
+
+
+def _round_step_axis(axis) -> None:
+    axis.set_major_locator(MaxNLocator(nbins=6, steps=ROUND_STEPS, integer=True, min_n_ticks=1))
+
+
+def _layer_axis(axis, n: int) -> None:
+    """Whole layers only: every layer when there are few, else whole numbers."""
+    if n <= 16:
+        axis.set_ticks(range(1, n + 1))
+    else:
+        axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+@functools.cache
+def draws_bidi() -> bool:
+    """Whether this matplotlib orders right-to-left text itself (3.11 and later lay text out with
+    libraqm): then a Hebrew string is given as written, else in :func:`~initlab.report_text.visual_order`."""
+    try:
+        from matplotlib import font_manager, ft2font
+
+        font = ft2font.FT2Font(font_manager.findfont(RTL_FONT))
+        font.set_size(12, 72)
+        return [g.char for g in font._layout("\u05d0\u05d1", ft2font.LoadFlags.NO_HINTING)] == ["\u05d1", "\u05d0"]
+    except Exception:  # no layout engine: glyphs go left to right as given
+        return False
+
+
+def rtl_text(text: str) -> str:
+    """A right-to-left language's ``text`` as matplotlib must be given it to draw it in reading order:
+    each line opened by a RIGHT-TO-LEFT MARK (so that a line that begins with code, ``normal(std=3)
+    (...)``, still reads from the right) where matplotlib orders text itself, else reordered."""
+    text = str(text)
+    if not draws_bidi():
+        return visual_order(text)
+    if not any(unicodedata.bidirectional(c) in ("R", "AL") for c in text):
+        return text
+    return "\n".join("\u200f" + line for line in text.split("\n"))
+
+
+def _words(lang: str) -> tuple[dict, callable]:
+    """The figures' words in ``lang`` and the function that gives a string to matplotlib."""
+    if lang not in TEXT:
+        raise InitlabError(f"unknown language '{lang}'; use one of {', '.join(TEXT)}.")
+    return TEXT[lang]["figures"], (rtl_text if lang in RTL else str)
+
+
+def legend_below(ax, lang: str = "en", ncol: int = 1, fontsize: float = 8, **kwargs):
+    """The axes' legend under its x label, where it covers no data. In a right-to-left language the
+    marker follows the words and the first column is the rightmost. Layout (``tight_layout``,
+    ``bbox_inches="tight"``) makes room for it."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = max(1, min(ncol, len(handles)))
+    if lang in RTL:
+        handles, labels = _columns_from_the_right(handles, labels, ncol)
+    below = ScaledTranslation(0, -0.48, ax.figure.dpi_scale_trans)
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0),
+                     bbox_transform=ax.transAxes + below, ncol=ncol, fontsize=fontsize, frameon=False,
+                     markerfirst=lang not in RTL, **kwargs)
+
+
+def _columns_from_the_right(handles: list, labels: list, ncol: int) -> tuple[list, list]:
+    """Legend entries reordered so that the columns, which matplotlib fills from the left, read from
+    the right; blank entries make the columns equally long."""
+    from matplotlib.lines import Line2D
+
+    rows = -(-len(handles) // ncol)
+    pad = rows * ncol - len(handles)
+    entries = list(zip(handles, labels)) + [(Line2D([], [], alpha=0), "")] * pad
+    columns = [entries[i * rows:(i + 1) * rows] for i in range(ncol)]
+    ordered = [e for column in reversed(columns) for e in column]
+    return [h for h, _ in ordered], [lab for _, lab in ordered]
+
+
+def _empty_note(ax, text: str) -> None:
+    """Say in the middle of the axes why there is nothing to see."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=10, color="0.25",
+            bbox={"facecolor": "#fff8e0", "edgecolor": "0.7", "boxstyle": "round,pad=0.5"})
+
+
+def _lone_point(values) -> dict:
+    """A marker for a line with a single finite value, which a line style alone does not draw."""
+    return {"marker": "o", "markersize": 4} if np.isfinite(np.asarray(values, dtype=float)).sum() == 1 else {}
+
+
+def _drawable_on_log(*arrays) -> bool:
+    return any(np.any(np.isfinite(a) & (a > 0)) for a in (np.asarray(x, dtype=float) for x in arrays))
+
+
+def _log_y(ax, arrays, note: str) -> None:
+    """A log y axis; when no value of ``arrays`` is above 0, the axes say ``note`` instead of
+    matplotlib warning that it has nothing to scale."""
+    if _drawable_on_log(*arrays):
+        ax.set_yscale("log")
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ax.set_yscale("log")
+    _empty_note(ax, note)
 
 
 def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None = None,
-                         accuracy: float | None = None, signal: dict | None = None, dtype: str = "float32"):
+                         accuracy: float | None = None, signal: dict | None = None, dtype: str = "float32",
+                         lang: str = "en"):
     """The chapter's figure: the model's probability that a point is black, as contour lines at
     0.1 ... 0.9, each labelled with its probability, over a light fill; black and white points.
 
@@ -24,9 +148,10 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
     (y = 1 drawn black, y = 0 white). A flat or weak output is noted on the panel, as
     :func:`initlab.experiment.output_signal` judges it: ``signal`` when given (judged over the data),
     else judged over the grid in ``dtype``. ``accuracy`` is written in a corner, marked when the output
-    is flat."""
+    is flat. ``lang``: the language of its words (``title`` is drawn as given, reordered)."""
     from .experiment import accuracy_text, output_signal, signal_text
 
+    W, say = _words(lang)
     ax = ax or plt.gca()
     xx, yy, p = (np.asarray(grid[k]) for k in ("xx", "yy", "p"))
     finite = np.isfinite(p)
@@ -45,23 +170,23 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
                                 linewidths=[2.0 if lv == 0.5 else 0.9 for lv in present])
             ax.clabel(cs, fmt="%.1f", fontsize=8, inline=True)
         if signal["signal"] != "clear":
-            ax.text(0.5, 0.93, signal_text(signal, where), transform=ax.transAxes, ha="center", va="top",
-                    fontsize=8, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+            ax.text(0.5, 0.93, say(signal_text(signal, where, TEXT[lang])), transform=ax.transAxes, ha="center",
+                    va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     else:
         ax.set_facecolor("#f3e0e0")
-        ax.text(0.5, 0.93, "diverged: no probabilities to draw", transform=ax.transAxes, ha="center",
+        ax.text(0.5, 0.93, say(W["no_probabilities"]), transform=ax.transAxes, ha="center",
                 va="top", fontsize=9, color="#a00000")
     if X is not None and y is not None:
         X, y = np.asarray(X), np.asarray(y)
         ax.scatter(X[y == 0, 0], X[y == 0, 1], s=10, c="white", edgecolors="black", linewidths=0.5,
-                   label="white (0)")
-        ax.scatter(X[y == 1, 0], X[y == 1, 1], s=10, c="black", label="black (1)")
+                   label=say(W["white"]))
+        ax.scatter(X[y == 1, 0], X[y == 1, 1], s=10, c="black", label=say(W["black"]))
     if accuracy is not None:
-        text = accuracy_text({"test_accuracy": accuracy, "output_signal": signal}, digits=2)
-        ax.text(0.98, 0.03, f"test accuracy {text}", transform=ax.transAxes, ha="right",
+        text = accuracy_text({"test_accuracy": accuracy, "output_signal": signal}, digits=2, words=TEXT[lang])
+        ax.text(0.98, 0.03, say(W["test_accuracy"].format(acc=text)), transform=ax.transAxes, ha="right",
                 va="bottom", fontsize=9, bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "0.6"})
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(say(title), fontsize=10)
     ax.set_xlim(xx.min(), xx.max())
     ax.set_ylim(yy.min(), yy.max())
     ax.set_xticks([])
@@ -69,11 +194,13 @@ def probability_contours(grid: dict, X=None, y=None, ax=None, title: str | None 
     return ax
 
 
-def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 3):
+def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 3, lang: str = "en"):
     """One probability-contour panel per result of a stored experiment, on shared axes. A diverged
-    run's title says so and shows no accuracy; a flat output's accuracy is marked."""
+    run's title says so and shows no accuracy; a flat output's accuracy is marked. The points' legend
+    is under the panels."""
     from .experiment import accuracy_text
 
+    W, say = _words(lang)
     results = doc["results"]
     n = len(results)
     ncols = min(ncols, n)
@@ -87,31 +214,36 @@ def contour_panels(doc: dict, titles: Sequence[str] | None = None, ncols: int = 
     for i, (row, grid) in enumerate(zip(results, doc["grids"])):
         title = titles[i] if titles else row["scheme"]
         if row.get("diverged"):
-            title += f"\ntest accuracy {accuracy_text(row)}"
+            title += "\n" + W["test_accuracy"].format(acc=accuracy_text(row, words=TEXT[lang]))
         probability_contours(grid, X, y, ax=axes.flat[i], title=title, dtype=dtype,
                              accuracy=None if row.get("diverged") else row["test_accuracy"],
-                             signal=row.get("output_signal"))
+                             signal=row.get("output_signal"), lang=lang)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(loc="upper left", fontsize=7, framealpha=0.9)
-    fig.suptitle("Probability that a point is black (contour lines labelled with the probability)",
-                 fontsize=12)
-    fig.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        if lang in RTL:  # one row, read from the right
+            handles, labels = handles[::-1], labels[::-1]
+        fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
+                   markerfirst=lang not in RTL)
+    fig.suptitle(say(W["contours_title"]), fontsize=12)
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight() if handles else 0, 1, 1))
     return fig
 
 
 def training_curves(histories: dict[str, dict], axes=None, diverged: dict[str, int | None] | None = None,
-                    signals: dict[str, dict | None] | None = None):
+                    signals: dict[str, dict | None] | None = None, lang: str = "en"):
     """Training loss (log scale) and test accuracy over the steps, one line per scheme. A diverged run's
     accuracy line ends before the step it diverged (its predictions after that measure nothing); a run
     whose final output is flat (``signals``: :func:`initlab.experiment.output_signal` per name) says so
-    in the legend."""
-    from .report_text import TEXT
+    in the legend, which is under the accuracy panel. A loss panel with no finite loss says so."""
     from .metrics import null_diverged_accuracy
 
+    W, say = _words(lang)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))
     loss_ax, acc_ax = axes
+    losses, all_steps, notes = [], [], []
     for i, (name, h) in enumerate(histories.items()):
         color = COLORS[i % len(COLORS)]
         step = (diverged or {}).get(name)
@@ -119,44 +251,63 @@ def training_curves(histories: dict[str, dict], axes=None, diverged: dict[str, i
         steps = np.asarray(h["step"], dtype=float)
         loss = np.array([np.nan if v is None else v for v in h["train_loss"]], dtype=float)
         acc = np.array([np.nan if v is None else v for v in h["test_accuracy"]], dtype=float)
-        loss_ax.plot(steps, loss, color=color, label=name)
-        label = name if step is None else f"{name} (diverged at step {step})"
+        losses.append(loss)
+        all_steps += [*steps, *([step] if step is not None else [])]
+        loss_ax.plot(steps, loss, color=color, label=name, **_lone_point(loss))
+        label = name if step is None else W["named_diverged"].format(name=name, step=step)
         if ((signals or {}).get(name) or {}).get("signal") == "none":
-            label = TEXT["en"]["accuracy"]["flat"].format(acc=name)
-        acc_ax.plot(steps, acc, color=color, label=label)
-        if step is not None:
-            last = np.nanmax(loss[np.isfinite(loss)]) if np.isfinite(loss).any() else 1.0
+            label = TEXT[lang]["accuracy"]["flat"].format(acc=name)
+        acc_ax.plot(steps, acc, color=color, label=say(label), **_lone_point(acc))
+        if step is not None and np.isfinite(loss).any():
+            last = np.nanmax(loss[np.isfinite(loss)])
             loss_ax.plot([step], [last], "x", color=color, markersize=10, mew=2)
-            loss_ax.annotate(f"diverged at step {step}", (step, last), textcoords="offset points",
-                             xytext=(6, 4), fontsize=8, color=color)
-    loss_ax.set_yscale("log")
-    loss_ax.set(xlabel="step", ylabel="training loss (log scale)", title="Loss")
+            notes.append(loss_ax.annotate(say(W["diverged_at"].format(step=step)), (step, last),
+                                          textcoords="offset points", xytext=(6, 4), fontsize=8, color=color))
+    _log_y(loss_ax, losses, say(W["empty_loss"]))
+    loss_ax.set(xlabel=say(W["step"]), ylabel=say(W["loss_label"]), title=say(W["loss_title"]))
     acc_ax.axhline(0.9, color="0.6", linestyle=":", linewidth=1)
-    acc_ax.set(xlabel="step", ylabel="test accuracy", title="Test accuracy", ylim=(0.0, 1.02))
-    acc_ax.legend(fontsize=8, loc="lower right")
+    acc_ax.set(xlabel=say(W["step"]), ylabel=say(W["acc_label"]), title=say(W["acc_title"]), ylim=(0.0, 1.02))
+    for ax in axes:
+        _round_step_axis(ax.xaxis)
+        if all_steps and max(all_steps) > min(all_steps):  # both panels over the same steps
+            margin = 0.03 * (max(all_steps) - min(all_steps))
+            ax.set_xlim(min(all_steps) - margin, max(all_steps) + margin)
+    for note in notes:  # in the right half, the words go to the left of the mark: inside the axes
+        if note.xy[0] > sum(loss_ax.get_xlim()) / 2:
+            note.set(ha="right", position=(-6, 4))
+    legend_below(acc_ax, lang, ncol=2)
     return axes
 
 
-def symmetry_trace(traces: dict[str, dict], ax=None, floor: float = 1e-17):
+def symmetry_trace(traces: dict[str, dict], ax=None, floor: float = 1e-17, lang: str = "en"):
     """The largest difference between neurons of a constant-initialized network over the steps.
 
     ``traces`` maps a label (``"adam float32"``) to ``{"step": [...], "spread": [...]}``; exact
-    zeros (bitwise-identical neurons) are drawn on the floor of the log axis."""
+    zeros (bitwise-identical neurons) are drawn on the floor of the log axis, marked under it, and
+    named in the legend; when every trace is exactly 0 the axes say so."""
+    W, say = _words(lang)
     ax = ax or plt.gca()
+    zero = {}
     for i, (name, t) in enumerate(traces.items()):
-        spread = np.maximum(np.asarray(t["spread"], dtype=float), floor)
+        raw = np.asarray(t["spread"], dtype=float)
+        spread = np.maximum(raw, floor)
+        zero[name] = not np.any(raw > 0)
+        label = W["sym_zero"].format(name=name) if zero[name] else name
         if "effective_width" in t:
-            name = f"{name}: effective width {', '.join(map(str, t['effective_width']))} at the end"
+            label = W["sym_width"].format(name=label, widths=", ".join(map(str, t["effective_width"])))
         ax.plot(t["step"], spread * (1.6 ** i if spread.max() <= floor else 1), color=COLORS[i % len(COLORS)],
-                label=name, linestyle="-" if "float32" in name else "--", linewidth=1.8)
+                label=say(label), linestyle="-" if "float32" in name else "--", linewidth=1.8)
     ax.set_yscale("log")
-    ax.set_ylim(floor / 3, None)
+    ax.set_ylim(floor / 12, None)  # room under the floor for its name
     ax.axhline(floor, color="0.7", linewidth=0.8)
-    ax.text(0.01, floor * 1.5, "exactly equal (difference 0)", transform=ax.get_yaxis_transform(),
-            fontsize=8, color="0.4", va="bottom")
-    ax.set(xlabel="step", ylabel="largest difference between neurons",
-           title="Does a constant initialization stay symmetric?")
-    ax.legend(fontsize=8, loc="center right")
+    rtl = lang in RTL  # the floor's name where its reader starts
+    ax.text(0.99 if rtl else 0.01, floor / 1.3, say(W["sym_floor"]), transform=ax.get_yaxis_transform(),
+            fontsize=8, color="0.4", va="top", ha="right" if rtl else "left")
+    if traces and all(zero.values()):
+        _empty_note(ax, say(W["sym_empty"]))
+    ax.set(xlabel=say(W["step"]), ylabel=say(W["sym_label"]), title=say(W["sym_title"]))
+    _round_step_axis(ax.xaxis)
+    legend_below(ax, lang, ncol=2)
     return ax
 
 
@@ -171,15 +322,25 @@ def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg")) 
     return paths
 
 
-def experiment_figures(doc: dict, out: str | Path) -> dict[str, Path]:
+def experiment_figures(doc: dict, out: str | Path, lang: str = "en") -> dict[str, Path]:
     """Draw the figures of a stored experiment into ``out``: contours, curves and (for the demo) the
-    symmetry trace. Returns ``{name: png path}``."""
-    out = Path(out)
-    figures = {"contours": contour_panels(doc)}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    symmetry trace. Returns ``{name: png path}``. In another language than English the words are
+    that language's and the files are named by :func:`initlab.report_text.figure_file`
+    (``contours-he.png``, PNG only), beside the English ones."""
+    _words(lang)
+    if lang in RTL:  # Hebrew letters: a font that has them, whatever the user's rcParams say
+        with plt.rc_context({"font.family": "sans-serif",
+                             "font.sans-serif": [RTL_FONT, *plt.rcParams["font.sans-serif"]]}):
+            return _experiment_figures(doc, Path(out), lang)
+    return _experiment_figures(doc, Path(out), lang)
+
+
+def _experiment_figures(doc: dict, out: Path, lang: str) -> dict[str, Path]:
+    figures = {"contours": contour_panels(doc, lang=lang)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     training_curves(doc["histories"], axes,
                     diverged={r["scheme"]: r["diverged_step"] for r in doc["results"]},
-                    signals={r["scheme"]: r.get("output_signal") for r in doc["results"]})
+                    signals={r["scheme"]: r.get("output_signal") for r in doc["results"]}, lang=lang)
     fig.tight_layout()
     figures["curves"] = fig
     scale_rows = [r for r in doc["results"] if r.get("role") in ("vanishing", "exploding")] or \
@@ -188,38 +349,44 @@ def experiment_figures(doc: dict, out: str | Path) -> dict[str, Path]:
     if scale_rows:
         fig, axes = plt.subplots(len(scale_rows), 2, figsize=(12, 3.4 * len(scale_rows)), squeeze=False)
         for r, pair in zip(scale_rows, axes):
-            tracking_heatmaps(doc["tracked"][r["scheme"]], pair, title=r["scheme"])
+            tracking_heatmaps(doc["tracked"][r["scheme"]], pair, title=r["scheme"], lang=lang)
         fig.tight_layout()
         figures["scale"] = fig
     if doc.get("symmetry"):
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
-        symmetry_trace(doc["symmetry"]["traces"], ax)
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        symmetry_trace(doc["symmetry"]["traces"], ax, lang=lang)
         fig.tight_layout()
         figures["symmetry"] = fig
-    return {name: save_figure(fig, out / name)[0] for name, fig in figures.items()}
+    formats = ("png", "svg") if lang == "en" else ("png",)
+    return {name: save_figure(fig, out / figure_file(name, lang), formats)[0] for name, fig in figures.items()}
 
 
 def diagnosis_plot(doc: dict, ax=None, title: str | None = None):
     """A diagnosis (``Diagnosis.to_dict()``): the std of each layer's output (forward) and of the
-    gradient reaching it (backward), on a log scale; measured solid, predicted dashed."""
+    gradient reaching it (backward), on a log scale; measured solid, predicted dashed. Whole layers on
+    the x axis, the legend under it; a model whose every std is 0 (all weights zero) says so."""
+    W, _ = _words("en")
     ax = ax or plt.gca()
     rows = doc["layers"]
     x = np.arange(1, len(rows) + 1)
     series = [("preact_std", "predicted_preact_std", "forward: std of layer output", COLORS[0]),
               ("grad_std", "predicted_grad_std", "backward: std of gradient at layer output", COLORS[1])]
+    drawn = []
     for measured, predicted, label, color in series:
         m = np.array([np.nan if r.get(measured) is None else r[measured] for r in rows], dtype=float)
+        drawn.append(m)
         ax.plot(x, m, "-o", color=color, markersize=3, label=f"{label} (measured)")
         p = np.array([np.nan if r.get(predicted) is None else r[predicted] for r in rows], dtype=float)
         if np.isfinite(p).any():
             ax.plot(x, p, "--", color=color, linewidth=1.5, label=f"{label} (theory)")
-    ax.set_yscale("log")
+    _log_y(ax, drawn, W["empty_log"])
     ax.set(xlabel="layer", ylabel="std (log scale)")
+    _layer_axis(ax.xaxis, len(rows))
     verdict = doc.get("verdict", {})
     name = doc.get("scheme") or "model"
     ax.set_title(title or f"{name}: {verdict.get('summary', '')}", fontsize=10,
                  color="#116611" if verdict.get("summary") == "ok" else "#a00000")
-    ax.legend(fontsize=7, loc="best")
+    legend_below(ax, fontsize=7)
     return ax
 
 
@@ -232,15 +399,17 @@ def diagnosis_panels(docs: list[dict]):
     return fig
 
 
-def tracking_heatmaps(tracked: dict, axes=None, title: str = ""):
+def tracking_heatmaps(tracked: dict, axes=None, title: str = "", lang: str = "en"):
     """Layer x step heatmaps of what ``train(..., track_every=k)`` recorded: each layer's output std
-    and its weight-gradient norm, on a log colour scale."""
+    and its weight-gradient norm, on a log colour scale. The step axis is labelled at round steps,
+    placed between the recorded columns; a panel with no value above 0 says so."""
     from matplotlib.colors import LogNorm
 
+    W, say = _words(lang)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     steps = tracked["step"]
-    for ax, key, label in zip(axes, ("act_std", "grad_norm"), ("std of layer output", "weight-gradient norm")):
+    for ax, key, label in zip(axes, ("act_std", "grad_norm"), (W["act_std"], W["grad_norm"])):
         values = np.array([[np.nan if v is None else v for v in row] for row in tracked[key]], dtype=float).T
         finite = values[np.isfinite(values) & (values > 0)]
         if finite.size:
@@ -248,17 +417,19 @@ def tracking_heatmaps(tracked: dict, axes=None, title: str = ""):
             mesh = ax.imshow(np.where(values > 0, values, np.nan), aspect="auto", origin="lower", norm=norm,
                              cmap="magma", interpolation="nearest",
                              extent=(-0.5, len(steps) - 0.5, 0.5, len(tracked["layers"]) + 0.5))
-            plt.colorbar(mesh, ax=ax, label=label + " (log)")
+            plt.colorbar(mesh, ax=ax, label=say(W["log"].format(label=label)))
+        else:
+            _empty_note(ax, say(W["empty_log"]))
         if values.shape[1] <= 10 and values.shape[0] <= 12:  # few cells: write the numbers in
             for (i, j), v in np.ndenumerate(values):
                 text = "NaN" if not np.isfinite(v) else f"{v:.2g}"
                 ax.text(j, i + 1, text, ha="center", va="center", fontsize=7,
                         color="black" if np.isfinite(v) and finite.size and v > np.sqrt(
                             finite.min() * finite.max()) else "white" if np.isfinite(v) else "#a00000")
-        ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
-        ax.set_xticks(ticks, [str(steps[t]) for t in ticks])
+        ticks = round_ticks(steps[0], steps[-1]) if len(steps) > 1 else np.asarray(steps)
+        ax.set_xticks(np.interp(ticks, steps, np.arange(len(steps))), [str(int(t)) for t in ticks])
         ax.set_yticks(range(1, len(tracked["layers"]) + 1), tracked["layers"], fontsize=7)
-        ax.set(xlabel="step", ylabel="layer", title=f"{title}: {label}" if title else label)
+        ax.set(xlabel=say(W["step"]), ylabel=say(W["layer"]), title=say(f"{title}: {label}" if title else label))
     return axes
 
 
@@ -331,9 +502,10 @@ def confidence_curves(df, by: str = "scheme", metric: str = "test_accuracy", ax=
         if banded:
             ax.fill_between(steps, band[:, 0], band[:, 1], color=color, alpha=0.2, linewidth=0)
     if metric.endswith("loss"):
-        ax.set_yscale("log")
+        _log_y(ax, [line.get_ydata() for line in ax.lines], TEXT["en"]["figures"]["empty_log"])
     ax.set(xlabel="step", ylabel=metric, title=f"{metric}: mean and 95% bootstrap band")
-    ax.legend(fontsize=8)
+    _round_step_axis(ax.xaxis)
+    legend_below(ax, ncol=2)
     return ax
 
 
@@ -429,7 +601,7 @@ def phase_diagram(grid: dict, points: Sequence[dict] = (), ax=None):
         ax.plot(p["sigma_w2"], p["sigma_b2"], "o", color=COLORS[(i + 1) % len(COLORS)], markersize=8,
                 markeredgecolor="white", label=p["label"])
     if points:
-        ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+        legend_below(ax, ncol=2)
     ax.set(xlabel="sigma_w^2 (fan_in x Var(W))", ylabel="sigma_b^2 (Var(b))",
            title=f"{grid['activation']}: order, chaos and the depth a signal survives")
     return ax
@@ -470,5 +642,5 @@ def trainability_heatmap(result: dict, ax=None):
     ax.set_yticks(range(len(depth)), [f"{int(d)}" for d in depth])
     ax.set(xlabel="sigma_w^2 (weight variance x fan_in)", ylabel="depth (hidden layers)",
            title=f"tanh, sigma_b^2 = {result['sigma_b2']:g}: which networks train")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    legend_below(ax)
     return ax

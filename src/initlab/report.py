@@ -7,33 +7,66 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from html import escape
 from pathlib import Path
 
 from .errors import InitlabError
 from .experiment import accuracy_text, signal_text
-from .report_text import TEXT
+from .report_text import RTL, TEXT, figure_file
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:0 auto;
-padding:1rem 1.2rem;line-height:1.5;color:#1d1d1f}
+padding:1rem 1.2rem;line-height:1.5;color:#1d1d1f;overflow-wrap:break-word}
 h1{font-size:1.7rem;margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd}
-img{max-width:100%;height:auto;border:1px solid #eee}
-table{border-collapse:collapse;font-size:.92rem;margin:1rem 0;display:block;overflow-x:auto}
+img{max-width:100%;height:auto}
+.figure{overflow-x:auto;margin:1rem 0;direction:ltr} .figure img{display:block;border:1px solid #eee}
+[dir=rtl] .figure img{margin-left:auto}
+.scroll{overflow-x:auto;margin:1rem 0} table{border-collapse:collapse;font-size:.92rem}
 th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:end} th{background:#f4f4f6}
-td:first-child,th:first-child{text-align:start}
+td:first-child,th:first-child{text-align:start} .settings td{text-align:start}
+.numbers td{white-space:nowrap}
 .verdict{background:#f0f6ff;border-inline-start:4px solid #1f3a93;padding:.6rem 1rem}
 .bad{color:#a00000} .good{color:#116611}
 code,pre{background:#f6f6f6;padding:.1rem .3rem;border-radius:3px}
-pre{padding:.6rem;overflow-x:auto} .small{color:#666;font-size:.85rem}
+pre{padding:.6rem;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere} .small{color:#666;font-size:.85rem}
+@media (max-width:600px){body{padding:.6rem .7rem} h1{font-size:1.35rem} h2{font-size:1.2rem}
+table{font-size:.85rem} th,td{padding:.25rem .4rem}}
 """
+
+#: A figure is never shown smaller than one CSS pixel per point it was drawn at: its 8-point labels
+#: (legends, cell values, contour labels) stay at least 8 CSS px tall. Where that is wider than the
+#: screen (a phone), the figure scrolls sideways in its own box; the page itself never does.
+CSS_PX_PER_POINT = 1.0
+
+
+def png_size(data: bytes) -> tuple[int, int, float]:
+    """A PNG's width and height in pixels and its dots per inch (its ``pHYs`` chunk; 96 without one)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise InitlabError("not a PNG image.")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    at = data.find(b"pHYs", 8, max(data.find(b"IDAT"), 8))
+    if at < 0 or data[at + 12] != 1:  # unit 1: pixels per metre
+        return width, height, 96.0
+    return width, height, int.from_bytes(data[at + 4:at + 8], "big") * 0.0254
+
+
+def scroll_box(table_html: str) -> str:
+    """A table in a box of its own that scrolls sideways when the table is wider than the screen."""
+    return f'<div class="scroll">{table_html}</div>'
 
 
 def _img(path: Path, alt: str) -> str:
+    """The PNG at ``path`` embedded in a figure box: as wide as the page allows, never narrower than
+    :data:`CSS_PX_PER_POINT` per point it was drawn at (then its box scrolls sideways)."""
     if not path.is_file():
         return ""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+    raw = path.read_bytes()
+    width, height, dpi = png_size(raw)
+    least = math.ceil(width * 72 / dpi * CSS_PX_PER_POINT)
+    data = base64.b64encode(raw).decode("ascii")
+    return (f'<div class="figure"><img src="data:image/png;base64,{data}" alt="{escape(alt)}" width="{width}" '
+            f'height="{height}" style="min-width:{min(least, width)}px"></div>')
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -58,9 +91,11 @@ def results_table(rows: list[dict], lang: str = "en") -> str:
         width = (T["na_diverged"] if r["effective_width"] is None else
                  " / ".join(f"{e} {T['of']} {w}" for e, w in zip(r["effective_width"], r["width"])))
         div = T["at_step"].format(step=r["diverged_step"]) if r["diverged"] else T["no"]
-        cells = [escape(str(r["scheme"]))] + [accuracy_text(r, split, words=T, number=ltr)
+        scheme = ltr(r["scheme"]) if lang in RTL else escape(str(r["scheme"]))
+        cells = [scheme] + [accuracy_text(r, split, words=T, number=ltr)
                                               for split in ("train", "test")] + [
-            ltr(_fmt(r["final_loss"], 4)), _steps(r["steps_to_90"], T), escape(width), escape(div)]
+            ltr(_fmt(r["final_loss"], 4)) if r["final_loss"] is not None else escape(T["accuracy"]["missing"]),
+            _steps(r["steps_to_90"], T), escape(width), escape(div)]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -100,7 +135,7 @@ def _demo_values(doc: dict, out: Path, T: dict) -> dict:
         "const_width": ltr(_fmt(const["effective_width"])), "widths": ltr(_fmt(const["width"])),
         "default_width": ltr(_fmt(default["effective_width"])),
         "sym_net": ltr(" -> ".join(["2", *map(str, sym.get("network", {}).get("hidden", [])), "1"])),
-        "sym_widths": ", ".join(f"{ltr(k)}: {ltr(v['effective_width'])}" for k, v in sym.get("traces", {}).items()),
+        "sym_widths": ", ".join(ltr(f"{k}: {v['effective_width']}") for k, v in sym.get("traces", {}).items()),
         "xavier_var": ltr("Var(w) = 2 / (K_in + K_out)"), "fwd_var": ltr("1 / K_in"), "bwd_var": ltr("1 / K_out"),
         "he_var": ltr("2 / K_in"), "default_rule": ltr("U[-1/sqrt(K_in), 1/sqrt(K_in)]"),
         "hidden0": ltr(hidden[0]), "bound": ltr(f"{1 / hidden[0] ** 0.5:.3f}"),
@@ -113,36 +148,40 @@ def _demo_body(doc: dict, out: Path, lang: str) -> tuple[str, str]:
     T = TEXT[lang]
     v = _demo_values(doc, out, T)
     f = lambda key: T[key].format(**v)  # noqa: E731
-    img = lambda name, alt: _img(out / f"{name}.png", alt)  # noqa: E731
+    img = lambda name: _img(out / f"{figure_file(name, lang)}.png", T["alt"][name])  # noqa: E731
     body = f"""
 <h2>{T['s1_title']}</h2><p>{f('s1')}</p>
-{img('contours', 'probability contours, one panel per scheme')}<p class="small">{T['s1_caption']}</p>
+{img('contours')}<p class="small">{T['s1_caption']}</p>
 <h2>{T['s2_title']}</h2><p>{f('s2')}</p><p>{f('s2_precision')}</p>
-{img('symmetry', 'largest difference between neurons over the steps')}
+{img('symmetry')}
 <h2>{T['s3_title']}</h2><p>{f('s3')}</p>
 <h2>{T['s4_title']}</h2><p>{f('s4')}</p>
-{img('curves', 'loss and test accuracy over the steps')}
-<p>{f('s4_inside')}</p>{img('scale', 'per-layer output std and gradient norm over the steps')}
+{img('curves')}
+<p>{f('s4_inside')}</p>{img('scale')}
 <h2>{T['s5_title']}</h2><p>{f('s5')}</p>
 <h2>{T['s6_title']}</h2><p>{f('s6')}</p>
 <h2>{T['s7_title']}</h2><p>{f('s7')}</p>
-{results_table(doc['results'], lang)}
+{scroll_box(results_table(doc['results'], lang))}
 """
     return f('verdict'), body
 
 
-def _train_body(doc: dict, out: Path) -> tuple[str, str]:
+def _train_body(doc: dict, out: Path, lang: str = "en") -> tuple[str, str]:
+    T = TEXT[lang]
+    mark = ltr if lang in RTL else (lambda v: escape(str(v)))  # names and numbers left to right
     r = doc["results"][0]
     c = doc["config"]
-    status = (f'<span class="bad">diverged at step {r["diverged_step"]}: no accuracy</span>' if r["diverged"]
-              else f'test accuracy <b>{accuracy_text(r, number=ltr)}</b>')
-    verdict = (f"<b>{escape(r['scheme'])}</b> on {escape(c['dataset'])}: {status}; effective width "
-               f"{escape(_fmt(r['effective_width']))} of {escape(_fmt(r['width']))}.")
+    status = (T["train_diverged"].format(step=mark(r["diverged_step"])) if r["diverged"]
+              else T["train_accuracy"].format(acc=accuracy_text(r, words=T, number=ltr)))
+    width = mark(_fmt(r["effective_width"])) if r["effective_width"] is not None else T["accuracy"]["missing"]
+    verdict = T["train_verdict"].format(scheme=mark(r["scheme"]), dataset=mark(c["dataset"]), status=status,
+                                        width=width, widths=mark(_fmt(r["width"])))
+    img = lambda name, alt: _img(out / f"{figure_file(name, lang)}.png", T["alt"][alt])  # noqa: E731
     body = f"""
-{_img(out / 'contours.png', 'probability contours')}
-{_img(out / 'curves.png', 'loss and test accuracy over the steps')}
-{_img(out / 'scale.png', 'per-layer output std and gradient norm over the steps')}
-{results_table(doc['results'])}
+{img('contours', 'contours_one')}
+{img('curves', 'curves')}
+{img('scale', 'scale')}
+{scroll_box(results_table(doc['results'], lang))}
 """
     return verdict, body
 
@@ -152,7 +191,7 @@ def _diagnose_body(docs: list[dict], out: Path) -> tuple[str, str]:
                     f"{escape(d['verdict']['message'])}</li>" for d in docs)
     from .diagnose import layers_html
 
-    tables = [f"<h3>{escape(str(d.get('scheme')))}</h3>{layers_html(d['layers'])}" for d in docs]
+    tables = [f"<h3>{escape(str(d.get('scheme')))}</h3>{scroll_box(layers_html(d['layers']))}" for d in docs]
     body = (f"{_img(out / 'diagnose.png', 'std per layer, forward and backward, measured and predicted')}"
             f"<p class='small'>Solid: measured on the batch. Dashed: mean-field theory's prediction.</p>"
             f"{''.join(tables)}")
@@ -166,7 +205,7 @@ def page(title: str, verdict: str, body: str, command: str = "", env: dict | Non
     T = TEXT.get(lang, TEXT["en"])
     env = env or {}
     versions = T["versions"].format(**{k: ltr(env.get(k, "?")) for k in ("initlab", "torch", "python")})
-    direction = ' dir="rtl"' if lang == "he" else ""
+    direction = ' dir="rtl"' if lang in RTL else ""
     return (f'<!doctype html><html lang="{lang}"{direction}><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
@@ -180,7 +219,9 @@ def render(path: str | Path, out: str | Path | None = None, lang: str = "en") ->
 
     ``path`` is a demo or train output folder (``results.json``), a diagnose output (a folder with
     ``diagnoses.json``, or that file), or a sweep's database (``runs.db`` or its folder). The page is
-    ``out`` when given, else ``report.html`` beside what was read. ``lang="he"``: the demo in Hebrew."""
+    ``out`` when given, else ``report.html`` beside what was read. ``lang="he"``: a demo or train
+    folder's page in Hebrew, with its figures drawn in Hebrew beside the English ones (``contours-he.png``);
+    anything else is refused."""
     path = Path(path)
     if lang not in TEXT:
         raise InitlabError(f"unknown language '{lang}'; use one of {', '.join(TEXT)}.")
@@ -189,7 +230,7 @@ def render(path: str | Path, out: str | Path | None = None, lang: str = "en") ->
     if (folder / "results.json").is_file() and (path.is_dir() or path.name == "results.json"):
         return _render_experiment(folder, target, lang)
     if lang != "en":
-        raise InitlabError(f"--lang {lang} is for the demo's report; this is not a demo folder.")
+        raise InitlabError(f"--lang {lang} is for the demo's report and a train folder's; this is neither.")
     if path.name == "diagnoses.json" or (path.is_dir() and (path / "diagnoses.json").is_file()):
         stored = json.loads((folder / "diagnoses.json").read_text())
         verdict, body = _diagnose_body(stored["diagnoses"], folder)
@@ -211,7 +252,7 @@ def _render_experiment(folder: Path, target: Path, lang: str) -> Path:
     from .experiment import load
 
     doc = load(folder)
-    plots.experiment_figures(doc, folder)
+    plots.experiment_figures(doc, folder, lang)
     return write(folder, doc, target, lang)
 
 
@@ -224,7 +265,7 @@ def write(out: str | Path, doc: dict, path: str | Path | None = None, lang: str 
         verdict, body = _demo_body(doc, out, lang)
     else:
         title = f"initlab: {doc['results'][0]['scheme']}"
-        verdict, body = _train_body(doc, out)
+        verdict, body = _train_body(doc, out, lang)
     path = Path(path) if path else out / "index.html"
     path.write_text(page(title, verdict, body, doc.get("command", ""), doc.get("environment"), lang),
                     encoding="utf-8")
