@@ -237,9 +237,7 @@ def _trainability_outputs(db: Path) -> dict:
     from .trainability import analyze
 
     result = analyze(load(db))
-    fig, ax = plots.plt.subplots(figsize=(8, 5))
-    plots.trainability_heatmap(result, ax)
-    png = plots.save_figure(fig, db.parent / "trainability")[0]
+    png = plots.save_trainability(result, db.parent / "trainability")[0]
     (db.parent / "trainability.json").write_text(json.dumps(json_safe(result), indent=2))
     within, beyond = result["within"], result["beyond"]
     def share(part):

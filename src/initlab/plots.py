@@ -607,6 +607,14 @@ def phase_diagram(grid: dict, points: Sequence[dict] = (), ax=None):
     return ax
 
 
+def save_trainability(result: dict, stem: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """The trainability heatmap (:func:`trainability_heatmap`) on its own 8 x 5 figure, saved at
+    ``stem`` (the command and the sweep page draw the same one)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    trainability_heatmap(result, ax)
+    return save_figure(fig, stem, formats)
+
+
 def trainability_heatmap(result: dict, ax=None):
     """The share of seeds that trained per (sigma_w^2, depth), with mean-field theory's depth limit
     6 xi_c drawn over it (``result`` from :func:`initlab.trainability.analyze`). Cells are evenly

@@ -174,9 +174,7 @@ def _limit_text(value: float) -> str:
 def _trainability_section(result: dict, folder: Path) -> str:
     from . import plots
 
-    fig, ax = plots.plt.subplots(figsize=(8, 5))
-    plots.trainability_heatmap(result, ax)
-    png = plots.save_figure(fig, folder / "trainability", formats=("png",))[0]
+    png = plots.save_trainability(result, folder / "trainability", formats=("png",))[0]
     head = "".join(f"<th>depth {d}</th>" for d in result["depth"])
     rows = []
     for j, sw in enumerate(result["sigma_w2"]):
