@@ -2,6 +2,8 @@
 100x when another process competes for the cores."""
 
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -31,3 +33,21 @@ def moons():
 @pytest.fixture(scope="session")
 def small_moons():
     return initlab.datasets.make("moons", n=200, noise=0.2, seed=1)
+
+
+#: Debian's chromium, headless, for the browser tests (pages and the playground); flags as the
+#: machine notes say (no background networking: the network is closed).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it): browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()

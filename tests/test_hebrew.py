@@ -10,7 +10,6 @@ page is refused in one line.
 
 import base64
 import re
-import shutil
 import unicodedata
 import warnings
 from pathlib import Path
@@ -273,9 +272,6 @@ def test_a_folder_without_a_hebrew_page_is_refused_in_one_line(train_folder):
 # ---------------------------------------------------------------------------------------------------
 # the pages, in a browser, read by where the glyphs are
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 #: For each element: its text, and its glyphs read as a screen shows them (lines top to bottom, each
 #: left to right), spaces left out; computed direction and bidi isolation.
@@ -309,16 +305,6 @@ OUTSIDE_ISOLATES = """
   return c.innerText; }
 """
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it): browser tests skipped")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def open_page(browser, path: Path, width: int = 1100):

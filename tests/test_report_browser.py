@@ -9,7 +9,6 @@ import base64
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +18,11 @@ from click.testing import CliRunner
 from initlab import report
 from initlab.cli import main
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 DESK = {"width": 1100, "height": 900}
 PHONE = {"width": 390, "height": 844}
 #: Figures label their legends, cells and contours in 8-point text; on screen it must stay this tall.
 FIGURE_TEXT_PT, READABLE_PX = 8, 8.0
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it): browser tests skipped")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
