@@ -171,7 +171,7 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     if dry_run:
         done = set()
         if db.is_file():
-            with Store(db) as store:
+            with Store(db, readonly=True) as store:
                 done = store.finished()
         cols = sweep.swept() or ["scheme"]
         table = Table(title=f"sweep '{sweep.name}': {len(runs)} runs in {len(sweep_mod.groups(runs, group_size))} "
@@ -212,8 +212,13 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     if as_json:
         click.echo(json.dumps(outcome, indent=2))
         return
+    others = f"{outcome['others']} trained by another sweep on this store, " if outcome["others"] else ""
     out_console.print(f"{outcome['total']} runs: {outcome['trained']} trained, {outcome['skipped']} already "
-                      f"stored, {outcome['diverged']} diverged, in {outcome['seconds']:.1f} s.")
+                      f"stored, {others}{outcome['diverged']} diverged, in {outcome['seconds']:.1f} s.")
+    if outcome["kept"]:
+        err_console.print(f"The store stayed locked: {len(outcome['kept'])} group(s) are kept beside it in "
+                          f"{', '.join(outcome['kept'])}; the next sweep on this store imports "
+                          f"them (the same command does).", soft_wrap=True)
     out_console.print(f"Store: [bold]{db}[/bold]   Summary: initlab results {db}")
     if preset == "trainability":
         _trainability_outputs(db)
@@ -225,7 +230,7 @@ def _stored(db: Path, runs: list[dict]) -> int:
 
     if not db.is_file():
         return 0
-    with Store(db, create=False) as store:
+    with Store(db, readonly=True) as store:
         done = store.finished()
     return sum(run_id(r) in done for r in runs)
 

@@ -38,6 +38,7 @@ import math
 import re
 import time
 import tomllib
+import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -55,7 +56,7 @@ from .experiment import environment
 from .models import ACTIVATIONS, mlp
 from .init import initialize
 from .schemes import parse_spec
-from .store import Store, run_id
+from .store import Store, group_key, run_id
 from .train import OPTIMIZERS, probability_grid
 
 #: Every axis a sweep can span, with its default (one value).
@@ -67,6 +68,8 @@ TOP_KEYS = set(DEFAULTS) | {"name", "seeds", "scheme"}
 #: train as one computation.
 DATA_KEYS = ("dataset", "noise", "data_seed")
 GROUP_KEYS = tuple(k for k in DEFAULTS if k != "lr" and k not in DATA_KEYS)
+#: Seconds between looks at groups that another sweep on the same store is training.
+CLAIM_POLL = 0.5
 
 
 @dataclass
@@ -316,6 +319,11 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
     """Train every run of ``sweep`` that ``db`` does not hold yet, one group at a time, storing each
     group in one transaction as it finishes.
 
+    Sweeps started together on one store share the work: each claims a group (a lease in the store,
+    freed when its holder dies) before training it, so every run is trained once. A group that the
+    store cannot take (locked past every retry) is kept in a side file beside it, imported by the
+    next sweep that opens the store.
+
     Parameters
     ----------
     sweep : Sweep
@@ -335,33 +343,65 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
     Returns
     -------
     dict
-        ``total``, ``skipped`` (already stored), ``trained``, ``diverged``, ``seconds``.
+        ``total``, ``skipped`` (stored before it began), ``trained`` (by this call), ``others`` (stored
+        meanwhile by another sweep on the same store), ``diverged`` (of those trained here), ``kept``
+        (side files holding groups the store could not take), ``seconds``.
     """
     executor = executor or LocalExecutor()
     executor.connect(device)  # a missing GPU is an error before anything is written
+    holder = uuid.uuid4().hex  # this call's name on the leases it takes
     try:
         configs = sweep.runs()
-        with Store(db) as store:
+        with Store(db) as store, store.heartbeat(holder):  # a read-only or foreign store fails here
             done = store.finished()
             todo = [c for c in configs if run_id(c) not in done]
-            total, finished, diverged, start = len(configs), len(configs) - len(todo), 0, time.perf_counter()
+            total, start = len(configs), time.perf_counter()
+            count = {"finished": total - len(todo), "trained": 0, "others": 0, "diverged": 0}
+            kept: list[str] = []
             if progress:
-                progress(finished, total)
+                progress(count["finished"], total)
 
             def training(group: list, fraction: float) -> None:
                 if progress:
-                    progress(finished + len(group) * fraction, total)
+                    progress(count["finished"] + len(group) * fraction, total)
 
             fn = partial(train_group, sweep=sweep.name, device=device, thumbnail=thumbnail)
-            # closing: an interruption (Ctrl-C) cancels what is outstanding; stored groups stay stored
-            with closing(executor.map(fn, groups(todo, group_size), training)) as completed:
-                for group, records in completed:
-                    store.write(records)
-                    finished += len(group)
-                    diverged += sum(r["result"].diverged for r in records)
-                    if progress:
-                        progress(finished, total)
+            waiting, leases = groups(todo, group_size), {}
+
+            def claimed(pending: list, held: list):
+                """Each group claimed as the executor takes it; a group that another live sweep
+                holds waits for the next pass, one that it stored is counted as its."""
+                for group in pending:
+                    ids = [run_id(c) for c in group]
+                    state, missing = store.claim(group_key(ids), ids, holder)
+                    if state == "held":
+                        held.append(group)
+                        continue
+                    rest = [c for c in group if run_id(c) in missing]
+                    count["others"] += len(group) - len(rest)
+                    count["finished"] += len(group) - len(rest)
+                    if rest:
+                        leases[id(rest)] = group_key(ids)
+                        yield rest
+
+            while waiting:
+                held: list = []
+                before = count["trained"]
+                # closing: an interruption (Ctrl-C) cancels what is outstanding; stored groups stay stored
+                with closing(executor.map(fn, claimed(waiting, held), training)) as completed:
+                    for group, records in completed:
+                        side = store.save(records, lease=leases.pop(id(group), None))
+                        if side is not None:
+                            kept.append(str(side))
+                        count["finished"] += len(group)
+                        count["trained"] += len(group)
+                        count["diverged"] += sum(r["result"].diverged for r in records)
+                        if progress:
+                            progress(count["finished"], total)
+                if held and count["trained"] == before:
+                    time.sleep(CLAIM_POLL)  # others train these: look again soon
+                waiting = held
     finally:
         executor.close()
-    return {"total": total, "skipped": total - len(todo), "trained": len(todo), "diverged": diverged,
-            "seconds": time.perf_counter() - start}
+    return {"total": total, "skipped": total - len(todo), "trained": count["trained"], "others": count["others"],
+            "diverged": count["diverged"], "kept": kept, "seconds": time.perf_counter() - start}
