@@ -25,7 +25,10 @@ def manager():
 
 @pytest.fixture
 def client(manager):
-    with testclient.TestClient(create_app(manager, start_worker=False)) as c:
+    # as the page talks to it: at the address served, each POST saying it is JSON (test_playground_security.py
+    # checks that other requests are refused)
+    with testclient.TestClient(create_app(manager, start_worker=False, port=8000), base_url="http://127.0.0.1:8000",
+                               headers={"Content-Type": "application/json"}) as c:
         yield c
 
 

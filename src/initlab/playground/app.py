@@ -9,7 +9,12 @@ Routes (all JSON but the page and the stream; every error is ``{"error": message
 - ``POST /api/sessions/{id}/{action}``       play, pause, step or reset -> state
 - ``GET /api/sessions/{id}``                 the latest state; ``.../points`` the data
 - ``GET /api/sessions/{id}/stream``          Server-Sent Events: a ``state`` event per new snapshot
-- ``DELETE /api/sessions/{id}``, ``POST /api/sessions/{id}/close``   free it (the page's unload beacon)
+  (at most ``streams_per_session`` per session and ``max_streams`` in all, 429 beyond)
+- ``DELETE /api/sessions/{id}``, ``POST /api/sessions/{id}/close``   free it (the page's unload fetch)
+
+Every request first passes :class:`.guard.Guard` (Host, Origin, JSON content type for POSTs). The
+event loop never takes a session's lock: it reads published snapshots, and whatever must lock
+(creating, changing, closing a session) runs on the thread pool.
 
 Nothing a request sends is evaluated or used as a path: settings are parsed into numbers and registry
 names (:mod:`.settings`), and the only files served are the package's own static assets.
@@ -18,13 +23,13 @@ names (:mod:`.settings`), and the only files served are the package's own static
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import asynccontextmanager
 from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -32,22 +37,46 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import InitlabError
 from . import settings as settings_mod
+from .guard import Guard
 from .session import Manager, Session, TooMany
 
 STATIC = resources.files("initlab.playground") / "static"
 STREAM_POLL = 0.05   # seconds between checks for a new snapshot
 KEEPALIVE = 15.0     # seconds between SSE comments when nothing changes
 ACTIONS = ("play", "pause", "step", "reset")
+STREAMS_PER_SESSION = 4   # live-update streams one session may have open (a tab needs one)
+MAX_STREAMS = 64          # live-update streams open in all
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(manager: Manager | None = None, *, start_worker: bool = True) -> Starlette:
+class _Stream(StreamingResponse):
+    """A streaming response that calls ``on_close`` when it ends, however it ends."""
+
+    def __init__(self, content, on_close, **kwargs):
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def create_app(manager: Manager | None = None, *, start_worker: bool = True, host: str = "127.0.0.1",
+               port: int | None = None, streams_per_session: int = STREAMS_PER_SESSION,
+               max_streams: int = MAX_STREAMS) -> Starlette:
     """The ASGI app. ``manager`` holds the sessions (a fresh :class:`Manager` by default); its worker
-    thread starts with the app unless ``start_worker`` is False (tests step it by hand)."""
+    thread starts with the app unless ``start_worker`` is False (tests step it by hand).
+
+    ``host`` and ``port`` are where it is served: requests whose ``Host`` names anything else are
+    refused (see :mod:`.guard`; ``port=None`` accepts any port). ``streams_per_session`` and
+    ``max_streams`` cap the live-update streams."""
     manager = manager or Manager()
+    streams: dict[str, int] = {}  # session id -> open streams; only the event loop touches it
 
     def session_of(request: Request) -> Session:
         try:
@@ -91,12 +120,24 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True) -> 
         return JSONResponse(session_of(request).points)
 
     async def close(request: Request) -> Response:
-        if not manager.close(request.path_params["sid"]):
+        if not await run_in_threadpool(manager.close, request.path_params["sid"]):
             return _error(404, "no such session.")
         return Response(status_code=204)
 
+    def release(sid: str) -> None:
+        streams[sid] -= 1
+        if not streams[sid]:
+            del streams[sid]
+
     async def stream(request: Request) -> Response:
         session = session_of(request)
+        if streams.get(session.id, 0) >= streams_per_session:
+            return _error(429, f"this session has {streams_per_session} live-update streams open, its limit; "
+                               f"close another tab showing it.")
+        if sum(streams.values()) >= max_streams:
+            return _error(429, f"the playground has {max_streams} live-update streams open, its limit; "
+                               f"close some tabs.")
+        streams[session.id] = streams.get(session.id, 0) + 1
 
         async def events():
             sent, quiet = -1, 0.0
@@ -105,10 +146,10 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True) -> 
                 if await request.is_disconnected():
                     break
                 session.touch()
-                if session.version != sent:
-                    snap = session.state()
-                    sent = snap.get("version", sent)
-                    yield f"event: state\ndata: {json.dumps(snap)}\n\n"
+                snap = session.published  # the latest, as published: no lock
+                if snap.version != sent:
+                    sent = snap.version
+                    yield f"event: state\ndata: {snap.text}\n\n"
                     quiet = 0.0
                 elif quiet >= KEEPALIVE:
                     yield ": keep-alive\n\n"
@@ -117,8 +158,8 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True) -> 
                 quiet += STREAM_POLL
             yield "event: closed\ndata: {}\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return _Stream(events(), lambda: release(session.id), media_type="text/event-stream",
+                       headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def bad_input(request: Request, exc: Exception) -> Response:
         status = 429 if isinstance(exc, TooMany) else 400
@@ -153,10 +194,11 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True) -> 
         Route("/api/sessions/{sid}/{action}", control, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Guard, host=host, port=port)],
                     exception_handlers={InitlabError: bad_input, HTTPException: http_error,
                                         Exception: server_error})
     app.state.manager = manager
+    app.state.streams = streams
     return app
 
 
@@ -180,7 +222,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, 
 
     import uvicorn
 
-    app = create_app(manager)
+    app = create_app(manager, host=host, port=port)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/" + (f"?{query}" if query else "")
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()

@@ -3,16 +3,24 @@ same data and seed, and the worker thread that steps every playing session a lit
 
 Data flows one way: settings -> data + models (``datasets.make``, ``mlp``, ``initialize``, as
 ``experiment.run_scheme`` builds them) -> :class:`Stepper` -> a snapshot (JSON-ready) that the
-server streams. The event loop never trains; it reads the latest snapshot.
+server streams. The event loop never trains and never waits on a session's lock: the worker publishes
+each snapshot as an immutable :class:`Snapshot` (its JSON text made once), and readers take the
+latest one as it stands.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import json
 import math
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -34,6 +42,23 @@ EVAL_EVERY = 5            # steps between recorded losses and accuracies
 MAX_HISTORY = 400         # history points sent per snapshot (thinned evenly beyond that)
 MAX_STEPS = 100_000       # a run pauses by itself here
 SNAPSHOT_EVERY = 0.2      # seconds between snapshots of a playing session (5 per second)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One published state of a session: ``doc`` (read-only) and ``text``, its JSON, made once by the
+    thread that publishes it, so that every stream sends the same text without encoding it again."""
+
+    version: int
+    doc: Mapping
+    text: str
+
+    @classmethod
+    def of(cls, doc: dict) -> Snapshot:
+        return cls(doc["version"], MappingProxyType(doc), json.dumps(doc, allow_nan=False))
+
+
+EMPTY = Snapshot(0, MappingProxyType({}), "{}")
 
 
 def _clean(v: float | None, digits: int = 5) -> float | None:
@@ -114,7 +139,7 @@ class Session:
         self.pending_steps = 0      # "step" presses not yet made
         self.last_seen = time.monotonic()
         self.version = 0
-        self.snapshot: dict = {}
+        self.published = EMPTY      # replaced whole, never changed: read it without the lock
         self._credit = 0.0          # steps owed at the session's speed
         self._last_tick = time.monotonic()
         self._last_snapshot = 0.0
@@ -196,16 +221,17 @@ class Session:
             return bool(count)
 
     def _refresh(self) -> None:
+        """Publish a new snapshot (under the lock, by whoever changed the session)."""
         self.version += 1
-        self.snapshot = {"session": self.id, "version": self.version, "data_version": self.data_version,
+        self.published = Snapshot.of({"session": self.id, "version": self.version, "data_version": self.data_version,
                          "step": self.step_count, "playing": self.playing, "done": self.done,
                          "settings": self.settings.to_dict(), "query": self.settings.query(),
-                         "runs": [r.snapshot() for r in self.runs]}
+                         "runs": [r.snapshot() for r in self.runs]})
 
     def state(self) -> dict:
-        """The latest snapshot, with play/pause as it is now (the worker refreshes the rest)."""
-        with self.lock:
-            return {**self.snapshot, "playing": self.playing}
+        """The latest snapshot, with play/pause as it is now (the worker refreshes the rest). Takes no
+        lock, so the event loop never waits for a training step."""
+        return {**self.published.doc, "playing": self.playing}
 
     def close(self) -> None:
         with self.lock:
@@ -248,16 +274,21 @@ class Manager:
         return session
 
     def close(self, sid: str) -> bool:
+        """Free session ``sid`` (it takes the session's lock: call it off the event loop)."""
         with self.lock:
             session = self.sessions.pop(sid, None)
         if session:
             session.close()
+            release_memory()
         return session is not None
 
     def _reap(self) -> None:
         now = time.monotonic()
-        for sid in [sid for sid, s in self.sessions.items() if now - s.last_seen > self.idle_timeout]:
+        idle = [sid for sid, s in self.sessions.items() if now - s.last_seen > self.idle_timeout]
+        for sid in idle:
             self.sessions.pop(sid).close()
+        if idle:
+            release_memory()
 
     def work_once(self) -> bool:
         """One round over the sessions; returns whether any trained."""
@@ -286,6 +317,22 @@ class Manager:
             for s in self.sessions.values():
                 s.close()
             self.sessions.clear()
+        release_memory()
+
+
+@functools.cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def release_memory() -> None:
+    """Hand the memory that closed sessions freed back to the OS. glibc keeps freed memory in
+    per-thread arenas (sessions are built on the server's thread pool), so without this the server's
+    memory only grows; without glibc's ``malloc_trim`` it does nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class TooMany(InitlabError):

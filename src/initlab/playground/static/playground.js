@@ -134,8 +134,9 @@ function renderSchemes() {
 
 // ---------------------------------------------------------------- talking to the server
 
+// Anything but a GET says it is JSON: the server refuses other POSTs (no other web page can send one).
 async function api(method, path) {
-  const r = await fetch(path, { method });
+  const r = await fetch(path, method === "GET" ? { method } : { method, headers: { "Content-Type": "application/json" } });
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok) throw new Error((body && body.error) || `the server answered ${r.status}`);
@@ -510,7 +511,7 @@ async function main() {
     if (document.hidden && state && state.playing) { pausedByHiding = true; control("pause"); wantPlaying = true; }
     else if (!document.hidden && pausedByHiding) { pausedByHiding = false; control("play"); }
   });
-  window.addEventListener("pagehide", () => { if (sid) navigator.sendBeacon(`/api/sessions/${sid}/close`); });
+  window.addEventListener("pagehide", () => { if (sid) fetch(`/api/sessions/${sid}`, { method: "DELETE", keepalive: true }); });
   await start(location.search.slice(1));
 }
 
