@@ -440,3 +440,73 @@ def test_sweep_flags_take_what_the_file_takes(tmp_path, monkeypatch, args, runs)
     result = CliRunner().invoke(main, ["sweep", *args, "--dry-run", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["runs"] == runs
+
+
+# --------------------------------------------------------------------------------------------------
+# files: write only what was asked, never over a file initlab did not write (issue 15)
+
+TINY = ("--scheme", "xavier_uniform", "--depth", "2", "--width", "8", "--steps", "20", "--n", "100", "--no-progress")
+
+
+def test_train_refuses_a_folder_with_a_users_files_unless_forced_and_rewrites_its_own(tmp_path):
+    run = CliRunner().invoke
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "index.html").write_text("my notes")
+    (out / "keep.txt").write_text("untouched")
+    result = run(main, ["train", *TINY, "--out", str(out)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "index.html" in result.output and "--force" in result.output
+    assert (out / "index.html").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == [
+        "index.html", "keep.txt"]
+    assert run(main, ["train", *TINY, "--out", str(out), "--force"]).exit_code == 0
+    assert (out / "index.html").read_text() != "my notes" and (out / "keep.txt").read_text() == "untouched"
+    assert run(main, ["train", *TINY, "--out", str(out)]).exit_code == 0  # its own folder now: rewritten
+
+
+def test_a_users_results_json_is_not_taken_for_initlab_output(tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "results.json").write_text('{"mine": 1}')
+    result = CliRunner().invoke(main, ["diagnose", "--depth", "2", "--width", "8", "--out", str(out)])
+    assert result.exit_code == 0  # diagnose writes no results.json
+    result = CliRunner().invoke(main, ["train", *TINY, "--out", str(out)])
+    assert result.exit_code == 2 and "results.json" in result.output, result.output
+    assert (out / "results.json").read_text() == '{"mine": 1}'
+
+
+def test_report_refuses_a_users_page_and_rewrites_its_own(tmp_path):
+    run = CliRunner().invoke
+    assert run(main, ["train", *TINY, "--out", str(tmp_path / "t")]).exit_code == 0
+    mine = tmp_path / "mine.html"
+    mine.write_text("<p>my page</p>")
+    result = run(main, ["report", str(tmp_path / "t"), "--out", str(mine)])
+    assert result.exit_code == 2 and "mine.html" in result.output and "--force" in result.output, result.output
+    assert mine.read_text() == "<p>my page</p>"
+    assert run(main, ["report", str(tmp_path / "t"), "--out", str(mine), "--force"]).exit_code == 0
+    assert run(main, ["report", str(tmp_path / "t"), "--out", str(mine)]).exit_code == 0  # now initlab's page
+
+
+def test_theory_plot_never_overwrites_without_force(tmp_path):
+    run = CliRunner().invoke
+    png = tmp_path / "phase.png"
+    png.write_bytes(b"mine")
+    result = run(main, ["theory", "--plot", str(png)])
+    assert result.exit_code == 2 and "--force" in result.output and png.read_bytes() == b"mine"
+    assert run(main, ["theory", "--plot", str(png), "--force"]).exit_code == 0 and png.read_bytes() != b"mine"
+
+
+def test_a_sweep_page_writes_its_figures_under_names_derived_from_its_own(tmp_path):
+    from initlab.store import Store
+    from test_page_safety import _record
+
+    with Store(tmp_path / "runs.db") as store:
+        store.write([_record(seed, 0.6 + 0.1 * seed) for seed in range(4)])
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "heatmap.png").write_bytes(b"mine")
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "runs.db"), "--out", str(notes / "page.html")])
+    assert result.exit_code == 0, result.output
+    assert (notes / "heatmap.png").read_bytes() == b"mine"
+    assert sorted(p.name for p in notes.iterdir()) == ["heatmap.png", "page-curves.png", "page-heatmap.png",
+                                                       "page-thumbnails.png", "page.html"]

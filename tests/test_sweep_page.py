@@ -77,7 +77,7 @@ def test_trainability_page_shows_its_heatmap_with_the_depth_limit_and_names_rows
     db = trainability_small(tmp_path, deep_fails)
     page = report.render(db)
     source, text = page.read_text(), page_text(page)
-    assert (tmp_path / "trainability.png").is_file()
+    assert (tmp_path / "report-trainability.png").is_file()  # named after the page, report.html
     assert 'alt="share of seeds that trained per sigma_w^2 and depth, with the depth limit 6 xi_c' in source
     assert "Which networks train: mean-field theory's depth limit" in text
     assert "sigma_w^2 = 0.5, depth = 16" in verdict_of(page)  # a cell by what varies

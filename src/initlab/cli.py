@@ -127,6 +127,48 @@ def _writable(path, flag: str, folder: bool = False) -> Path | None:
     return path
 
 
+#: The files `train` and `demo` write into --out, and those `diagnose` writes.
+RUN_FILES = ("results.json", "arrays.npz", "index.html",
+             *(f"{name}.{ext}" for name in ("contours", "curves", "scale", "symmetry") for ext in ("png", "svg")))
+DIAGNOSE_FILES = ("diagnoses.json", "diagnose.png", "diagnose.svg")
+#: The figures a page may write beside itself (see :func:`initlab.report.asset`).
+PAGE_ASSETS = ("heatmap", "curves", "thumbnails", "trainability")
+
+_FORCE = click.option("--force", is_flag=True, help="Overwrite files in the way that initlab did not write.")
+
+
+def _refuse(flag: str, path: Path, known: bool = True) -> InitlabError:
+    why = "initlab did not write it" if known else "initlab cannot tell whether it wrote it"
+    return InitlabError(f"{flag}: '{path}' exists and {why}; give another path, or add --force to overwrite it.")
+
+
+def _out_folder(out, flag: str, writes: tuple[str, ...], force: bool) -> Path | None:
+    """:func:`_writable`, and a folder that does not hold this command's own output (its marker, the
+    first of ``writes``: see :func:`initlab.outputs.is_initlab_folder`) must not hold a file of
+    ``writes`` unless ``force``."""
+    from .outputs import is_initlab_folder
+
+    path = _writable(out, flag, folder=True)
+    if path is None or force or not path.is_dir() or is_initlab_folder(path, writes[0]):
+        return path
+    for name in writes:
+        if (path / name).exists():
+            raise _refuse(flag, path / name)
+    return path
+
+
+def _out_file(path, flag: str, force: bool, ours=None, beside: tuple[Path, ...] = ()) -> Path | None:
+    """:func:`_writable`, and the file (and the files ``beside`` it that go with it) must be new, or
+    ``ours(path)`` (a file initlab wrote, where that can be told), unless ``force``."""
+    path = _writable(path, flag)
+    if path is None or force or (path.exists() and ours is not None and ours(path)):
+        return path
+    for p in (path, *beside):
+        if p.exists():
+            raise _refuse(flag, p, known=ours is not None)
+    return path
+
+
 def _mlp_options(depth: int, width: int):
     """``--depth`` and ``--width`` of a built-in MLP (as in `initlab sweep` and the playground), and the
     old ``--hidden 32,32,32`` / ``32x3``, hidden from ``--help``; :func:`_widths` reads them."""
@@ -300,10 +342,11 @@ def _common_run_options(f):
 @click.option("--out", default="initlab-out/demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for figures, results.json and index.html.")
 @click.option("--quick", is_flag=True, help="A smaller, faster run (for tests and a first look).")
-def demo_cmd(seed, device, as_json, no_progress, out, quick):
+@_FORCE
+def demo_cmd(seed, device, as_json, no_progress, out, quick, force):
     """Reproduce the chapter: the same deep network from constant, default, Xavier, He, and too small
     and too large weights; figures, a table and a page in --out."""
-    _writable(out, "--out", folder=True)
+    _out_folder(out, "--out", RUN_FILES, force)
     cfg = demo_mod.config(quick=quick, seed=seed, device=device)
     with _progress(demo_mod.total_steps(cfg), not no_progress) as progress:
         records, extra = demo_mod.run(cfg, progress=progress)
@@ -339,12 +382,13 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick):
 @click.option("--name", default=None, help="A name for the run, shown in the table and the page (default: the scheme).")
 @click.option("--out", default="initlab-out/train", show_default=True, type=click.Path(file_okay=False),
               help="Folder for figures, results.json and index.html.")
+@_FORCE
 def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dataset, n, noise, data_seed, depth,
-              width, hidden, activation, steps, lr, optimizer, batch_size, eval_every, dtype, name, out):
+              width, hidden, activation, steps, lr, optimizer, batch_size, eval_every, dtype, name, out, force):
     """Train one MLP from one scheme and write its figures, results.json and index.html to --out."""
     if overrides:
         raise InitlabError("--override is for `initlab init`; `train` takes one --scheme and its --param.")
-    _writable(out, "--out", folder=True)
+    _out_folder(out, "--out", RUN_FILES, force)
     cfg = experiment.ExperimentConfig(dataset=dataset, n=n, noise=noise, data_seed=data_seed,
                                       hidden=_widths(depth, width, hidden), activation=activation, steps=steps,
                                       lr=lr, optimizer=optimizer, batch_size=batch_size, eval_every=eval_every,
@@ -392,8 +436,9 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the schemes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnoses as JSON.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for the plot and the JSON.")
+@_FORCE
 def diagnose_cmd(depth, width, hidden, activation, in_features, model_path, input_shape, input_dtype, vocab,
-                 scheme_list, input_batch, seed, as_json, out):
+                 scheme_list, input_batch, seed, as_json, out, force):
     """Report card at initialization: per-layer std of activations and gradients, measured and
     predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
     import torch
@@ -412,7 +457,7 @@ def diagnose_cmd(depth, width, hidden, activation, in_features, model_path, inpu
                            f"--model builds your own: leave {'it' if len(mlp_flags) == 1 else 'them'} out.")
     if input_shape is not None and not model_path:
         raise InitlabError("--input-shape is for --model; the built-in MLP's input size is --in-features.")
-    _writable(out, "--out", folder=True)
+    _out_folder(out, "--out", DIAGNOSE_FILES, force)
     for s in schemes_to_try:
         if s is not None:
             get(s)  # an unknown name fails here, before any work
@@ -487,7 +532,8 @@ def diagnose_cmd(depth, width, hidden, activation, in_features, model_path, inpu
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Draw the phase diagram to this PNG (and SVG beside it).")
-def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot_path):
+@_FORCE
+def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot_path, force):
     """Mean-field theory: q*, chi_1, depth scales, the phase (ordered, critical, chaotic) and the
     critical sigma_w^2 for an activation, with an optional phase diagram."""
     from . import theory
@@ -502,7 +548,7 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
     stem = None
     if plot_path:
         stem = plot_path[:-4] if plot_path.lower().endswith(".png") else plot_path
-        _writable(stem + ".png", "--plot")
+        _out_file(stem + ".png", "--plot", force, beside=(Path(stem + ".svg"),))
     critical = theory.critical_sigma_w2(activation, sigma_b2)
     point = sigma_w2 if sigma_w2 is not None else critical
     if point is None:
@@ -550,12 +596,16 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
 @click.option("--lang", default="en", show_default=True,
               help="en, or he for a demo's or a train folder's page in Hebrew (right to left, Hebrew figures).")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
-def report_cmd(path, out, lang, open_page):
-    """One self-contained HTML page for a demo or train folder, a diagnose folder or a sweep database."""
+@_FORCE
+def report_cmd(path, out, lang, open_page, force):
+    """One self-contained HTML page for a demo or train folder, a diagnose folder or a sweep database.
+    A sweep's figures go beside the page, named after it (page.html: page-heatmap.png ...)."""
     from . import report
 
-    if _writable(out, "--out"):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    target = report.target(path, out)
+    _out_file(target, "--out" if out else "the page", force, report.written_by_initlab,
+              beside=tuple(report.asset(target, name) for name in PAGE_ASSETS))
+    target.parent.mkdir(parents=True, exist_ok=True)
     page = report.render(path, out, lang)
     out_console.print(f"Page: [bold]{page}[/bold]")
     if open_page:

@@ -14,7 +14,6 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, field
-from html import escape
 from typing import Callable
 
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from . import layers as L
 from . import probe, theory
 from .errors import InitlabError
+from .escaping import esc
 from .init import _materialize, initialize
 from .jsonsafe import json_safe
 
@@ -101,7 +101,7 @@ class Diagnosis:
                 f"{self.verdict['summary']})")
 
     def _repr_html_(self) -> str:
-        return (f"<p><b>verdict: {escape(self.verdict['summary'])}</b>. {escape(self.verdict['message'])}</p>"
+        return (f"<p><b>verdict: {esc(self.verdict['summary'])}</b>. {esc(self.verdict['message'])}</p>"
                 + layers_html(self.rows, [c for c in COLUMNS if c != "width"]))
 
     def plot(self, ax=None):
@@ -121,8 +121,8 @@ def _fmt(v) -> str:
 
 def layers_html(rows: list[dict], columns: list[str] = TABLE_COLUMNS) -> str:
     """A diagnosis's rows as an HTML table, every cell escaped."""
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
                    for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,7 @@ from ._version import __version__
 from .datasets import GENERATORS as DATASETS, Dataset, make
 from .errors import InitlabError, unknown_name
 from .jsonsafe import json_safe
+from .outputs import check_results, read_json
 from .models import make_activation, mlp, parse_hidden
 from .init import initialize
 from .report_text import TEXT
@@ -201,14 +203,30 @@ def save(out: str | Path, config: ExperimentConfig, records: list[dict], data: D
 
 def load(out: str | Path) -> dict:
     """Read back what :func:`save` wrote: the JSON document plus ``grids`` (one per result) and
-    ``points`` (the data)."""
+    ``points`` (the data). Both files are checked (:func:`initlab.outputs.check_results`): a field of
+    the wrong type or out of range is one :class:`InitlabError` naming the file and the field."""
     out = Path(out)
     if not (out / "results.json").is_file():
         raise InitlabError(f"'{out}' holds no results.json; give a folder written by 'initlab demo' "
                            f"or 'initlab train'.")
-    doc = json.loads((out / "results.json").read_text())
-    with np.load(out / "arrays.npz") as z:
-        doc["points"] = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
-        doc["grids"] = [{"xx": z[f"xx_{i}"], "yy": z[f"yy_{i}"], "p": z[f"p_{i}"]}
-                        for i in range(len(doc["results"]))]
+    doc = check_results(read_json(out / "results.json"), out / "results.json")
+    names = ["X_train", "y_train", "X_test", "y_test",
+             *(f"{a}_{i}" for i in range(len(doc["results"])) for a in ("xx", "yy", "p"))]
+    try:
+        with np.load(out / "arrays.npz") as z:  # never pickles: allow_pickle stays False
+            missing = [k for k in names if k not in z.files]
+            if missing:
+                raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: it lacks {missing[0]}.")
+            arrays = {k: z[k] for k in names}
+    except (InitlabError, FileNotFoundError):
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # not an npz, or a damaged one
+        raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: not a NumPy .npz archive "
+                           f"of numbers ({type(e).__name__}).") from None
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: {k} holds {a.dtype}, not numbers.")
+    doc["points"] = {k: arrays[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+    doc["grids"] = [{"xx": arrays[f"xx_{i}"], "yy": arrays[f"yy_{i}"], "p": arrays[f"p_{i}"]}
+                    for i in range(len(doc["results"]))]
     return doc

@@ -6,13 +6,13 @@ Every string that comes from a user or a run is escaped.
 from __future__ import annotations
 
 import base64
-import json
 import math
-from html import escape
 from pathlib import Path
 
 from .errors import InitlabError
+from .escaping import esc
 from .experiment import accuracy_text, signal_text
+from .outputs import check_diagnoses, read_json
 from .report_text import RTL, TEXT, figure_file
 
 CSS = """
@@ -22,6 +22,7 @@ h1{font-size:1.7rem;margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px so
 img{max-width:100%;height:auto}
 .figure{overflow-x:auto;margin:1rem 0;direction:ltr} .figure img{display:block;border:1px solid #eee}
 [dir=rtl] .figure img{margin-left:auto}
+[dir=rtl] span[dir=ltr],[dir=rtl] code[dir=ltr]{display:inline-block;max-width:100%}
 .scroll{overflow-x:auto;margin:1rem 0} table{border-collapse:collapse;font-size:.92rem}
 th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:end} th{background:#f4f4f6}
 td:first-child,th:first-child{text-align:start} .settings td{text-align:start}
@@ -33,6 +34,9 @@ pre{padding:.6rem;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere} .
 @media (max-width:600px){body{padding:.6rem .7rem} h1{font-size:1.35rem} h2{font-size:1.2rem}
 table{font-size:.85rem} th,td{padding:.25rem .4rem}}
 """
+
+#: Every page says it is initlab's, so a command may rewrite a page it wrote and refuse anyone else's file.
+GENERATOR = '<meta name="generator" content="initlab">'
 
 #: A figure is never shown smaller than one CSS pixel per point it was drawn at: its 8-point labels
 #: (legends, cell values, contour labels) stay at least 8 CSS px tall. Where that is wider than the
@@ -65,7 +69,7 @@ def _img(path: Path, alt: str) -> str:
     width, height, dpi = png_size(raw)
     least = math.ceil(width * 72 / dpi * CSS_PX_PER_POINT)
     data = base64.b64encode(raw).decode("ascii")
-    return (f'<div class="figure"><img src="data:image/png;base64,{data}" alt="{escape(alt)}" width="{width}" '
+    return (f'<div class="figure"><img src="data:image/png;base64,{data}" alt="{esc(alt)}" width="{width}" '
             f'height="{height}" style="min-width:{min(least, width)}px"></div>')
 
 
@@ -85,23 +89,23 @@ def results_table(rows: list[dict], lang: str = "en") -> str:
     """The comparison table as HTML: a diverged run shows no accuracy, a flat output's is marked
     (see :func:`initlab.experiment.accuracy_text`)."""
     T = TEXT[lang]
-    head = "<tr>" + "".join(f"<th>{escape(c)}</th>" for c in T["columns"]) + "</tr>"
+    head = "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in T["columns"]) + "</tr>"
     body = []
     for r in rows:
         width = (T["na_diverged"] if r["effective_width"] is None else
                  " / ".join(f"{e} {T['of']} {w}" for e, w in zip(r["effective_width"], r["width"])))
         div = T["at_step"].format(step=r["diverged_step"]) if r["diverged"] else T["no"]
-        scheme = ltr(r["scheme"]) if lang in RTL else escape(str(r["scheme"]))
+        scheme = ltr(r["scheme"]) if lang in RTL else esc(r["scheme"])
         cells = [scheme] + [accuracy_text(r, split, words=T, number=ltr)
                                               for split in ("train", "test")] + [
-            ltr(_fmt(r["final_loss"], 4)) if r["final_loss"] is not None else escape(T["accuracy"]["missing"]),
-            _steps(r["steps_to_90"], T), escape(width), escape(div)]
+            ltr(_fmt(r["final_loss"], 4)) if r["final_loss"] is not None else esc(T["accuracy"]["missing"]),
+            _steps(r["steps_to_90"], T), esc(width), esc(div)]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
 def _steps(step: int | None, T: dict) -> str:
-    return escape(T["never"]) if step is None else ltr(step)
+    return esc(T["never"]) if step is None else ltr(step)
 
 
 def _row(doc: dict, role: str) -> dict | None:
@@ -110,7 +114,7 @@ def _row(doc: dict, role: str) -> dict | None:
 
 def ltr(value) -> str:
     """A number, formula or code kept left to right inside a right-to-left page (and escaped)."""
-    return f'<span dir="ltr">{escape(str(value))}</span>'
+    return f'<span dir="ltr">{esc(value)}</span>'
 
 
 def _demo_values(doc: dict, out: Path, T: dict) -> dict:
@@ -168,7 +172,7 @@ def _demo_body(doc: dict, out: Path, lang: str) -> tuple[str, str]:
 
 def _train_body(doc: dict, out: Path, lang: str = "en") -> tuple[str, str]:
     T = TEXT[lang]
-    mark = ltr if lang in RTL else (lambda v: escape(str(v)))  # names and numbers left to right
+    mark = ltr if lang in RTL else (lambda v: esc(v))  # names and numbers left to right
     r = doc["results"][0]
     c = doc["config"]
     status = (T["train_diverged"].format(step=mark(r["diverged_step"])) if r["diverged"]
@@ -187,11 +191,11 @@ def _train_body(doc: dict, out: Path, lang: str = "en") -> tuple[str, str]:
 
 
 def _diagnose_body(docs: list[dict], out: Path) -> tuple[str, str]:
-    items = "".join(f"<li><b>{escape(str(d.get('scheme')))}</b>: {escape(d['verdict']['summary'])}. "
-                    f"{escape(d['verdict']['message'])}</li>" for d in docs)
+    items = "".join(f"<li><b>{esc(d.get('scheme'))}</b>: {esc(d['verdict']['summary'])}. "
+                    f"{esc(d['verdict']['message'])}</li>" for d in docs)
     from .diagnose import layers_html
 
-    tables = [f"<h3>{escape(str(d.get('scheme')))}</h3>{scroll_box(layers_html(d['layers']))}" for d in docs]
+    tables = [f"<h3>{esc(d.get('scheme'))}</h3>{scroll_box(layers_html(d['layers']))}" for d in docs]
     body = (f"{_img(out / 'diagnose.png', 'std per layer, forward and backward, measured and predicted')}"
             f"<p class='small'>Solid: measured on the batch. Dashed: mean-field theory's prediction.</p>"
             f"{''.join(tables)}")
@@ -206,12 +210,34 @@ def page(title: str, verdict: str, body: str, command: str = "", env: dict | Non
     env = env or {}
     versions = T["versions"].format(**{k: ltr(env.get(k, "?")) for k in ("initlab", "torch", "python")})
     direction = ' dir="rtl"' if lang in RTL else ""
-    return (f'<!doctype html><html lang="{lang}"{direction}><head><meta charset="utf-8">'
+    return (f'<!doctype html><html lang="{esc(lang)}"{direction}><head><meta charset="utf-8">{GENERATOR}'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><div class=\"verdict\">{verdict}</div>{body}"
-            f"<h2>{T['reproduce']}</h2><pre dir=\"ltr\">{escape(command or '')}</pre>"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{esc(title)}</h1><div class=\"verdict\">{verdict}</div>{body}"
+            f"<h2>{T['reproduce']}</h2><pre dir=\"ltr\">{esc(command or '')}</pre>"
             f"<p class='small'>{versions}</p></body></html>")
+
+
+def target(path: str | Path, out: str | Path | None = None) -> Path:
+    """The page :func:`render` writes for ``path``: ``out`` when given, else ``report.html`` beside
+    what is read."""
+    path = Path(path)
+    return Path(out) if out else (path if path.is_dir() else path.parent) / "report.html"
+
+
+def written_by_initlab(page_path: str | Path) -> bool:
+    """Whether the file at ``page_path`` is a page initlab wrote (its head names initlab as generator)."""
+    try:
+        with open(page_path, "rb") as f:
+            return GENERATOR.encode() in f.read(4096)
+    except OSError:
+        return False
+
+
+def asset(page_path: Path, name: str) -> Path:
+    """Where a page's figure ``name`` goes: beside the page, named after it (``notes/page-heatmap.png``
+    for ``notes/page.html``), so a page never writes over files that are not its own."""
+    return page_path.with_name(f"{page_path.stem}-{name}.png")
 
 
 def render(path: str | Path, out: str | Path | None = None, lang: str = "en") -> Path:
@@ -219,30 +245,33 @@ def render(path: str | Path, out: str | Path | None = None, lang: str = "en") ->
 
     ``path`` is a demo or train output folder (``results.json``), a diagnose output (a folder with
     ``diagnoses.json``, or that file), or a sweep's database (``runs.db`` or its folder). The page is
-    ``out`` when given, else ``report.html`` beside what was read. ``lang="he"``: a demo or train
-    folder's page in Hebrew, with its figures drawn in Hebrew beside the English ones (``contours-he.png``);
-    anything else is refused."""
+    ``out`` when given, else ``report.html`` beside what was read (:func:`target`). What is read is
+    checked first (:mod:`initlab.outputs`): a field of the wrong type is one :class:`InitlabError`.
+    ``lang="he"``: a demo or train folder's page in Hebrew, with its figures drawn in Hebrew beside the
+    English ones (``contours-he.png``); anything else is refused. A sweep's figures are written beside
+    the page under names derived from it (:func:`asset`)."""
     path = Path(path)
     if lang not in TEXT:
         raise InitlabError(f"unknown language '{lang}'; use one of {', '.join(TEXT)}.")
     folder = path if path.is_dir() else path.parent
-    target = Path(out) if out else folder / "report.html"
+    page_path = target(path, out)
     if (folder / "results.json").is_file() and (path.is_dir() or path.name == "results.json"):
-        return _render_experiment(folder, target, lang)
+        return _render_experiment(folder, page_path, lang)
     if lang != "en":
         raise InitlabError(f"--lang {lang} is for the demo's report and a train folder's; this is neither.")
     if path.name == "diagnoses.json" or (path.is_dir() and (path / "diagnoses.json").is_file()):
-        stored = json.loads((folder / "diagnoses.json").read_text())
+        stored = check_diagnoses(read_json(folder / "diagnoses.json"), folder / "diagnoses.json")
         verdict, body = _diagnose_body(stored["diagnoses"], folder)
-        target.write_text(page("initlab diagnose", verdict, body, stored.get("command", ""),
-                               stored.get("environment")), encoding="utf-8")
-        return target
+        page_path.write_text(page("initlab diagnose", verdict, body, stored.get("command", ""),
+                                  stored.get("environment")), encoding="utf-8")
+        return page_path
     db = path if path.suffix == ".db" else path / "runs.db"
     if db.is_file():
         from .sweep_report import sweep_page
 
-        target.write_text(sweep_page(db, target.parent), encoding="utf-8")
-        return target
+        html = sweep_page(db, page_path.parent, prefix=f"{page_path.stem}-")
+        page_path.write_text(html, encoding="utf-8")
+        return page_path
     raise InitlabError(f"'{path}' is not something initlab can report on: give a demo or train folder "
                        f"(results.json), a diagnose folder (diagnoses.json) or a sweep database (runs.db).")
 

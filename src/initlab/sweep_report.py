@@ -15,10 +15,10 @@ import re
 import shlex
 import tomllib
 from collections import Counter
-from html import escape
 from pathlib import Path
 
 from .errors import InitlabError
+from .escaping import esc
 from .experiment import environment
 from .metrics import MIN_RUNS, interval_text
 from .report import _img, page, scroll_box
@@ -27,7 +27,7 @@ from .store import AXES, load, run_id, summarize, swept_axes
 #: A run "trained" when its test accuracy reaches this (the trainability sweep uses its own, 0.8).
 THRESHOLD = 0.9
 
-_SUMMARY_NOTE = escape(
+_SUMMARY_NOTE = esc(
     "A diverged run has no accuracy: it is left out of the mean and counts as a failure in the success rate. "
     "The mean's interval is a percentile bootstrap (4000 resamples, fixed seed), the success rate's a Wilson "
     f"interval: both stay inside [0, 1]. With fewer than {MIN_RUNS} runs neither is meaningful, and none is given.")
@@ -91,6 +91,31 @@ def _cell(row: dict, axes: list[str]) -> str:
     return ", ".join(f"{a} = {value_text(a, row[a])}" for a in axes)
 
 
+def check_rows(df, db) -> None:
+    """Check the store's rows before a page is made from them: each run's config an object with a
+    scheme (a name and parameters of plain values), its settings plain values, its seed a whole number,
+    its accuracies numbers within [0, 1] (NaN: none), its status and sweep name strings. Raises one
+    :class:`InitlabError` naming the store, the run and the field."""
+    from . import outputs
+
+    for i, r in enumerate(df.to_dict("records")):
+        where = f"run {r.get('run_id', i)}"
+        config = outputs.mapping(db, f"{where}: config", r.get("config"))
+        spec = outputs.mapping(db, f"{where}: config.scheme", config.get("scheme"))
+        outputs.text(db, f"{where}: config.scheme.name", spec.get("name"))
+        for k, v in outputs.mapping(db, f"{where}: config.scheme.params", spec.get("params")).items():
+            outputs._scalar(db, f"{where}: config.scheme.params.{k}", v)
+        for k in AXES:
+            if k != "scheme":
+                outputs._scalar(db, f"{where}: config.{k}", config.get(k))
+        outputs.integer(db, f"{where}: config.seed", config.get("seed"))
+        for k in ("status", "sweep"):
+            outputs.text(db, f"{where}: {k}", r.get(k), optional=k == "sweep")
+        for k in ("train_accuracy", "test_accuracy"):
+            v = r.get(k)
+            outputs.number(db, f"{where}: {k}", None if v is None or v != v else v, 0, 1, optional=True)
+
+
 # --------------------------------------------------------------------------------------------------
 # judgements
 
@@ -106,21 +131,21 @@ def _verdict(summary, axes: list[str], threshold: float) -> str:
     if trained:
         best = max(trained, key=lambda r: r["mean"])
         ci = (f", 95% CI {_interval(best, 'ci')}" if best["measured"] >= MIN_RUNS else "")
-        parts.append(f"<b>Best cell</b>: {escape(_cell(best, axes))}, mean test accuracy {best['mean']:.3f}{ci}; "
+        parts.append(f"<b>Best cell</b>: {esc(_cell(best, axes))}, mean test accuracy {best['mean']:.3f}{ci}; "
                      f"{round(best['success_rate'] * best['runs'])} of its {_runs(best['runs'])} reached "
                      f"{threshold:g}.")
     elif measured:
         best = max(measured, key=lambda r: r["mean"])
         parts.append(f"<b>No cell trained</b>: no run reached test accuracy {threshold:g}; the highest mean "
-                     f"test accuracy is {best['mean']:.3f}, at {escape(_cell(best, axes))}.")
+                     f"test accuracy is {best['mean']:.3f}, at {esc(_cell(best, axes))}.")
     else:
         parts.append("<b>No cell has an accuracy</b>: every run diverged.")
     if failed and trained:
-        names = "; ".join(escape(_cell(r, axes)) for r in failed[:8])
+        names = "; ".join(esc(_cell(r, axes)) for r in failed[:8])
         more = f" and {len(failed) - 8} more" if len(failed) > 8 else ""
         parts.append(f"<b>Did not train</b> (no run reached test accuracy {threshold:g}): {names}{more}.")
     if diverged:
-        names = "; ".join(f"{escape(_cell(r, axes))} ({r['diverged']:.0%} of runs)" for r in diverged[:8])
+        names = "; ".join(f"{esc(_cell(r, axes))} ({r['diverged']:.0%} of runs)" for r in diverged[:8])
         more = f" and {len(diverged) - 8} more" if len(diverged) > 8 else ""
         parts.append(f"<b>Diverged</b>: {names}{more}.")
     if not failed and not diverged:
@@ -131,7 +156,7 @@ def _verdict(summary, axes: list[str], threshold: float) -> str:
 def _interval(row: dict, prefix: str) -> str:
     """The 95% interval ``ci`` (of the mean) or ``success`` (Wilson) of a summary row, or why there is none."""
     runs = row["measured"] if prefix == "ci" else row["runs"]
-    return escape(interval_text(row[f"{prefix}_low"], row[f"{prefix}_high"], runs))
+    return esc(interval_text(row[f"{prefix}_low"], row[f"{prefix}_high"], runs))
 
 
 def trainability_result(df) -> dict | None:
@@ -171,16 +196,16 @@ def _limit_text(value: float) -> str:
     return "no limit (the critical point)" if not math.isfinite(value) or value > 1e6 else f"{value:.3g}"
 
 
-def _trainability_section(result: dict, folder: Path) -> str:
+def _trainability_section(result: dict, stem: Path) -> str:
     from . import plots
 
-    png = plots.save_trainability(result, folder / "trainability", formats=("png",))[0]
-    head = "".join(f"<th>depth {d}</th>" for d in result["depth"])
+    png = plots.save_trainability(result, stem, formats=("png",))[0]
+    head = "".join(f"<th>depth {esc(d)}</th>" for d in result["depth"])
     rows = []
     for j, sw in enumerate(result["sigma_w2"]):
         shares = [result["trained"][i][j] for i in range(len(result["depth"]))]
         cells = "".join(f"<td>{'no runs' if s is None or s != s else format(s, '.0%')}</td>" for s in shares)
-        rows.append(f"<tr><td>{sw:g}</td><td>{_limit_text(result['limit'][j])}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{esc(format(sw, 'g'))}</td><td>{esc(_limit_text(result['limit'][j]))}</td>{cells}</tr>")
     table = (f"<table><tr><th>sigma_w^2</th><th>6 xi_c (layers)</th>{head}</tr>{''.join(rows)}</table>")
     return (
         "<h2>Which networks train: mean-field theory's depth limit</h2>"
@@ -209,13 +234,13 @@ def _summary_table(summary, axes: list[str], threshold: float) -> str:
     columns = ["runs", "mean \u00b1 std", "95% CI of the mean", f"reached {threshold:g}", "95% CI of that share",
                f"steps to {threshold:g}", "diverged"]
     columns = [c for c in columns if intervals or "CI" not in c]
-    head = "".join(f"<th>{escape(c)}</th>" for c in axes + columns)
+    head = "".join(f"<th>{esc(c)}</th>" for c in axes + columns)
     num = lambda v, f=".3f": "n/a" if v != v else format(v, f)  # noqa: E731  (v != v: NaN)
     body = []
     for r in rows:
         spread = "" if r["std"] != r["std"] else f" \u00b1 {num(r['std'])}"
         steps = "never" if r["steps_to_threshold"] != r["steps_to_threshold"] else num(r["steps_to_threshold"], ".0f")
-        cells = [escape(value_text(a, r[a])) for a in axes] + [str(r["runs"]), f"{num(r['mean'])}{spread}"] + (
+        cells = [esc(value_text(a, r[a])) for a in axes] + [esc(r["runs"]), f"{num(r['mean'])}{spread}"] + (
             [_interval(r, "ci")] if intervals else []) + [f"{r['success_rate']:.0%}"] + (
             [_interval(r, "success")] if intervals else []) + [steps, f"{r['diverged']:.0%}"]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -237,7 +262,7 @@ def _config_table(df, axes: list[str], shared_scheme: str | None) -> str:
         texts = list(dict.fromkeys(value_text(a, v) for v in values))
         (varied if len(texts) > 1 else same).append((a, ", ".join(texts)))
     status = ", ".join(f"{k}: {v}" for k, v in df["status"].value_counts().items())
-    row = lambda k, v: f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>"  # noqa: E731
+    row = lambda k, v: f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"  # noqa: E731
     rows = [row("runs", f"{len(df)} ({status})"), "<tr><th colspan='2'>the same in every run</th></tr>",
             *(row(k, v) for k, v in same)]
     if varied:
@@ -356,22 +381,39 @@ def rerun_command(df, folder: Path) -> str | None:
 
 # --------------------------------------------------------------------------------------------------
 
-def sweep_page(db: Path, folder: Path) -> str:
-    """The whole page for the sweep stored in ``db``; its figures are written into ``folder``."""
+def _figures(df, folder: Path, prefix: str, axes: list[str]) -> dict[str, Path]:
+    """:func:`initlab.plots.sweep_figures`, drawn aside and moved to ``folder / (prefix + name).png``:
+    only files named after the page are written."""
+    import os
+    import tempfile
+
     from . import plots
 
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".initlab-") as aside:
+        drawn = plots.sweep_figures(df, aside, axes=axes)
+        placed = {name: folder / f"{prefix}{name}.png" for name in drawn}
+        for name, path in drawn.items():
+            os.replace(path, placed[name])
+    return placed
+
+
+def sweep_page(db: Path, folder: Path, prefix: str = "") -> str:
+    """The whole page for the sweep stored in ``db``; its figures are written into ``folder`` as
+    ``prefix + name + .png`` (``report-heatmap.png`` for the page ``report.html``)."""
     df = load(db)
     if df.empty:
         raise InitlabError(f"the store '{db}' holds no runs yet: run the sweep first.")
+    check_rows(df, db)
     trainability = trainability_result(df)
     threshold = trainability["threshold"] if trainability else THRESHOLD
     df, scheme, shared = scheme_axis(df)
     axes = [scheme if a == "scheme" else a for a in swept_axes(df)] or [scheme or "scheme"]
-    figures = plots.sweep_figures(df, folder, axes=axes)
+    figures = _figures(df, Path(folder), prefix, axes)
     summary = summarize(df, by=axes, threshold=threshold)
     name = str(df["sweep"].iloc[0]) if "sweep" in df else db.stem
     body = (
-        (_trainability_section(trainability, folder) if trainability else "")
+        (_trainability_section(trainability, Path(folder) / f"{prefix}trainability") if trainability else "")
         + "<h2>Figures</h2>"
         + _img(figures["heatmap"], "heatmap of the mean test accuracy over two swept axes")
         + _img(figures["curves"], "test accuracy over the steps, mean and 95% bootstrap band")

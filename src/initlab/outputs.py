@@ -1,0 +1,218 @@
+"""The files initlab writes and reads back, checked on load: ``results.json`` of a demo or train
+folder, ``diagnoses.json`` of a diagnose folder. A file that does not hold what its format says (a
+string where a step number goes, an accuracy of 7) is refused with one line naming the file, the
+field and the value, before any page or figure is made from it.
+
+Each check is a plain function over the parsed JSON; ``where`` is the dotted path of the field
+(``results[0].diverged_step``) that the error names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .errors import InitlabError
+
+#: The ``kind`` of an output folder initlab wrote: a folder holding one may be rewritten by initlab.
+KINDS = ("demo", "train")
+#: The roles the demo's page reads, one result each.
+DEMO_ROLES = ("symmetry", "default", "exercise", "variance", "vanishing", "exploding")
+SIGNALS = ("none", "weak", "clear")
+
+
+def _bad(file, where: str, what: str, value) -> InitlabError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return InitlabError(f"'{file}' is not a valid initlab file: {where} must be {what}; got {shown}.")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def number(file, where, v, low=-math.inf, high=math.inf, optional=False):
+    if v is None and optional:
+        return
+    if not _number(v) or not low <= v <= high:
+        span = "" if (low, high) == (-math.inf, math.inf) else (
+            f" at least {low:g}" if high == math.inf else f" from {low:g} to {high:g}")
+        raise _bad(file, where, f"a finite number{span}" + (" or null" if optional else ""), v)
+
+
+def integer(file, where, v, low=0, optional=False):
+    if v is None and optional:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise _bad(file, where, f"a whole number of at least {low}" + (" or null" if optional else ""), v)
+
+
+def text(file, where, v, optional=False):
+    if v is None and optional:
+        return
+    if not isinstance(v, str):
+        raise _bad(file, where, "a string" + (" or null" if optional else ""), v)
+
+
+def mapping(file, where, v, optional=False) -> dict:
+    if v is None and optional:
+        return {}
+    if not isinstance(v, dict):
+        raise _bad(file, where, "an object" + (" or null" if optional else ""), v)
+    return v
+
+
+def sequence(file, where, v, optional=False, nonempty=False) -> list:
+    if v is None and optional:
+        return []
+    if not isinstance(v, list) or (nonempty and not v):
+        raise _bad(file, where, ("a non-empty list" if nonempty else "a list") + (" or null" if optional else ""), v)
+    return v
+
+
+def numbers(file, where, v, optional_items=True):
+    """A list of numbers (null allowed where ``optional_items``), or a list of such lists."""
+    for i, x in enumerate(sequence(file, where, v)):
+        if isinstance(x, list):
+            numbers(file, f"{where}[{i}]", x, optional_items)
+        else:
+            number(file, f"{where}[{i}]", x, optional=optional_items)
+
+
+def _scalar(file, where, v):
+    if v is not None and not isinstance(v, (str, bool)) and not _number(v):
+        raise _bad(file, where, "a string, a number, true, false or null", v)
+
+
+# --------------------------------------------------------------------------------------------------
+# results.json
+
+def check_config(file, c) -> None:
+    mapping(file, "config", c)
+    for key in ("dataset", "activation", "optimizer", "dtype"):
+        text(file, f"config.{key}", c.get(key))
+    for key in ("n", "steps"):
+        integer(file, f"config.{key}", c.get(key), low=1)
+    number(file, "config.noise", c.get("noise"), low=0)
+    number(file, "config.lr", c.get("lr"), low=0)
+    for i, w in enumerate(sequence(file, "config.hidden", c.get("hidden"), nonempty=True)):
+        integer(file, f"config.hidden[{i}]", w, low=1)
+
+
+def check_row(file, where, r) -> None:
+    mapping(file, where, r)
+    text(file, f"{where}.scheme", r.get("scheme"))
+    text(file, f"{where}.role", r.get("role"), optional=True)
+    spec = mapping(file, f"{where}.spec", r.get("spec"))
+    text(file, f"{where}.spec.name", spec.get("name"))
+    for k, v in mapping(file, f"{where}.spec.params", spec.get("params")).items():
+        _scalar(file, f"{where}.spec.params.{k}", v)
+    for key in ("train_accuracy", "test_accuracy"):
+        number(file, f"{where}.{key}", r.get(key), 0, 1, optional=True)
+    number(file, f"{where}.final_loss", r.get("final_loss"), low=0, optional=True)
+    integer(file, f"{where}.steps_to_90", r.get("steps_to_90"), optional=True)
+    if not isinstance(r.get("diverged"), bool):
+        raise _bad(file, f"{where}.diverged", "true or false", r.get("diverged"))
+    integer(file, f"{where}.diverged_step", r.get("diverged_step"), optional=not r["diverged"])
+    widths = sequence(file, f"{where}.width", r.get("width"), nonempty=True)
+    for i, w in enumerate(widths):
+        integer(file, f"{where}.width[{i}]", w, low=1)
+    effective = sequence(file, f"{where}.effective_width", r.get("effective_width"), optional=True)
+    for i, w in enumerate(effective):
+        integer(file, f"{where}.effective_width[{i}]", w)
+    signal = mapping(file, f"{where}.output_signal", r.get("output_signal"), optional=True)
+    if signal:
+        if signal.get("signal") not in SIGNALS:
+            raise _bad(file, f"{where}.output_signal.signal", f"one of {', '.join(SIGNALS)}", signal.get("signal"))
+        for key in ("p_min", "p_max"):
+            number(file, f"{where}.output_signal.{key}", signal.get(key), 0, 1)
+
+
+def check_results(doc, file: str | Path = "results.json") -> dict:
+    """Check a parsed ``results.json`` of a demo or train folder; returns it, or raises one line."""
+    mapping(file, "the file", doc)
+    kind = doc.get("kind", "train")
+    if kind not in KINDS:
+        raise _bad(file, "kind", f"one of {', '.join(KINDS)}", kind)
+    check_config(file, doc.get("config"))
+    text(file, "command", doc.get("command", ""))
+    for k, v in mapping(file, "environment", doc.get("environment"), optional=True).items():
+        text(file, f"environment.{k}", v)
+    rows = sequence(file, "results", doc.get("results"), nonempty=True)
+    for i, r in enumerate(rows):
+        check_row(file, f"results[{i}]", r)
+    for name, h in mapping(file, "histories", doc.get("histories"), optional=True).items():
+        h = mapping(file, f"histories.{name}", h)
+        for key in ("step", "train_loss", "test_accuracy"):
+            numbers(file, f"histories.{name}.{key}", h.get(key), optional_items=key != "step")
+    for name, t in mapping(file, "tracked", doc.get("tracked"), optional=True).items():
+        t = mapping(file, f"tracked.{name}", t)
+        numbers(file, f"tracked.{name}.step", t.get("step"), optional_items=False)
+        for i, layer in enumerate(sequence(file, f"tracked.{name}.layers", t.get("layers"))):
+            text(file, f"tracked.{name}.layers[{i}]", layer)
+        for key in ("act_std", "grad_norm"):
+            numbers(file, f"tracked.{name}.{key}", t.get(key))
+    if kind == "demo":
+        roles = [r.get("role") for r in rows]
+        for role in DEMO_ROLES:
+            if role not in roles:
+                raise _bad(file, "results", f"a list with a result of role '{role}'", roles)
+        number(file, "baseline.logistic_regression_test_accuracy",
+               mapping(file, "baseline", doc.get("baseline")).get("logistic_regression_test_accuracy"), 0, 1)
+        sym = mapping(file, "symmetry", doc.get("symmetry"), optional=True)
+        if sym:
+            for i, w in enumerate(sequence(file, "symmetry.network.hidden",
+                                           mapping(file, "symmetry.network", sym.get("network")).get("hidden"))):
+                integer(file, f"symmetry.network.hidden[{i}]", w, low=1)
+            for name, t in mapping(file, "symmetry.traces", sym.get("traces")).items():
+                t = mapping(file, f"symmetry.traces.{name}", t)
+                numbers(file, f"symmetry.traces.{name}.step", t.get("step"), optional_items=False)
+                numbers(file, f"symmetry.traces.{name}.spread", t.get("spread"))
+                for i, w in enumerate(sequence(file, f"symmetry.traces.{name}.effective_width",
+                                               t.get("effective_width"))):
+                    integer(file, f"symmetry.traces.{name}.effective_width[{i}]", w)
+    return doc
+
+
+# --------------------------------------------------------------------------------------------------
+# diagnoses.json
+
+def check_diagnoses(doc, file: str | Path = "diagnoses.json") -> dict:
+    """Check a parsed ``diagnoses.json`` of a diagnose folder; returns it, or raises one line."""
+    mapping(file, "the file", doc)
+    text(file, "command", doc.get("command", ""))
+    for k, v in mapping(file, "environment", doc.get("environment"), optional=True).items():
+        text(file, f"environment.{k}", v)
+    for i, d in enumerate(sequence(file, "diagnoses", doc.get("diagnoses"), nonempty=True)):
+        where = f"diagnoses[{i}]"
+        mapping(file, where, d)
+        text(file, f"{where}.scheme", d.get("scheme"), optional=True)
+        verdict = mapping(file, f"{where}.verdict", d.get("verdict"))
+        for key in ("summary", "message"):
+            text(file, f"{where}.verdict.{key}", verdict.get(key))
+        for j, row in enumerate(sequence(file, f"{where}.layers", d.get("layers"))):
+            for k, v in mapping(file, f"{where}.layers[{j}]", row).items():
+                _scalar(file, f"{where}.layers[{j}].{k}", v)
+    return doc
+
+
+def read_json(path: Path) -> object:
+    """The parsed JSON at ``path``; a file that is not JSON is one line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InitlabError(f"'{path}' is not a valid initlab file: it is not JSON ({e}).") from None
+
+
+def is_initlab_folder(folder: Path, marker: str) -> bool:
+    """Whether ``folder`` holds the output initlab wrote whose ``marker`` file is given: a
+    ``results.json`` of a known kind (demo, train) or a ``diagnoses.json`` with its diagnoses. The
+    files of that output may be rewritten by initlab; a user's file of the same name is never taken
+    for one."""
+    key = {"results.json": "kind", "diagnoses.json": "diagnoses"}[marker]
+    try:
+        doc = json.loads((Path(folder) / marker).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and (doc.get(key) in KINDS if key == "kind" else isinstance(doc.get(key), list))
