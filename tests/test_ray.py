@@ -5,6 +5,7 @@ The Ray tests share one small local instance (2 CPUs, no dashboard) that this mo
 stops; without Ray they are skipped.
 """
 
+import json
 import logging
 import os
 import signal
@@ -179,3 +180,107 @@ def test_an_address_nothing_answers_is_one_line_at_once():
     with pytest.raises(InitlabError, match="HOST:PORT"):
         _probe("head-node")
     assert time.perf_counter() - start < 5  # not Ray's minutes of retries
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 15: a worker that dies on every try, Ray's lines kept off stdout, an interrupted driver.
+# Each test runs the CLI as its own process (its own Ray instance), as a user does.
+
+DRIVER = """
+import os, signal, sys, time
+from initlab import executors, sweep
+from initlab.cli import main
+mode, marks = sys.argv[1], sys.argv[2]
+real = sweep.train_group
+
+def train_group(group, **kw):  # pickled by value: runs on the worker
+    import os, signal, time
+    if mode == "always" or (mode == "once" and not os.path.exists(os.path.join(marks, "died"))):
+        open(os.path.join(marks, "died"), "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "hang":
+        open(os.path.join(marks, "training"), "w").close()
+        time.sleep(300)
+    return real(group, **kw)
+
+sweep.train_group = train_group
+executors.get = lambda name, address=None: executors.RayExecutor(address, max_retries=1)
+sys.argv = ["initlab", *sys.argv[3:]]
+main()
+"""
+CLI_FLAGS = ["sweep", "--depth", "1", "--width", "4", "--steps", "5", "--n", "50", "--seeds", "2",
+             "--executor", "ray", "--no-progress", "--json"]
+
+
+def driver(mode, tmp_path, **kw):
+    import subprocess
+
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    (tmp_path / "marks").mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", DRIVER, mode, str(tmp_path / "marks"), *CLI_FLAGS,
+                             "--out", str(tmp_path / "out")], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_a_worker_that_dies_on_every_try_ends_the_sweep_with_one_line_naming_the_group(tmp_path):
+    proc = driver("always", tmp_path)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 2 and out == ""  # nothing of Ray's on stdout
+    assert "Traceback" not in err and "WorkerCrashedError" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: the group of 2 run(s) with n=50, depth=1, width=4") and "failed: its Ray worker died" \
+        in last and "the same command resumes with the rest: " in last and "--executor ray" in last
+
+
+def test_a_worker_death_that_a_retry_survives_leaves_stdout_json(tmp_path):
+    proc = driver("once", tmp_path)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "marks" / "died").exists()  # a worker did die
+    assert json.loads(out)["trained"] == 2
+
+
+def _descendants(pid):
+    """Every process under ``pid`` (from /proc: Ray's raylet, GCS, workers, agents)."""
+    children = {}
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(stat))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_driver_shuts_down_the_ray_it_started(tmp_path, sig):
+    proc = driver("hang", tmp_path)
+    deadline = time.time() + 180
+    while not (tmp_path / "marks" / "training").exists():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    ray_processes = _descendants(proc.pid)
+    assert ray_processes  # raylet, GCS, a worker
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and out == "" and "Interrupted: 0 of 2 runs are kept" in err
+    deadline = time.time() + 15
+    while any(_alive(p) for p in ray_processes) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in ray_processes if _alive(p)]

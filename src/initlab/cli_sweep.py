@@ -120,7 +120,12 @@ def _sweep_progress(total: int, enabled: bool):
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--group-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="At most this many models train as one computation (and are stored in one transaction).")
-@click.option("--dry-run", is_flag=True, help="Print the cells and how many runs each has; train nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the size estimate and the first cells with how many runs each has; train nothing.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Refuse a sweep of more runs than this (raise it to run a larger grid).")
+@click.option("--max-memory", type=Number(0), default=4.0, show_default=True, metavar="GB",
+              help="Refuse a sweep whose estimated memory (its largest group and its list of runs) passes this.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.option("--preset", type=click.Choice(["trainability"]), default=None,
@@ -133,8 +138,8 @@ def _sweep_progress(total: int, enabled: bool):
 @click.option("--address", default=None,
               help="With --executor ray: 'auto' (the cluster this machine joined) or HOST:PORT of the head node "
                    "(default: RAY_ADDRESS, else a Ray instance started for the sweep).")
-def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_progress, as_json, preset, size,
-              executor_name, address, **axes):
+def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, max_runs, max_memory, no_progress,
+              as_json, preset, size, executor_name, address, **axes):
     """Train a grid of models (schemes x depth x width x ... x seeds) from a sweep file or flags, many
     at once, into a results store that a rerun completes after an interruption. FILE is a sweep file
     (TOML: its keys are this command's flags; see the README)."""
@@ -165,37 +170,18 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
     if name:
         sweep.name = name
     db = Path(out or Path("initlab-out") / sweep.name) / "runs.db"
-    if not dry_run:
-        _writable(db.parent, "--out", folder=True)
-    runs = sweep.runs()
+    estimate = sweep_mod.estimate(sweep, group_size)  # from the axes' lengths: nothing is expanded yet
     if dry_run:
-        done = set()
-        if db.is_file():
-            with Store(db, readonly=True) as store:
-                done = store.finished()
-        cols = sweep.swept() or ["scheme"]
-        table = Table(title=f"sweep '{sweep.name}': {len(runs)} runs in {len(sweep_mod.groups(runs, group_size))} "
-                            f"groups -> {db}")
-        for col in (*cols, "runs", "stored"):
-            table.add_column(col)
-        cells: dict = {}
-        for r in runs:
-            key = tuple(_cell_label(r, c) for c in cols)
-            cells.setdefault(key, [0, 0])
-            cells[key][0] += 1
-            cells[key][1] += run_id(r) in done
-        for key, (count, stored) in cells.items():
-            table.add_row(*key, str(count), str(stored))
-        if as_json:
-            click.echo(json.dumps({"runs": len(runs), "cells": [dict(zip(cols, k)) for k in cells]}, indent=2))
-        else:
-            out_console.print(table)
+        _dry_run(sweep, estimate, db, max_runs, max_memory, as_json)
         return
+    sweep_mod.check_size(estimate, max_runs, max_memory)
+    _writable(db.parent, "--out", folder=True)
+    total = estimate["runs"]
     from . import executors
 
     executor = executors.get(executor_name, address)
     executor.connect(device)  # a missing GPU, Ray or cluster is one line, before the bar
-    bar, update = _sweep_progress(len(runs), not no_progress)
+    bar, update = _sweep_progress(total, not no_progress)
     try:
         if bar:
             with bar:
@@ -204,10 +190,12 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
         else:
             outcome = sweep_mod.run(sweep, db, device=device, group_size=group_size, executor=executor)
     except KeyboardInterrupt:
-        kept = _stored(db, runs)
-        err_console.print(f"Interrupted: {kept} of {len(runs)} runs are kept in {db}. The same command resumes "
-                          f"and trains the other {len(runs) - kept}: {_command_line()}", soft_wrap=True)
+        kept = _stored(db, sweep)
+        err_console.print(f"Interrupted: {kept} of {total} runs are kept in {db}. The same command resumes "
+                          f"and trains the other {total - kept}: {_command_line()}", soft_wrap=True)
         raise click.exceptions.Exit(130) from None
+    except sweep_mod.GroupFailed as e:
+        raise InitlabError(f"{e}: {_command_line()}") from None
     outcome["store"] = str(db)
     if as_json:
         click.echo(json.dumps(outcome, indent=2))
@@ -224,15 +212,59 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, no_p
         _trainability_outputs(db)
 
 
-def _stored(db: Path, runs: list[dict]) -> int:
-    """How many of ``runs`` the store at ``db`` holds (0 when there is no store yet)."""
+def _stored(db: Path, sweep) -> int:
+    """How many of ``sweep``'s runs the store at ``db`` holds (0 when there is no store yet)."""
     from .store import Store, run_id
 
     if not db.is_file():
         return 0
     with Store(db, readonly=True) as store:
         done = store.finished()
-    return sum(run_id(r) in done for r in runs)
+    return sum(run_id(r) in done for r in sweep.iter_runs())
+
+
+#: A dry run lists at most this many cells (a grid may have millions).
+DRY_RUN_CELLS = 50
+
+
+def _dry_run(sweep, estimate: dict, db: Path, max_runs: int, max_memory: float, as_json: bool) -> None:
+    """Print the size estimate, then the first :data:`DRY_RUN_CELLS` cells with their runs and how
+    many the store holds; the grid is walked no further than those cells."""
+    import itertools
+
+    from .store import Store, run_id
+    from .sweep import check_size, size_text
+
+    try:
+        check_size(estimate, max_runs, max_memory)
+        refused = None
+    except InitlabError as e:
+        refused = str(e)
+    done = None
+    if db.is_file() and refused is None:  # stored counts hash each listed run: only for a grid that may run
+        with Store(db, readonly=True) as store:
+            done = store.finished()
+    cols = sweep.swept() or ["scheme"]
+    rows = []
+    for cell in itertools.islice(sweep.iter_cells(), DRY_RUN_CELLS):
+        stored = "-" if done is None else str(sum(run_id({**cell, "seed": s}) in done for s in sweep.seeds))
+        rows.append(([_cell_label(cell, c) for c in cols], stored))
+    if as_json:
+        click.echo(json.dumps({"runs": estimate["runs"], "estimate": estimate, "refused": refused,
+                               "cells_total": estimate["cells"], "cells": [dict(zip(cols, k)) for k, _ in rows]},
+                              indent=2))
+        return
+    out_console.print(f"Estimate: {size_text(estimate)}.", soft_wrap=True)
+    if refused:
+        err_console.print(f"Without --dry-run it would be refused: {refused}", soft_wrap=True)
+    shown = "" if len(rows) == estimate["cells"] else f" (the first {len(rows)} of {estimate['cells']:,} cells)"
+    table = Table(title=f"sweep '{sweep.name}': {estimate['runs']} runs in {estimate['groups']} groups -> {db}{shown}")
+    for col in (*cols, "runs", "stored"):
+        table.add_column(col)
+    for labels, stored in rows:
+        table.add_row(*labels, str(len(sweep.seeds)), stored)
+    out_console.print(table)
+
 
 
 def _trainability_outputs(db: Path) -> dict:

@@ -17,7 +17,11 @@ Ray is an optional extra (``pip install 'initlab[ray]'``), imported only when a
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import sys
+import threading
 from typing import Callable, Iterable, Iterator
 
 from .errors import InitlabError
@@ -27,6 +31,14 @@ from .train import resolve_device
 GroupFn = Callable[..., list]
 #: ``on_progress(group, fraction)``: how far a group that is training has come.
 ProgressFn = Callable[[list, float], None]
+
+
+class TaskFailed(Exception):
+    """An executor gave up on ``group`` (``reason``: why, in words); the sweep names the group."""
+
+    def __init__(self, group: list, reason: str):
+        super().__init__(reason)
+        self.group, self.reason = group, reason
 
 
 class LocalExecutor:
@@ -96,6 +108,7 @@ class RayExecutor:
     def __init__(self, address: str | None = None, *, max_retries: int = 3):
         self.address, self.max_retries = address, max_retries
         self.num_gpus, self._started, self._ray = 0, False, None
+        self._stdout, self._sigterm = None, None
         _import_ray()  # a missing extra is one line before anything else happens
 
     def connect(self, device: str | None) -> None:
@@ -103,10 +116,12 @@ class RayExecutor:
         if self._ray is not None:
             return
         ray = _import_ray()
+        self._quiet()
         if not ray.is_initialized():
             _probe(self.address)
             try:
-                ray.init(address=self.address, logging_level=logging.WARNING,
+                # log_to_driver=False: the workers' output and Ray's messages stay in Ray's log files
+                ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False,
                          **({} if self.address else {"include_dashboard": False}))
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"at '{self.address}'" if self.address else "here"
@@ -117,8 +132,10 @@ class RayExecutor:
                 if any("InvalidAuthToken" in str(x) for x in chain):  # Ray >= 2.5x: the cluster's token
                     why += ("; the cluster asks for its token: set RAY_AUTH_MODE=token and copy the head's "
                             "~/.ray/auth_token here (or set RAY_AUTH_TOKEN)")
+                self.close()
                 raise InitlabError(f"cannot start or reach a Ray cluster {where}: {why}.") from None
             self._started = True
+            self._on_sigterm()
         self._ray = ray
         self.num_gpus = 1 if device is not None and str(device).startswith("cuda") else 0
         if self.num_gpus and ray.cluster_resources().get("GPU", 0) < 1:
@@ -135,21 +152,64 @@ class RayExecutor:
                                                 max_retries=self.max_retries, retry_exceptions=False)
         fn_ref = ray.put(fn)
         pending = {task.remote(fn_ref, group): group for group in groups}
+        # a worker that dies on every try, a node or an object lost: Ray has given up on the task
+        gave_up = tuple(getattr(ray.exceptions, name) for name in
+                        ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
+                         "TaskUnschedulableError", "ActorDiedError") if hasattr(ray.exceptions, name))
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in ready:
                     group = pending.pop(ref)
-                    yield group, ray.get(ref)
+                    try:
+                        records = ray.get(ref)
+                    except gave_up as e:
+                        raise TaskFailed(group, f"its Ray worker died on each of {self.max_retries + 1} tries "
+                                                f"({type(e).__name__})") from None
+                    yield group, records
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
 
+    def _quiet(self) -> None:
+        """While the executor is connected, what Ray writes to this process's standard output (its C++
+        core and its threads write to the file descriptor, not to ``sys.stdout``) goes to stderr, so that
+        ``--json`` output stays JSON."""
+        if self._stdout is not None:
+            return
+        try:
+            sys.stdout.flush()
+            self._stdout = os.dup(1)
+            os.dup2(2, 1)
+        except OSError:
+            self._stdout = None
+
+    def _on_sigterm(self) -> None:
+        """A SIGTERM to the driver is an interruption (as Ctrl-C is): ``close`` stops the Ray it started."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+        self._sigterm = signal.signal(signal.SIGTERM, interrupt)
+
     def close(self) -> None:
-        """Stop the Ray instance if this executor started it."""
-        if self._started and self._ray is not None:
-            self._ray.shutdown()
-        self._started, self._ray = False, None
+        """Stop the Ray instance if this executor started it; give back stdout and SIGTERM."""
+        try:
+            if self._started and self._ray is not None:
+                self._ray.shutdown()
+        finally:
+            self._started, self._ray = False, None
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
+            if self._stdout is not None:
+                try:
+                    sys.stdout.flush()
+                    os.dup2(self._stdout, 1)
+                    os.close(self._stdout)
+                finally:
+                    self._stdout = None
 
 
 def get(name: str, address: str | None = None):

@@ -43,7 +43,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ import torch
 from .datasets import GENERATORS as DATASETS, make
 from .ensemble import train_many
 from .errors import InitlabError, unknown_name
-from .executors import LocalExecutor, RayExecutor
+from .executors import LocalExecutor, RayExecutor, TaskFailed
 from .experiment import environment
 from .models import ACTIVATIONS, mlp
 from .init import initialize
@@ -68,6 +68,16 @@ TOP_KEYS = set(DEFAULTS) | {"name", "seeds", "scheme"}
 #: train as one computation.
 DATA_KEYS = ("dataset", "noise", "data_seed")
 GROUP_KEYS = tuple(k for k in DEFAULTS if k != "lr" and k not in DATA_KEYS)
+#: The most values one ``{log|linear = [low, high, count]}`` grid may have (it is a list in memory).
+MAX_AXIS = 1_000_000
+#: What ``initlab sweep`` refuses unless told otherwise: runs, and estimated gigabytes (see :func:`estimate`).
+MAX_RUNS, MAX_MEMORY_GB = 100_000, 4.0
+#: Bytes per number of each dtype, and the copies of the parameters each optimizer keeps beside them
+#: (SGD's momentum buffer, Adam's two moments); the parameters' gradients are counted apart.
+DTYPE_BYTES = {"float32": 4, "float64": 8}
+OPTIMIZER_STATES = {"sgd": 1, "adam": 2}
+#: Bytes of one expanded run in a list (its config dict, scheme and id): what :func:`run` holds per run.
+RUN_BYTES = 2_000
 #: Seconds between looks at groups that another sweep on the same store is training.
 CLAIM_POLL = 0.5
 
@@ -79,17 +89,32 @@ class Sweep:
     name: str = "sweep"
     schemes: list[dict] = field(default_factory=lambda: [{"name": "default", "params": {}}])
     axes: dict[str, list] = field(default_factory=lambda: {k: [v] for k, v in DEFAULTS.items()})
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] | range = field(default_factory=lambda: range(1))
+
+    def count(self) -> int:
+        """How many runs: the product of the axes' lengths (the grid is not expanded)."""
+        return math.prod(len(v) for v in self.axes.values()) * len(self.schemes) * len(self.seeds)
+
+    def iter_cells(self) -> Iterator[dict]:
+        """Every config without its seed, in grid order, one at a time."""
+        keys = list(self.axes)
+        for values in itertools.product(*(self.axes[k] for k in keys)):
+            for spec in self.schemes:
+                yield {**dict(zip(keys, values)), "scheme": spec}
+
+    def iter_runs(self) -> Iterator[dict]:
+        """Every run's full config (a cell and a seed), one at a time; :func:`initlab.store.run_id` names it."""
+        for cell in self.iter_cells():
+            for seed in self.seeds:
+                yield {**cell, "seed": seed}
 
     def cells(self) -> list[dict]:
-        """Every config without its seed, in grid order."""
-        keys = list(self.axes)
-        return [{**dict(zip(keys, values)), "scheme": spec}
-                for values in itertools.product(*(self.axes[k] for k in keys)) for spec in self.schemes]
+        """:meth:`iter_cells` as a list."""
+        return list(self.iter_cells())
 
     def runs(self) -> list[dict]:
-        """Every run's full config (a cell and a seed); :func:`initlab.store.run_id` names it."""
-        return [{**cell, "seed": seed} for cell in self.cells() for seed in self.seeds]
+        """:meth:`iter_runs` as a list (check :func:`estimate` first: this is the whole grid)."""
+        return list(self.iter_runs())
 
     def swept(self) -> list[str]:
         """The axes with more than one value (``scheme`` when several)."""
@@ -110,6 +135,8 @@ def _grid(value, fail: Callable[[str], None]) -> list:
                 and all(isinstance(v, (int, float)) for v in spec[:2])):
             fail(f"{kind} = [low, high, count] with a whole count >= 1; got {spec!r}")
         low, high, count = spec
+        if count > MAX_AXIS:
+            fail(f"a grid of at most {MAX_AXIS:,} values; got {count:,}")
         if kind == "log":
             if low <= 0 or high <= 0:
                 fail("a log grid needs low > 0 and high > 0")
@@ -176,9 +203,9 @@ def _schemes(entries, fail: Callable[[str, int | None, str | None], None]) -> li
     return specs
 
 
-def _seeds(value, fail: Callable[[str], None]) -> list[int]:
+def _seeds(value, fail: Callable[[str], None]) -> list[int] | range:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return list(range(value))
+        return range(value)  # not a list: a count of 10,000,000 is counted, not allocated
     if isinstance(value, list) and value and \
             all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         return value
@@ -261,6 +288,69 @@ def from_flags(settings: dict, name: str = "sweep") -> Sweep:
 
 
 # --------------------------------------------------------------------------------------------------
+# sizes
+
+def estimate(sweep: Sweep, group_size: int = 256, thumbnail: int = 32) -> dict:
+    """What ``sweep`` will take, from its axes' lengths and largest values, without expanding it.
+
+    The largest group is bounded from above: the most models one group can hold, each with the widest,
+    deepest layers, the most points and the widest dtype and optimizer state of the grid.
+
+    Returns
+    -------
+    dict
+        ``runs``, ``cells`` (runs without their seeds), ``groups``, ``models_per_group`` (of the
+        largest), ``parameters`` (of its largest model), and bytes: ``model_bytes`` (parameters,
+        gradients and optimizer state of the group), ``data_bytes`` (its datasets),
+        ``activation_bytes`` (every layer's output on every point, kept for the backward pass),
+        ``list_bytes`` (the expanded list of runs that :func:`run` holds) and ``memory_bytes``, their sum.
+    """
+    axes = sweep.axes
+    length = lambda keys: math.prod(len(axes[k]) for k in keys)  # noqa: E731
+    per_key = sweep.count() // length(GROUP_KEYS)  # the runs that share one architecture
+    models = min(group_size, per_key)
+    width, depth, n = max(axes["width"]), max(axes["depth"]), max(axes["n"])
+    size = max(DTYPE_BYTES[d] for d in axes["dtype"])
+    states = max(OPTIMIZER_STATES[o] for o in axes["optimizer"])
+    parameters = (2 * width + width) + (depth - 1) * (width * width + width) + (width + 1)  # 2 -> width^depth -> 1
+    datasets = min(models, length(DATA_KEYS))  # a group holds one dataset per data setting in it
+    out = {"runs": sweep.count(), "cells": sweep.count() // len(sweep.seeds),
+           "groups": length(GROUP_KEYS) * -(-per_key // group_size), "models_per_group": models,
+           "parameters": parameters,
+           "model_bytes": models * parameters * size * (2 + states),
+           "data_bytes": datasets * n * 3 * size + models * thumbnail ** 2 * 8,
+           "activation_bytes": models * n * width * depth * 2 * size,
+           "list_bytes": sweep.count() * RUN_BYTES}
+    out["memory_bytes"] = out["model_bytes"] + out["data_bytes"] + out["activation_bytes"] + out["list_bytes"]
+    return out
+
+
+def check_size(size: dict, max_runs: int | None = MAX_RUNS, max_memory_gb: float | None = MAX_MEMORY_GB) -> None:
+    """Raise an :class:`InitlabError` naming the flag that raises the limit when ``size`` (from
+    :func:`estimate`) passes ``max_runs`` or ``max_memory_gb`` (None: no limit)."""
+    runs, gb = size["runs"], size["memory_bytes"] / 1e9
+    if max_runs is not None and runs > max_runs:
+        raise InitlabError(f"this sweep has {runs:,} runs, over the limit of {max_runs:,}: add --max-runs {runs} "
+                           f"to run it anyway, or --dry-run to see its grid.")
+    if max_memory_gb is not None and gb > max_memory_gb:
+        parts = {"the models of its largest group": "model_bytes", "their data": "data_bytes",
+                 "their activations": "activation_bytes", "its list of runs": "list_bytes"}
+        most = max(parts, key=lambda p: size[parts[p]])
+        raise InitlabError(f"this sweep needs about {gb:.1f} GB ({most}: {size[parts[most]] / 1e9:.1f} GB), over "
+                           f"the limit of {max_memory_gb:g} GB: add --max-memory {math.ceil(gb)} to run it anyway, "
+                           f"or lower --group-size, --n, --width or the runs.")
+
+
+def size_text(size: dict) -> str:
+    """One line: runs, groups, parameters per model and the estimated memory, by part."""
+    gb = lambda b: f"{b / 1e9:.2f} GB" if b >= 1e8 else f"{b / 1e6:.1f} MB"  # noqa: E731
+    return (f"{size['runs']:,} runs in {size['groups']:,} groups of up to {size['models_per_group']:,} models "
+            f"({size['parameters']:,} parameters each); estimated memory {gb(size['memory_bytes'])}: "
+            f"models {gb(size['model_bytes'])}, data {gb(size['data_bytes'])}, "
+            f"activations {gb(size['activation_bytes'])}, list of runs {gb(size['list_bytes'])}")
+
+
+# --------------------------------------------------------------------------------------------------
 # running
 
 def groups(configs: list[dict], size: int = 256) -> list[list[dict]]:
@@ -313,9 +403,30 @@ def train_group(group: list[dict], *, sweep: str = "sweep", device: str | None =
     return records
 
 
+class GroupFailed(InitlabError):
+    """A group that its executor gave up on (a Ray task whose retries are used up); names the group."""
+
+
+def describe(group: list[dict]) -> str:
+    """A group in words: what its runs share, and how many they are."""
+    first = group[0]
+    shared = ", ".join(f"{k}={'full' if k == 'batch_size' and first[k] is None else first[k]}" for k in GROUP_KEYS)
+    return f"the group of {len(group)} run(s) with {shared} (first run {run_id(first)})"
+
+
+def _naming_failures(completed: Iterator[tuple[list, list]]) -> Iterator[tuple[list, list]]:
+    """The executor's results; a group that it gave up on becomes an error that names the group."""
+    try:
+        yield from completed
+    except TaskFailed as e:
+        raise GroupFailed(f"{describe(e.group)} failed: {e.reason}. The groups stored so far are kept; the same "
+                          f"command resumes with the rest") from None
+
+
 def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: int = 256,
         thumbnail: int = 32, progress: Callable[[float, int], None] | None = None,
-        executor: LocalExecutor | RayExecutor | None = None) -> dict:
+        executor: LocalExecutor | RayExecutor | None = None, max_runs: int | None = None,
+        max_memory_gb: float | None = None) -> dict:
     """Train every run of ``sweep`` that ``db`` does not hold yet, one group at a time, storing each
     group in one transaction as it finishes.
 
@@ -339,6 +450,8 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
     executor : LocalExecutor or RayExecutor, optional
         Where the groups train (see :mod:`initlab.executors`); default: in this process. Only this
         process writes the store, whatever the executor.
+    max_runs, max_memory_gb : optional
+        Refuse (:func:`check_size`) before anything is allocated when :func:`estimate` passes these.
 
     Returns
     -------
@@ -347,15 +460,15 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
         meanwhile by another sweep on the same store), ``diverged`` (of those trained here), ``kept``
         (side files holding groups the store could not take), ``seconds``.
     """
+    check_size(estimate(sweep, group_size, thumbnail), max_runs, max_memory_gb)
     executor = executor or LocalExecutor()
     executor.connect(device)  # a missing GPU is an error before anything is written
     holder = uuid.uuid4().hex  # this call's name on the leases it takes
     try:
-        configs = sweep.runs()
         with Store(db) as store, store.heartbeat(holder):  # a read-only or foreign store fails here
             done = store.finished()
-            todo = [c for c in configs if run_id(c) not in done]
-            total, start = len(configs), time.perf_counter()
+            todo = [c for c in sweep.iter_runs() if run_id(c) not in done]
+            total, start = sweep.count(), time.perf_counter()
             count = {"finished": total - len(todo), "trained": 0, "others": 0, "diverged": 0}
             kept: list[str] = []
             if progress:
@@ -389,7 +502,7 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
                 before = count["trained"]
                 # closing: an interruption (Ctrl-C) cancels what is outstanding; stored groups stay stored
                 with closing(executor.map(fn, claimed(waiting, held), training)) as completed:
-                    for group, records in completed:
+                    for group, records in _naming_failures(completed):
                         side = store.save(records, lease=leases.pop(id(group), None))
                         if side is not None:
                             kept.append(str(side))
