@@ -110,3 +110,16 @@ def test_a_dry_run_lists_a_bounded_number_of_cells_and_what_is_stored(tmp_path):
 def test_a_grid_axis_is_bounded_before_it_is_made():
     with pytest.raises(InitlabError, match="--lr: a grid of at most 1,000,000 values"):
         sw.from_flags({"lr": {"log": [0.001, 1.0, 50_000_000]}})
+
+
+@pytest.mark.parametrize("command", [["init", "--width", "100000"], ["train", "--width", "100000"],
+                                     ["diagnose", "--width", "100000"]])
+def test_one_network_too_large_is_refused_before_anything_is_allocated(command):
+    """The sweep's size estimate, for one MLP: refused in one line naming --max-memory."""
+    from click.testing import CliRunner
+
+    from initlab.cli import main
+
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2 and "--max-memory" in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0

@@ -173,6 +173,8 @@ def _mlp_options(depth: int, width: int):
     """``--depth`` and ``--width`` of a built-in MLP (as in `initlab sweep` and the playground), and the
     old ``--hidden 32,32,32`` / ``32x3``, hidden from ``--help``; :func:`_widths` reads them."""
     def decorate(f):
+        f = click.option("--max-memory", type=Number(0), default=4.0, show_default=True, metavar="GB",
+                         help="Refuse a network whose estimated memory is over this many GB.")(f)
         f = click.option("--hidden", default=None, hidden=True)(f)
         f = click.option("--width", type=click.IntRange(min=1), default=width, show_default=True,
                          help="Units in each hidden layer.")(f)
@@ -180,6 +182,19 @@ def _mlp_options(depth: int, width: int):
                          help="Hidden layers.")(f)
         return f
     return decorate
+
+
+def _check_mlp_size(widths: list[int], n: int, max_memory: float, what: str, dtype: str = "float32",
+                    optimizer: str = "sgd") -> None:
+    """The sweep's one size estimate (:func:`initlab.sweep.estimate`) for a single MLP on ``n`` points,
+    checked before anything is allocated."""
+    from . import sweep as sw
+
+    axes = {k: [v] for k, v in sw.DEFAULTS.items()}
+    axes.update(width=[max(widths)], depth=[len(widths)], n=[max(n, 1)],
+                dtype=[dtype if dtype in sw.DTYPE_BYTES else "float32"],
+                optimizer=[optimizer if optimizer in sw.OPTIMIZER_STATES else "sgd"])
+    sw.check_size(sw.estimate(sw.Sweep(axes=axes), group_size=1), None, max_memory, what)
 
 
 def _widths(depth: int, width: int, hidden: str | None) -> list[int]:
@@ -301,9 +316,11 @@ def _overrides(pairs):
 @click.option("--activation", default="relu", show_default=True, help="relu, leaky_relu, tanh, sigmoid, gelu, identity.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialization.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (replayable).")
-def init_cmd(scheme, params, overrides, depth, width, hidden, activation, seed, as_json):
+def init_cmd(scheme, params, overrides, depth, width, hidden, max_memory, activation, seed, as_json):
     """Initialize an MLP and print the manifest: what was drawn for every parameter."""
-    model = mlp(2, _widths(depth, width, hidden), 1, activation)
+    widths = _widths(depth, width, hidden)
+    _check_mlp_size(widths, 0, max_memory, "this network")
+    model = mlp(2, widths, 1, activation)
     manifest = initialize(model, scheme, seed=seed, overrides=_overrides(overrides) or None,
                                       **_params(params))
     click.echo(manifest.to_json() if as_json else manifest.table())
@@ -384,10 +401,12 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick, force):
               help="Folder for figures, results.json and index.html.")
 @_FORCE
 def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dataset, n, noise, data_seed, depth,
-              width, hidden, activation, steps, lr, optimizer, batch_size, eval_every, dtype, name, out, force):
+              width, hidden, max_memory, activation, steps, lr, optimizer, batch_size, eval_every, dtype, name, out,
+              force):
     """Train one MLP from one scheme and write its figures, results.json and index.html to --out."""
     if overrides:
         raise InitlabError("--override is for `initlab init`; `train` takes one --scheme and its --param.")
+    _check_mlp_size(_widths(depth, width, hidden), n, max_memory, "this training run", dtype, optimizer)
     _out_folder(out, "--out", RUN_FILES, force)
     cfg = experiment.ExperimentConfig(dataset=dataset, n=n, noise=noise, data_seed=data_seed,
                                       hidden=_widths(depth, width, hidden), activation=activation, steps=steps,
@@ -437,8 +456,8 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnoses as JSON.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for the plot and the JSON.")
 @_FORCE
-def diagnose_cmd(depth, width, hidden, activation, in_features, model_path, input_shape, input_dtype, vocab,
-                 scheme_list, input_batch, seed, as_json, out, force):
+def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, model_path, input_shape, input_dtype,
+                 vocab, scheme_list, input_batch, seed, as_json, out, force):
     """Report card at initialization: per-layer std of activations and gradients, measured and
     predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
     import torch
@@ -482,6 +501,7 @@ def diagnose_cmd(depth, width, hidden, activation, in_features, model_path, inpu
         factory = load_factory(model_path)
     else:
         widths = _widths(depth, width, hidden)
+        _check_mlp_size([*widths, in_features or widths[0]], input_batch, max_memory, "this diagnosis")
         shape = [in_features or widths[0]]
         factory = lambda: mlp(shape[0], widths, 1, activation)  # noqa: E731
     # the inputs' stream must differ from the schemes' (same seed, same numbers: W would copy X)

@@ -325,18 +325,19 @@ def estimate(sweep: Sweep, group_size: int = 256, thumbnail: int = 32) -> dict:
     return out
 
 
-def check_size(size: dict, max_runs: int | None = MAX_RUNS, max_memory_gb: float | None = MAX_MEMORY_GB) -> None:
+def check_size(size: dict, max_runs: int | None = MAX_RUNS, max_memory_gb: float | None = MAX_MEMORY_GB,
+               what: str = "this sweep") -> None:
     """Raise an :class:`InitlabError` naming the flag that raises the limit when ``size`` (from
     :func:`estimate`) passes ``max_runs`` or ``max_memory_gb`` (None: no limit)."""
     runs, gb = size["runs"], size["memory_bytes"] / 1e9
     if max_runs is not None and runs > max_runs:
-        raise InitlabError(f"this sweep has {runs:,} runs, over the limit of {max_runs:,}: add --max-runs {runs} "
+        raise InitlabError(f"{what} has {runs:,} runs, over the limit of {max_runs:,}: add --max-runs {runs} "
                            f"to run it anyway, or --dry-run to see its grid.")
     if max_memory_gb is not None and gb > max_memory_gb:
         parts = {"the models of its largest group": "model_bytes", "their data": "data_bytes",
                  "their activations": "activation_bytes", "its list of runs": "list_bytes"}
         most = max(parts, key=lambda p: size[parts[p]])
-        raise InitlabError(f"this sweep needs about {gb:.1f} GB ({most}: {size[parts[most]] / 1e9:.1f} GB), over "
+        raise InitlabError(f"{what} needs about {gb:.1f} GB ({most}: {size[parts[most]] / 1e9:.1f} GB), over "
                            f"the limit of {max_memory_gb:g} GB: add --max-memory {math.ceil(gb)} to run it anyway, "
                            f"or lower --group-size, --n, --width or the runs.")
 
