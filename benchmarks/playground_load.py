@@ -65,7 +65,9 @@ async def controller(client: httpx.AsyncClient, sid: str, until: float, latencie
 
 async def run(base: str, pid: int, sessions: int, seconds: float) -> dict:
     limits = httpx.Limits(max_connections=4 * sessions + 10)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    # the playground takes state changes only as JSON requests (a guard against other web pages)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
+                                 headers={"Content-Type": "application/json"}) as client:
         # warm-up: one session created and closed, so lazy imports and allocations count as the start
         sid = (await client.post(f"/api/sessions?{SETTINGS}")).json()["session"]
         await client.delete(f"/api/sessions/{sid}")

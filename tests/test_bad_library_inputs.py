@@ -211,7 +211,7 @@ CASES = {
     "probability_grid a string": (lambda: initlab.probability_grid("m", X), "probability_grid needs model"),
     "probability_grid 3-D points": (lambda: initlab.probability_grid(mlp(3), torch.randn(5, 3)), "shape (n, 2)"),
     "load a missing store": (lambda tmp_path: initlab.load(tmp_path / "missing.db"), "no results store"),
-    "load a file that is no store": (lambda tmp_path: initlab.load(_store_file(tmp_path)), "not a database"),
+    "load a file that is no store": (lambda tmp_path: initlab.load(_store_file(tmp_path)), "is not a SQLite database"),
 }
 
 

@@ -168,6 +168,9 @@ def test_cli_sweep_results_and_figures(tmp_path):
     assert len(cells) == 6 and {"mean", "ci_low", "ci_high", "success_rate", "steps_to_threshold"} <= set(cells[0])
     assert (tmp_path / "r.csv").is_file()
     assert {p.name for p in (tmp_path / "fig").iterdir()} == {"heatmap.png", "curves.png", "thumbnails.png"}
+    # the path given is the path written, whatever its suffix, in the format the flag names
+    assert run("results", str(tmp_path / "runs.db"), "--csv", str(tmp_path / "mine.txt")).exit_code == 0
+    assert (tmp_path / "mine.txt").read_text().startswith("run_id") and not (tmp_path / "mine.csv").exists()
     for args, message in [(["sweep", "--depth", "0"], "--depth"), (["sweep", "--param", "gain=2"], "--param gain"),
                           (["results", str(tmp_path / "none.db")], "no results store")]:
         bad = run(*args)

@@ -317,8 +317,8 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     steps to the threshold, per cell."""
     from . import store
 
-    csv_path = _writable(csv_path and Path(csv_path).with_suffix(".csv"), "--csv")
-    parquet_path = _writable(parquet_path and Path(parquet_path).with_suffix(".parquet"), "--parquet")
+    csv_path = _writable(csv_path and Path(csv_path), "--csv")  # the path given, whatever its suffix
+    parquet_path = _writable(parquet_path and Path(parquet_path), "--parquet")
     _writable(figures, "--figures", folder=True)
     df = store.load(path)
     if df.empty:
@@ -329,10 +329,10 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
         if c not in df:
             raise InitlabError(f"--by: no column '{c}'; columns: {', '.join(c for c in store.AXES if c in df)}.")
     summary = store.summarize(df, by=columns, metric=metric, threshold=threshold)
-    for target in (csv_path, parquet_path):
+    for target, fmt in ((csv_path, "csv"), (parquet_path, "parquet")):
         if target:
             target.parent.mkdir(parents=True, exist_ok=True)
-            store.export(df, target)
+            store.export(df, target, fmt)
     if figures:
         from . import plots
 

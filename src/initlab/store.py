@@ -530,15 +530,19 @@ def summarize(df, by: Sequence[str] | None = None, metric: str = "test_accuracy"
     return pd.DataFrame(out)
 
 
-def export(df, path: str | Path) -> Path:
-    """Write ``df`` as CSV or Parquet (by ``path``'s suffix); dict and array columns become JSON text."""
+def export(df, path: str | Path, fmt: str | None = None) -> Path:
+    """Write ``df`` to ``path`` as ``fmt`` ("csv" or "parquet"; by default by ``path``'s suffix);
+    dict and array columns become JSON text."""
     path = Path(path)
+    fmt = fmt or ("parquet" if path.suffix == ".parquet" else "csv")
+    if fmt not in ("csv", "parquet"):
+        raise InitlabError(f"an export is csv or parquet; got {fmt!r}.")
     flat = df.copy()
     for col in ("config", "history", "grid", "grid_extent"):
         if col in flat:
             flat[col] = [None if v is None else json.dumps(v.tolist() if isinstance(v, np.ndarray) else v)
                          for v in flat[col]]
-    if path.suffix == ".parquet":
+    if fmt == "parquet":
         try:
             flat.to_parquet(path, index=False)
         except ImportError:
