@@ -171,6 +171,14 @@ def test_cli_sweep_results_and_figures(tmp_path):
     # the path given is the path written, whatever its suffix, in the format the flag names
     assert run("results", str(tmp_path / "runs.db"), "--csv", str(tmp_path / "mine.txt")).exit_code == 0
     assert (tmp_path / "mine.txt").read_text().startswith("run_id") and not (tmp_path / "mine.csv").exists()
+    # a CSV results wrote is rewritten; a user's file and figures initlab cannot tell as its own need --force
+    assert run("results", str(tmp_path / "runs.db"), "--csv", str(tmp_path / "mine.txt")).exit_code == 0
+    (tmp_path / "notes.csv").write_text("mine\n")
+    refused = run("results", str(tmp_path / "runs.db"), "--csv", str(tmp_path / "notes.csv"))
+    assert refused.exit_code == 2 and "--force" in refused.output and (tmp_path / "notes.csv").read_text() == "mine\n"
+    again = run("results", str(tmp_path / "runs.db"), "--figures", str(tmp_path / "fig"))
+    assert again.exit_code == 2 and "cannot tell" in again.output
+    assert run("results", str(tmp_path / "runs.db"), "--figures", str(tmp_path / "fig"), "--force").exit_code == 0
     for args, message in [(["sweep", "--depth", "0"], "--depth"), (["sweep", "--param", "gain=2"], "--param gain"),
                           (["results", str(tmp_path / "none.db")], "no results store")]:
         bad = run(*args)

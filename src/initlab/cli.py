@@ -153,7 +153,7 @@ def _out_folder(out, flag: str, writes: tuple[str, ...], force: bool) -> Path | 
         return path
     for name in writes:
         if (path / name).exists():
-            raise _refuse(flag, path / name)
+            raise _refuse(flag, path / name, known=writes[0] in ("results.json", "diagnoses.json"))
     return path
 
 

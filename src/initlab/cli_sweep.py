@@ -10,8 +10,8 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import Number, _command_line, _examples, _given, _split_pairs, _value, _writable, err_console, main, \
-    out_console
+from .cli import _FORCE, Number, _command_line, _examples, _given, _out_file, _out_folder, _split_pairs, _value, \
+    _writable, err_console, main, out_console
 from .errors import InitlabError
 from .jsonsafe import json_safe
 from .metrics import interval_text
@@ -297,6 +297,15 @@ def _cell_label(config: dict, key: str) -> str:
     return "full" if key == "batch_size" and value is None else str(value)
 
 
+def _our_csv(path: Path) -> bool:
+    """A CSV that ``results --csv`` wrote: its header starts with the store's columns."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith("run_id,sweep,status,")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 @main.command("results", epilog=_examples("initlab results runs/runs.db --by scheme,depth --threshold 0.85",
                                           "initlab results runs/runs.db --csv runs.csv --figures figs"))
 @click.argument("path", type=click.Path())
@@ -312,14 +321,16 @@ def _cell_label(config: dict, key: str) -> str:
 @click.option("--figures", default=None, type=click.Path(file_okay=False),
               help="Folder for a heatmap of two swept axes, curves with 95% bands and contour thumbnails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as_json):
+@_FORCE
+def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as_json, force):
     """Summarize a results store across seeds: mean, std, 95% confidence interval, success rate and
     steps to the threshold, per cell."""
     from . import store
 
-    csv_path = _writable(csv_path and Path(csv_path), "--csv")  # the path given, whatever its suffix
-    parquet_path = _writable(parquet_path and Path(parquet_path), "--parquet")
-    _writable(figures, "--figures", folder=True)
+    # the path given, whatever its suffix; a file in the way only when initlab wrote it (or --force)
+    csv_path = _out_file(csv_path and Path(csv_path), "--csv", force, ours=_our_csv)
+    parquet_path = _out_file(parquet_path and Path(parquet_path), "--parquet", force)
+    _out_folder(figures, "--figures", ("heatmap.png", "curves.png", "thumbnails.png"), force)
     df = store.load(path)
     if df.empty:
         raise InitlabError(f"'{path}' holds no runs yet.")

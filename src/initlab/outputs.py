@@ -210,7 +210,9 @@ def is_initlab_folder(folder: Path, marker: str) -> bool:
     ``results.json`` of a known kind (demo, train) or a ``diagnoses.json`` with its diagnoses. The
     files of that output may be rewritten by initlab; a user's file of the same name is never taken
     for one."""
-    key = {"results.json": "kind", "diagnoses.json": "diagnoses"}[marker]
+    key = {"results.json": "kind", "diagnoses.json": "diagnoses"}.get(marker)
+    if key is None:  # a figure or another file initlab cannot tell from a user's
+        return False
     try:
         doc = json.loads((Path(folder) / marker).read_text(encoding="utf-8"))
     except (OSError, ValueError):
