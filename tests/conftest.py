@@ -51,3 +51,29 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
         b.close()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(app, port: int):
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a daemon thread; ``(server, thread)`` once it
+    answers (set ``server.should_exit`` and join the thread to stop it)."""
+    import threading
+    import time
+
+    uvicorn = pytest.importorskip("uvicorn")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the playground server did not start"
+        time.sleep(0.05)
+    return server, thread

@@ -6,8 +6,6 @@ Screenshots go to ``$INITLAB_SCREENSHOTS`` (default: pytest's tmp folder) so the
 
 import os
 import re
-import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -21,6 +19,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 uvicorn = pytest.importorskip("uvicorn")
 
+from conftest import free_port, serve  # noqa: E402
 from initlab.playground import Manager, create_app  # noqa: E402
 
 WIDTH = 8
@@ -28,17 +27,8 @@ WIDTH = 8
 
 @pytest.fixture(scope="module")
 def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(Manager(max_sessions=4)), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "the playground server did not start"
-        time.sleep(0.05)
+    port = free_port()
+    srv, thread = serve(create_app(Manager(max_sessions=4)), port)
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)

@@ -9,13 +9,13 @@ on a page served from a second port.
 
 import gc
 import http.server
-import socket
 import threading
 import time
 import weakref
 
 import pytest
 
+from conftest import free_port, serve
 from initlab.playground import Manager, create_app
 
 testclient = pytest.importorskip("starlette.testclient")
@@ -134,31 +134,13 @@ def test_closed_and_freed_sessions_are_not_kept(client, manager):
 # ------------------------------------------------------------------------------------------------
 # a real server: streams and the event loop
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(app, port):
-    uvicorn = pytest.importorskip("uvicorn")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the playground server did not start"
-        time.sleep(0.05)
-    return server, thread
-
-
 @pytest.fixture(scope="module")
 def live():
     """A served playground with a training worker, 2 streams per session and 5 in all."""
-    port = _free_port()
+    port = free_port()
     manager = Manager(max_sessions=8)
     app = create_app(manager, host="127.0.0.1", port=port, streams_per_session=2, max_streams=5)
-    server, thread = _serve(app, port)
+    server, thread = serve(app, port)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=JSON, timeout=10) as http:
         yield http, manager, app
     server.should_exit = True
@@ -285,9 +267,9 @@ window.done = (async () => {
 
 
 def test_a_page_from_another_origin_cannot_create_sessions(browser):
-    port, attacker_port = _free_port(), _free_port()
+    port, attacker_port = free_port(), free_port()
     manager = Manager(max_sessions=4)
-    server, thread = _serve(create_app(manager, host="127.0.0.1", port=port), port)
+    server, thread = serve(create_app(manager, host="127.0.0.1", port=port), port)
     page_html = (ATTACK % f"http://127.0.0.1:{port}").encode()
 
     class Attacker(http.server.BaseHTTPRequestHandler):
