@@ -331,7 +331,7 @@ def _print_table(rows):
     for col in ("scheme", "train acc", "test acc", "final loss", "step to 90%", "effective width", "diverged"):
         table.add_column(col, justify="left" if col == "scheme" else "right")
     for r in rows:
-        loss = "nan" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
+        loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
         table.add_row(r["scheme"], experiment.accuracy_text(r, "train"), experiment.accuracy_text(r), loss,
                       "never" if r["steps_to_90"] is None else str(r["steps_to_90"]),
                       "-" if r["effective_width"] is None else " ".join(map(str, r["effective_width"])),
