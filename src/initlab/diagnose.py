@@ -21,6 +21,7 @@ from torch import nn
 
 from . import layers as L
 from . import probe, theory
+from .checks import check_finite
 from .errors import InitlabError
 from .escaping import esc
 from .init import _materialize, initialize
@@ -148,11 +149,8 @@ def _track(inputs):
 
 
 def _check_finite(inputs) -> None:
-    for name, t in probe.tensors(inputs).items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
-            raise InitlabError(f"the inputs hold NaN or inf ({bad} of {t.numel()} values in {name}): a diagnosis "
-                               f"needs finite inputs; clean the batch first.")
+    for name, t in probe.tensors(inputs).items():  # a single tensor is named "output" there
+        check_finite(t, "the batch" if isinstance(inputs, torch.Tensor) else f"the batch's {name}")
 
 
 def diagnose(model: nn.Module, inputs, targets: torch.Tensor | None = None, loss_fn: Callable | None = None,

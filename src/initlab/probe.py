@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import layers as L
+from .checks import does_not_fit
 from .errors import InitlabError
 from .init import call
 from .symmetry import count_distinct
@@ -93,8 +94,7 @@ def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[
         try:
             out = call(model, inputs)
         except Exception as e:  # the user's model on the user's inputs: one line
-            raise InitlabError(f"the inputs do not fit the model: {type(e).__name__}: "
-                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            raise does_not_fit(e) from None
         if loss is not None:
             try:
                 value = loss(out)
