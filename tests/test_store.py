@@ -8,8 +8,8 @@ import pytest
 
 import initlab
 from initlab import InitlabError
-from initlab.store import (Store, canonical, export, interval_text, mean_interval, reaches, run_id, steps_to,
-                           summarize, wilson)
+from initlab.metrics import interval_text, mean_interval, reaches, steps_to, wilson
+from initlab.store import Store, canonical, export, run_id, summarize
 from initlab.train import TrainResult
 
 

@@ -144,7 +144,6 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, max_
     at once, into a results store that a rerun completes after an interruption. FILE is a sweep file
     (TOML: its keys are this command's flags; see the README)."""
     from . import sweep as sweep_mod
-    from .store import Store, run_id
 
     given = [k for k, v in axes.items() if v is not None] + (["scheme"] if scheme else []) + \
         (["param"] if params else [])

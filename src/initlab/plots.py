@@ -477,7 +477,7 @@ def _sort_key(v):
 
 def confidence_curves(df, by: str = "scheme", metric: str = "test_accuracy", ax=None):
     """``metric`` over the steps, one line per value of ``by``: the mean across runs with a 95%
-    bootstrap band (:func:`initlab.store.mean_interval`: inside the values' range, so an accuracy's band
+    bootstrap band (:func:`initlab.metrics.mean_interval`: inside the values' range, so an accuracy's band
     stays inside [0, 1]; none where fewer than 3 runs have a value). A run that diverged counts until
     the step before it diverged."""
     from .metrics import MIN_RUNS, mean_interval

@@ -215,10 +215,6 @@ def orthogonal(weight, generator=None, gain: float = 1.0) -> dict:
     return {"distribution": "orthogonal", "gain": float(gain), "fan_in": fan_in, "fan_out": fan_out}
 
 
-def _default_layer_bound(weight: torch.Tensor) -> float:
-    return 1.0 / math.sqrt(fans(weight)[0])
-
-
 #: :func:`initlab.lsuv`'s own parameters, with its defaults.
 LSUV_PARAMS = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
 

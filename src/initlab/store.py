@@ -36,8 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import InitlabError
-from .metrics import (ACCURACY_DTYPE, MIN_RUNS, interval_text, mean_interval, null_diverged_accuracy,  # noqa: F401
-                      reaches, steps_to, wilson)
+from .metrics import MIN_RUNS, mean_interval, null_diverged_accuracy, reaches, steps_to, wilson
 
 RUNS = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -51,7 +51,7 @@ def depth_limit(sigma_w2s: Sequence[float], sigma_b2: float = SIGMA_B2, factor: 
 
 
 def analyze(df, threshold: float = THRESHOLD, sigma_b2: float = SIGMA_B2, margin: float = 1.5) -> dict:
-    """Per (sigma_w^2, depth): the share of seeds that trained (test accuracy :func:`~initlab.store.reaches`
+    """Per (sigma_w^2, depth): the share of seeds that trained (test accuracy :func:`~initlab.metrics.reaches`
     ``threshold``; a diverged run did not); and the fraction that trained among cells well within the
     curve (depth <= 6 xi_c / margin) and well beyond it (depth >= 6 xi_c * margin), each with its 95%
     Wilson interval (``ci_low``, ``ci_high``; None below 3 runs)."""
@@ -78,6 +78,6 @@ def analyze(df, threshold: float = THRESHOLD, sigma_b2: float = SIGMA_B2, margin
 
 def _share(ok: list[bool]) -> dict:
     """``runs``, the share that ``trained`` (None without runs) and its 95% Wilson interval (None below
-    :data:`~initlab.store.MIN_RUNS` runs: not meaningful)."""
+    :data:`~initlab.metrics.MIN_RUNS` runs: not meaningful)."""
     low, high = wilson(sum(ok), len(ok)) if len(ok) >= MIN_RUNS else (None, None)
     return {"runs": len(ok), "trained": float(np.mean(ok)) if ok else None, "ci_low": low, "ci_high": high}
