@@ -9,7 +9,7 @@ from initlab import InitlabError, theory
 def test_gaussian_expectations_of_known_moments():
     assert theory.gaussian_expectation(lambda x: x**2, 2.0) == pytest.approx(2.0)
     assert theory.gaussian_expectation(lambda x: x**4, 1.0) == pytest.approx(3.0)
-    relu = theory.ACTIVATIONS["relu"][0]
+    relu = theory.ACTIVATIONS["relu"].phi
     assert theory.gaussian_expectation(lambda x: relu(x) ** 2, 3.0) == pytest.approx(1.5)
     # the kink at 0 costs quadrature a little accuracy on the mean (not on even moments)
     assert theory.gaussian_expectation(relu, 1.0) == pytest.approx(1 / math.sqrt(2 * math.pi), rel=5e-3)

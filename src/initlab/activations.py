@@ -32,7 +32,9 @@ LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
 
 
 def _erf(x):
-    return np.vectorize(math.erf, otypes=[float])(x)
+    from scipy.special import erf  # scipy comes with scikit-learn
+
+    return erf(x)
 
 
 def _sigmoid(x):

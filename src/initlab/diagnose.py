@@ -22,16 +22,12 @@ from torch import nn
 from . import layers as L
 from . import probe, theory
 from .checks import check_finite
+from .activations import ACTIVATIONS, UNKNOWN_SUGGESTED
 from .errors import InitlabError
 from .escaping import esc
 from .init import _materialize, initialize
 from .jsonsafe import json_safe
 
-#: The scheme that keeps the variance for each activation (He for the ReLU family, Xavier otherwise).
-SUGGESTED = {"relu": "he_normal", "leaky_relu": "he_normal", "gelu": "he_normal", "tanh": "xavier_uniform",
-             "sigmoid": "xavier_uniform", "identity": "xavier_uniform", "unknown": "lsuv"}
-#: sigma_w^2 = fan_in * Var(W) that the suggested scheme gives a square hidden layer.
-SUGGESTED_SIGMA_W2 = {"relu": 2.0, "leaky_relu": 2.0, "gelu": 2.0, "tanh": 1.0, "sigmoid": 1.0, "identity": 1.0}
 #: A std more than this factor below (above) the first comparable layer's is vanishing (exploding).
 FACTOR = 10.0
 COLUMNS = ["name", "kind", "activation", "fan_in", "fan_out", "weight_std", "sigma_w2", "preact_std", "act_mean",
@@ -338,7 +334,7 @@ def _through_time(rows: list[dict]) -> dict:
 def _rule_in_use(rows: list[dict], activation: str) -> bool:
     """Whether the hidden layers' weights already follow the rule suggested for ``activation``:
     the median of sigma_w^2 = fan_in * Var(W) within 25% of what that rule gives."""
-    target = SUGGESTED_SIGMA_W2.get(activation)
+    target = ACTIVATIONS[activation].sigma_w2 if activation in ACTIVATIONS else None
     s = [r["sigma_w2"] for r in rows[:-1] if r.get("sigma_w2")]
     return target is not None and bool(s) and abs(statistics.median(s) / target - 1) <= 0.25
 
@@ -366,14 +362,14 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     time = _through_time(rows)
     if time["status"] != "ok":
         labels.append(f"{time['status']} (through time)")
-    suggestion = SUGGESTED.get(activation, "lsuv")
+    suggestion = ACTIVATIONS[activation].suggested if activation in ACTIVATIONS else UNKNOWN_SUGGESTED
     right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
     net = "network" if activation == "unknown" else f"{activation} network"
     who = f"this {net}" if not scheme else f"this {net} as built" if scheme == "as built" else f"this {net} with {scheme}"
     architecture = "look at the depth, pooling, or add normalization or residual connections"
-    if right_rule and activation in SUGGESTED_SIGMA_W2:
+    if right_rule and activation in ACTIVATIONS:
         fix = (f"the weights already follow {suggestion}'s rule (fan_in * Var(W) = "
-               f"{SUGGESTED_SIGMA_W2[activation]:g}), so the scheme is not the cause: {architecture}")
+               f"{ACTIVATIONS[activation].sigma_w2:g}), so the scheme is not the cause: {architecture}")
     elif right_rule:
         fix = f"the model was already initialized with {suggestion}, so the scheme is not the cause: {architecture}"
     else:

@@ -32,7 +32,8 @@ from torch import nn
 from .checks import check_training_data, expect
 from .datasets import Dataset
 from .errors import InitlabError
-from .models import ACTIVATIONS, make_activation, mlp, parse_hidden
+from .activations import ACTIVATIONS
+from .models import make_activation, mlp, parse_hidden
 from .init import initialize
 from .schemes import parse_spec
 from .train import TrainResult, check_arguments, resolve_device

@@ -18,23 +18,12 @@ from typing import Sequence
 
 from torch import nn
 
-from .errors import InitlabError, unknown_name
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "identity": nn.Identity,
-}
-
+from .activations import get as get_activation
+from .errors import InitlabError
 
 def make_activation(name: str) -> nn.Module:
-    """A fresh activation module called ``name`` (one of :data:`ACTIVATIONS`)."""
-    if name not in ACTIVATIONS:
-        raise unknown_name("activation", name, ACTIVATIONS)
-    return ACTIVATIONS[name]()
+    """A fresh activation module called ``name`` (a row of :data:`initlab.activations.ACTIVATIONS`)."""
+    return get_activation(name).make()
 
 
 def parse_hidden(hidden: int | str | Sequence[int]) -> list[int]:
@@ -71,7 +60,9 @@ def mlp(in_features: int = 2, hidden: int | str | Sequence[int] = (16, 16, 16), 
         Input and output sizes (2 and 1 for the chapter's points and their probability of black).
     hidden : list of int, int or str
         Width of each hidden layer: ``[32, 32, 32]``, ``"32,32,32"`` or ``"32x3"``.
-    activation : {"relu", "leaky_relu", "tanh", "sigmoid", "gelu", "identity"}
+    activation : str
+        A name of :data:`initlab.activations.ACTIVATIONS` (relu, leaky_relu, tanh, sigmoid, gelu, selu,
+        identity).
     """
     widths = parse_hidden(hidden)
     if in_features < 1 or out_features < 1:

@@ -19,13 +19,11 @@ from torch import nn
 
 from . import layers as L
 from .checks import does_not_fit
+from .activations import BY_NODE, of_module
 from .errors import InitlabError
 from .init import call
 from .symmetry import count_distinct
 
-#: Activation modules the probe recognizes, by the name theory knows them by.
-ACTIVATION_MODULES = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
-                      nn.GELU: "gelu", nn.Identity: "identity"}
 #: Samples used to count distinct units (enough to tell copies apart, cheap on long sequences).
 WIDTH_SAMPLES = 1024
 
@@ -88,7 +86,7 @@ def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[
             if isinstance(module, nn.RNNBase) and arg is not None and arg.requires_grad and arg.dim() == 3:
                 arg.register_hook(lambda g, i=i: grads.__setitem__(("input", i), g.detach()))
 
-    watched = [m for m in model.modules() if L.is_weight_layer(m) or type(m) in ACTIVATION_MODULES]
+    watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
     handles = [m.register_forward_hook(hook) for m in watched]
     try:
         try:
@@ -116,11 +114,6 @@ def _std(t: torch.Tensor | None) -> float | None:
 ELEMENTWISE = {"ReluBackward0", "TanhBackward0", "SigmoidBackward0", "GeluBackward0", "LeakyReluBackward0",
                "LeakyReluBackward1", "EluBackward0", "SiluBackward0", "HardtanhBackward0", "NativeDropoutBackward0",
                "MulBackward0", "DivBackward0"}
-
-
-#: The activation an elementwise autograd node applies, for activations written as functions.
-NODE_ACTIVATION = {"ReluBackward0": "relu", "TanhBackward0": "tanh", "SigmoidBackward0": "sigmoid",
-                   "GeluBackward0": "gelu", "LeakyReluBackward0": "leaky_relu", "LeakyReluBackward1": "leaky_relu"}
 
 
 def elementwise_chain(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> list[str] | None:
@@ -159,7 +152,7 @@ def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
     nxt = next((j for j in layer_idx if j > i), None)
     end = nxt if nxt is not None else len(calls)
     for j in range(i + 1, end):
-        kind = ACTIVATION_MODULES.get(type(calls[j].module))
+        kind = of_module(calls[j].module)
         if kind is not None and calls[j].input is not None and calls[j].input.shape == out.shape \
                 and (calls[j].input is out or derived_from(calls[j].input, out) or out.grad_fn is None):
             return kind, calls[j].output
@@ -167,7 +160,7 @@ def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
         x = calls[nxt].input
         chain = None if x is None or x is out or x.shape != out.shape else elementwise_chain(x, out)
         if chain is not None:
-            kinds = {NODE_ACTIVATION[n] for n in chain if n in NODE_ACTIVATION}
+            kinds = {BY_NODE[n] for n in chain if n in BY_NODE}
             return (kinds.pop() if len(kinds) == 1 else "unknown"), x
     return None, None
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from .activations import ACTIVATIONS, ALIASES, get as get_activation
 from .errors import InitlabError, unknown_name
 
 # --------------------------------------------------------------------------------------------------
@@ -51,35 +52,22 @@ def fans(weight: torch.Tensor) -> tuple[int, int]:
     return int(weight.shape[1] * receptive), int(weight.shape[0] * receptive)
 
 
-def _leaky_relu_gain(negative_slope: float = 0.01) -> float:
-    return math.sqrt(2.0 / (1.0 + negative_slope**2))
-
-
-#: The recommended gain of each nonlinearity: the factor that keeps the second moment of a layer's
-#: output equal to its input's (He et al. 2015 for ReLU; PyTorch's values elsewhere). GELU has no
-#: closed form; ReLU's sqrt(2) is used, as GELU behaves like ReLU away from zero.
-GAINS: dict[str, Callable[..., float]] = {
-    "identity": lambda: 1.0,
-    "linear": lambda: 1.0,
-    "sigmoid": lambda: 1.0,
-    "tanh": lambda: 5.0 / 3.0,
-    "relu": lambda: math.sqrt(2.0),
-    "gelu": lambda: math.sqrt(2.0),
-    "leaky_relu": _leaky_relu_gain,
-    "selu": lambda: 0.75,
-}
+#: The nonlinearities a gain is known for: the rows of :data:`initlab.activations.ACTIVATIONS` (He et
+#: al. 2015 for the ReLU family; PyTorch's ``calculate_gain`` values elsewhere) and their aliases.
+GAINS: tuple[str, ...] = (*ACTIVATIONS, *ALIASES)
 
 
 def gain(nonlinearity: str = "relu", negative_slope: float | None = None) -> float:
     """The recommended gain for ``nonlinearity`` (``leaky_relu`` takes ``negative_slope``, 0.01)."""
     if not isinstance(nonlinearity, str) or nonlinearity not in GAINS:
         raise unknown_name("nonlinearity", nonlinearity, GAINS)
+    row = get_activation(nonlinearity)
     if negative_slope is not None and not (isinstance(negative_slope, numbers.Real) and
                                            not isinstance(negative_slope, bool) and math.isfinite(negative_slope)):
         raise InitlabError(f"gain needs negative_slope as a finite number; got negative_slope={negative_slope!r}.")
     if nonlinearity == "leaky_relu" and negative_slope is not None:
-        return GAINS[nonlinearity](negative_slope)
-    return GAINS[nonlinearity]()
+        return row.gain(negative_slope)
+    return row.gain()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -53,7 +53,8 @@ from .ensemble import train_many
 from .errors import InitlabError, unknown_name
 from .executors import LocalExecutor, RayExecutor, TaskFailed
 from .experiment import environment
-from .models import ACTIVATIONS, mlp
+from .activations import ACTIVATIONS
+from .models import mlp
 from .init import initialize
 from .schemes import parse_spec
 from .store import Store, group_key, run_id

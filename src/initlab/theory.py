@@ -25,10 +25,8 @@ from typing import Callable, Sequence
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-from .errors import InitlabError, unknown_name
-
-_SQRT_2PI = math.sqrt(2 * math.pi)
-
+from .activations import ACTIVATIONS, get as get_activation
+from .errors import InitlabError
 
 # --------------------------------------------------------------------------------------------------
 # input checks: once per public call, never inside the iterations
@@ -48,37 +46,6 @@ def _check_sigmas(sigma_w2, sigma_b2) -> None:
     _number("sigma_b^2", sigma_b2, 0.0)
 
 
-def _erf(x):
-    from scipy.special import erf  # scipy comes with scikit-learn
-    return erf(x)
-
-
-def _gelu(x):
-    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
-
-
-def _gelu_prime(x):
-    return 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / _SQRT_2PI
-
-
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-#: Each activation as (phi, phi', phi''), vectorized over numpy arrays.
-ACTIVATIONS: dict[str, tuple[Callable, Callable, Callable]] = {
-    "identity": (lambda x: x, lambda x: np.ones_like(x), lambda x: np.zeros_like(x)),
-    "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float), lambda x: np.zeros_like(x)),
-    "leaky_relu": (lambda x: np.where(x > 0, x, 0.01 * x), lambda x: np.where(x > 0, 1.0, 0.01),
-                   lambda x: np.zeros_like(x)),
-    "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
-    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
-                lambda x: _sigmoid(x) * (1 - _sigmoid(x)) * (1 - 2 * _sigmoid(x))),
-    "gelu": (_gelu, _gelu_prime,
-             lambda x: np.exp(-x * x / 2) / _SQRT_2PI * (2 - x * x)),
-}
-
-
 def activation_functions(activation: str | Callable) -> tuple[Callable, Callable, Callable]:
     """``(phi, phi', phi'')`` for a named activation; a callable gets numerical derivatives."""
     if callable(activation):
@@ -88,9 +55,8 @@ def activation_functions(activation: str | Callable) -> tuple[Callable, Callable
     if not isinstance(activation, str):
         raise InitlabError(f"activation must be a name ({', '.join(ACTIVATIONS)}) or a callable; got "
                            f"{type(activation).__name__}.")
-    if activation not in ACTIVATIONS:
-        raise unknown_name("activation", activation, ACTIVATIONS)
-    return ACTIVATIONS[activation]
+    row = get_activation(activation)
+    return row.phi, row.dphi, row.d2phi
 
 
 @lru_cache(maxsize=4)

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from .. import datasets
 from ..schemes import CHOICES, get, parse_spec, schemes
 from ..errors import InitlabError, unknown_name
-from ..models import ACTIVATIONS
+from ..activations import ACTIVATIONS
 from ..train import OPTIMIZERS
 
 MAX_QUERY = 2000
