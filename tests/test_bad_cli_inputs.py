@@ -113,7 +113,7 @@ HAND = [
     (["init", "extra"], "unexpected extra argument"),
     # train: names and numbers the library checks; a flag of another command
     (["train", *BASE["train"], "--dataset", "moon"], "Did you mean 'moons'?"),
-    (["train", *BASE["train"], "--optimizer", "adamw"], "Did you mean 'adam'?"),
+    (["train", *BASE["train"], "--optimizer", "adma"], "Did you mean 'adam'?"),
     (["train", *BASE["train"], "--dtype", "float16"], "float16"),
     (["train", *BASE["train"], "--activation", "relux"], "Did you mean 'relu'?"),
     (["train", *BASE["train"], "--scheme", "nosuch"], "unknown scheme 'nosuch'"),
@@ -194,7 +194,7 @@ HAND = [
     (["sweep", *BASE["sweep"], "--scheme", "nosuch"], "unknown scheme 'nosuch'"),
     (["sweep", *BASE["sweep"], "--activation", "relux"], "Did you mean 'relu'?"),
     (["sweep", *BASE["sweep"], "--dataset", "moon"], "Did you mean 'moons'?"),
-    (["sweep", *BASE["sweep"], "--optimizer", "adamw"], "Did you mean 'adam'?"),
+    (["sweep", *BASE["sweep"], "--optimizer", "adma"], "Did you mean 'adam'?"),
     (["sweep", *BASE["sweep"], "--dtype", "float16"], "float16"),
     pytest.param(["sweep", *BASE["sweep"], "--device", "cuda"], "CUDA", marks=NO_GPU),
     # results

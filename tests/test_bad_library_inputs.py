@@ -146,11 +146,11 @@ CASES = {
     "train steps negative": (lambda: initlab.train(mlp(), DATA, steps=-1), "steps must be a non-negative integer"),
     "train lr nan": (train(lr=NAN), "lr must be a positive number"),
     "train lr text": (train(lr="0.1"), "lr must be a positive number"),
-    "train eval_every text": (train(eval_every="a"), "eval_every must be an integer"),
+    "train eval_every text": (train(eval_every="a"), "eval_every must be a positive integer"),
     "train seed negative": (train(seed=-3), "seed must be a non-negative integer"),
     "train callback not callable": (train(callback=5), "callback must be callable"),
     "train track_every negative": (train(track_every=-1), "track_every must be a positive integer"),
-    "train optimizer unknown": (train(optimizer="adamw"), "Did you mean 'adam'"),
+    "train optimizer unknown": (train(optimizer="adma"), "Did you mean 'adam'"),
     # ---- train_many: the same data check, and its own arguments
     "train_many a tuple dataset": (train_many(d=tuple(DATA)), "train_many needs data"),
     "train_many labels 0 and 2": (train_many(d=data(y_train=DATA.y_train * 2)), "y_train must hold the labels 0 and 1"),

@@ -64,7 +64,7 @@ def test_init_prints_the_manifest(run):
     (["init", "--activation", "relux"], "Did you mean 'relu'?"),
     (["init", "--hidden", "a,b"], "hidden widths"),  # the old name: still checked
     (["train", "--dataset", "moon", "--steps", "1"], "Did you mean 'moons'?"),
-    (["train", "--optimizer", "adamw", "--steps", "1", "--n", "50"], "Did you mean 'adam'?"),
+    (["train", "--optimizer", "adma", "--steps", "1", "--n", "50"], "Did you mean 'adam'?"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(run, args, message, tmp_path):
     result = run(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else run(*args)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from initlab import plots, theory
-from initlab.report_text import TEXT
+from initlab.report.text import TEXT
 
 EN = TEXT["en"]["figures"]
 
@@ -66,7 +66,7 @@ def diagnosis(n_layers: int, value=lambda i: 0.5 ** i) -> dict:
 
 def tracked(steps, n_layers=4, value=1.0) -> dict:
     return {"step": list(steps), "layers": [f"fc{i}" for i in range(1, n_layers + 1)],
-            "act_std": [[value] * n_layers for _ in steps], "grad_norm": [[value * 0.1] * n_layers for _ in steps]}
+            "preact_std": [[value] * n_layers for _ in steps], "weight_grad_norm": [[value * 0.1] * n_layers for _ in steps]}
 
 
 # the steps a demo records: dense at the start, then every 40 (the old ticks read 0, 4, 240, 680)

@@ -22,7 +22,7 @@ from initlab import demo, plots, report
 from initlab.cli import main
 from initlab.errors import InitlabError
 from initlab.experiment import load
-from initlab.report_text import RTL, TEXT, figure_file, visual_order
+from initlab.report.text import RTL, TEXT, figure_file, visual_order
 
 HE, EN = TEXT["he"], TEXT["en"]
 #: The code spans of the Hebrew demo page, as the source writes them.

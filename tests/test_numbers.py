@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from initlab import experiment, plots, report
-from initlab.experiment import ExperimentConfig, accuracy_text, output_signal, run_scheme, signal_text
+from initlab.config import RunConfig
+from initlab.experiment import accuracy_text, output_signal, run_scheme, signal_text
 from initlab.store import Store
-from initlab.sweep_report import sweep_page
+from initlab.report.sweep import sweep_page
 from initlab.train import TrainResult
 
 
@@ -20,7 +21,7 @@ from initlab.train import TrainResult
 def runs(tmp_path_factory):
     """normal(std=3) (diverges), normal(std=0.01) (flat) and he_normal (trains) on a small moons set,
     saved and read back as a train folder would be."""
-    cfg = ExperimentConfig(n=200, steps=20, eval_every=5, hidden=[32, 32, 32, 32])
+    cfg = RunConfig(n=200, steps=20, eval_every=5, hidden=[32, 32, 32, 32])
     data = cfg.data()
     specs = [{"name": "normal", "params": {"std": 3.0}}, {"name": "normal", "params": {"std": 0.01}},
              {"name": "he_normal", "params": {}}]

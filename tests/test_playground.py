@@ -53,7 +53,7 @@ def test_stepper_matches_train_bit_for_bit(small_moons, optimizer, batch_size):
         assert torch.equal(a, b)
     stats = stepper.layer_stats()
     assert stats["names"] == ["fc1", "fc2", "out"]
-    assert all(v is not None and v > 0 for v in stats["act_std"] + stats["grad_std"])
+    assert all(v is not None and v > 0 for v in stats["preact_std"] + stats["grad_std"])
 
 
 def test_stepper_stops_at_the_same_divergence_as_train(small_moons):
@@ -70,8 +70,8 @@ def test_stepper_stops_at_the_same_divergence_as_train(small_moons):
 # settings: URL in, URL out, every bad value a clear error
 
 def test_settings_round_trip_through_the_query():
-    q = ("dataset=spiral&noise=0.1&n=300&dseed=2&depth=3&width=12&activation=tanh&scheme=constant(value=0.1)"
-         "&scheme=he_normal(nonlinearity=tanh)&optimizer=adam&lr=0.003&batch=32&seed=7&speed=50")
+    q = ("dataset=spiral&noise=0.1&n=300&data_seed=2&depth=3&width=12&activation=tanh&scheme=constant(value=0.1)"
+         "&scheme=he_normal(nonlinearity=tanh)&optimizer=adam&lr=0.003&batch_size=32&seed=7&speed=50")
     s = settings.parse([tuple(p.split("=", 1)) for p in q.split("&")])
     assert s.query() == q
     assert s.hidden == [12, 12, 12] and s.batch_size == 32

@@ -106,7 +106,7 @@ def test_a_bad_file_is_rejected_with_its_line_and_key(tmp_path, text, line, key)
 
 
 def test_bad_flags_name_the_flag():
-    with pytest.raises(InitlabError, match="^--depth: must be a whole number"):
+    with pytest.raises(InitlabError, match="^--depth: must be a positive integer"):
         sw.from_flags({"depth": [0]})
 
 

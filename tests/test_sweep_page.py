@@ -14,7 +14,7 @@ from initlab import plots, report, trainability
 from initlab.cli import main
 from initlab.store import Store, load
 from initlab.sweep import build
-from initlab.sweep_report import rerun_command, scheme_axis, trainability_result
+from initlab.report.sweep import rerun_command, scheme_axis, trainability_result
 from initlab.train import TrainResult
 
 

@@ -86,7 +86,7 @@ def test_history_records_every_eval_and_steps_to(small_moons):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"steps": -1}, "steps"), ({"lr": 0}, "lr"), ({"optimizer": "adamw"}, "Did you mean 'adam'"),
+    ({"steps": -1}, "steps"), ({"lr": 0}, "lr"), ({"optimizer": "adma"}, "unknown optimizer 'adma'. Did you mean 'adam'"),
     ({"batch_size": 0}, "batch_size"), ({"device": "tpu"}, "device"),
 ])
 def test_bad_training_arguments(small_moons, kwargs, match):
@@ -110,10 +110,10 @@ def test_track_every_records_per_layer_std_flat_when_vanishing_growing_when_expl
     small, large = tracked[0.01], tracked[3.0]
     assert small["layers"] == ["fc1", "fc2", "fc3", "fc4", "out"]
     assert small["step"] == [0, 1, 2, 3, 4, 25, 50, 75]
-    first, last = small["act_std"][0], small["act_std"][-1]
+    first, last = small["preact_std"][0], small["preact_std"][-1]
     assert all(b < a / 5 for a, b in zip(first, first[1:]))  # vanishing: every layer far smaller
     # and it stays so over the steps: every deeper layer far below the first at every recorded step
-    assert all(v < row[0] / 10 for row in small["act_std"] for v in row[1:])
+    assert all(v < row[0] / 10 for row in small["preact_std"] for v in row[1:])
     assert last[0] == pytest.approx(first[0], rel=0.05)
-    assert all(b > 5 * a for a, b in zip(large["act_std"][0], large["act_std"][0][1:]))  # exploding
+    assert all(b > 5 * a for a, b in zip(large["preact_std"][0], large["preact_std"][0][1:]))  # exploding
     assert large["step"][-1] < 5  # it diverged within the first steps, and that step was recorded

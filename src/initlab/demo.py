@@ -8,11 +8,11 @@ study of how exact the constant init's symmetry is in float32 and float64 under 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from .experiment import DTYPES, ExperimentConfig, label_of, linear_baseline, run_scheme, save
+from .config import RunConfig
+from .experiment import DTYPES, label_of, linear_baseline, run_scheme, save
 from .models import mlp
 from .init import initialize
 from .symmetry import effective_width
@@ -36,16 +36,16 @@ SYMMETRY_OPTIMIZERS = {"sgd": 0.1, "adam": 0.01}
 Progress = Callable[[str, int, int], None]
 
 
-def config(quick: bool = False, **overrides) -> ExperimentConfig:
+def config(quick: bool = False, **overrides) -> RunConfig:
     """The demo's experiment: a 2 -> 32 -> 32 -> 32 -> 32 -> 1 ReLU network, full-batch SGD with
     lr 0.1 for 2000 steps on 1000 moons points (noise 0.2). ``quick`` is a short version (200 steps on 400 points) for tests and a first look."""
-    base = ExperimentConfig(track_every=40)
+    base = RunConfig(track_every=40)
     if quick:
-        base = replace(base, n=400, steps=200, eval_every=5, track_every=10)
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        base = base.replace(n=400, steps=200, eval_every=5, track_every=10)
+    return base.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def symmetry_study(cfg: ExperimentConfig, steps: int, progress: Progress | None = None) -> dict:
+def symmetry_study(cfg: RunConfig, steps: int, progress: Progress | None = None) -> dict:
     """Train the constant-initialized :data:`SYMMETRY_NET` with SGD and Adam in float32 and float64
     and record, every few steps, the largest difference between neurons of one layer."""
     data = cfg.data()
@@ -70,7 +70,7 @@ def symmetry_study(cfg: ExperimentConfig, steps: int, progress: Progress | None 
     return {"network": SYMMETRY_NET, "lr": SYMMETRY_OPTIMIZERS, "steps": steps, "traces": traces}
 
 
-def run(cfg: ExperimentConfig, progress: Progress | None = None) -> tuple[list[dict], dict]:
+def run(cfg: RunConfig, progress: Progress | None = None) -> tuple[list[dict], dict]:
     """Train every run of :data:`CHAPTER_RUNS` and the symmetry study. Returns the records and the
     extra results (baseline, symmetry) that :func:`write` stores."""
     data = cfg.data()
@@ -81,13 +81,13 @@ def run(cfg: ExperimentConfig, progress: Progress | None = None) -> tuple[list[d
         rec = run_scheme(cfg, spec, data, callback=cb, label=label)
         rec["row"]["role"] = role
         records.append(rec)
-    symmetry = symmetry_study(replace(cfg, device=None), steps=_symmetry_steps(cfg), progress=progress)
+    symmetry = symmetry_study(cfg.replace(device=None), steps=_symmetry_steps(cfg), progress=progress)
     extra = {"baseline": {"logistic_regression_test_accuracy": linear_baseline(data)},
              "symmetry": symmetry}
     return records, extra
 
 
-def write(out: str | Path, cfg: ExperimentConfig, records: list[dict], extra: dict, command: str = "") -> Path:
+def write(out: str | Path, cfg: RunConfig, records: list[dict], extra: dict, command: str = "") -> Path:
     """Store the results in ``out``, draw the figures from the store and write ``index.html``."""
     from . import report  # matplotlib is imported only when figures are drawn
 
@@ -96,12 +96,12 @@ def write(out: str | Path, cfg: ExperimentConfig, records: list[dict], extra: di
     return out
 
 
-def _symmetry_steps(cfg: ExperimentConfig) -> int:
+def _symmetry_steps(cfg: RunConfig) -> int:
     """The symmetry study trains half as long as the chapter's runs, at least 100 steps."""
     return max(100, cfg.steps // 2)
 
 
-def total_steps(cfg: ExperimentConfig) -> int:
+def total_steps(cfg: RunConfig) -> int:
     """Steps the whole demo trains, for a progress bar."""
     return len(CHAPTER_RUNS) * cfg.steps + len(SYMMETRY_OPTIMIZERS) * len(DTYPES) * _symmetry_steps(cfg)
 

@@ -24,9 +24,11 @@ from . import probe, theory
 from .checks import check_finite
 from .activations import ACTIVATIONS, UNKNOWN_SUGGESTED
 from .errors import InitlabError
-from .escaping import esc
 from .init import _materialize, initialize
+from .escaping import esc
 from .jsonsafe import json_safe
+from .plugins import find
+from .tables import html_table, text_table
 
 #: A std more than this factor below (above) the first comparable layer's is vanishing (exploding).
 FACTOR = 10.0
@@ -84,12 +86,7 @@ class Diagnosis:
         return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
 
     def table(self) -> str:
-        cols = TABLE_COLUMNS
-        cells = [[_fmt(r.get(c)) for c in cols] for r in self.rows]
-        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-        return "\n".join(lines + [f"verdict: {self.verdict['summary']}. {self.verdict['message']}"])
+        return text_table(TABLE_COLUMNS, self.rows) + f"\nverdict: {self.verdict['summary']}. {self.verdict['message']}"
 
     __str__ = table
 
@@ -99,29 +96,13 @@ class Diagnosis:
 
     def _repr_html_(self) -> str:
         return (f"<p><b>verdict: {esc(self.verdict['summary'])}</b>. {esc(self.verdict['message'])}</p>"
-                + layers_html(self.rows, [c for c in COLUMNS if c != "width"]))
+                + html_table([c for c in COLUMNS if c != "width"], self.rows))
 
     def plot(self, ax=None):
-        """Std per layer on a log scale, forward and backward; measured solid, predicted dashed."""
-        from .plots import diagnosis_plot
-        return diagnosis_plot(self.to_dict(), ax=ax)
-
-
-def _fmt(v) -> str:
-    """Three significant digits: a diagnosis spans many orders of magnitude."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
-def layers_html(rows: list[dict], columns: list[str] = TABLE_COLUMNS) -> str:
-    """A diagnosis's rows as an HTML table, every cell escaped."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+        """Std per layer on a log scale, forward and backward; measured solid, predicted dashed. Drawn by
+        :func:`initlab.plots.diagnosis_plot`, found by name (the ``initlab.plots`` entry point
+        ``diagnosis``): a diagnosis measures, and this module imports no plotting code."""
+        return find("initlab.plots", "diagnosis")(self.to_dict(), ax=ax)
 
 
 def _move(inputs, param: torch.Tensor):
@@ -441,15 +422,16 @@ def build(factory: Callable[[], nn.Module]) -> nn.Module:
 
 def compare(factory: Callable[[], nn.Module], inputs, schemes: list[str | None], seed: int = 0) -> list[Diagnosis]:
     """Diagnose a fresh model from ``factory`` under each scheme (None: as the factory built it)."""
-    from .lsuv import lsuv
-    from .schemes import parse_spec
+    from .schemes import get, parse_spec
 
     results = []
     for scheme in schemes:
         model = build(factory)
         spec = None if scheme is None else parse_spec(scheme)
-        if spec is not None and spec["name"] == "lsuv":  # its own verdict keeps the layers it could not reach
-            results.append(lsuv(model, inputs, seed=seed, **spec["params"]).after)
+        apply = None if spec is None else get(spec["name"]).apply
+        if apply is not None:  # a data-dependent scheme (lsuv): its own verdict keeps the layers it could not reach
+            after = getattr(apply(model, inputs, seed=seed, **spec["params"]), "after", None)
+            results.append(after if after is not None else _diagnose(model, inputs, None, None, 1e-3, spec["name"]))
             continue
         if spec is not None:
             initialize(model, spec, seed=seed, inputs=inputs)

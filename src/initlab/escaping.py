@@ -1,5 +1,5 @@
-"""The one way a value reaches an HTML page: :func:`esc`. Every page builder (``report``,
-``sweep_report``, ``diagnose.layers_html``) passes each value it did not write itself through it."""
+"""The one way a value reaches an HTML page: :func:`esc`. Every page builder (the ``report``
+package and ``tables``) passes each value it did not write itself through it."""
 
 from __future__ import annotations
 

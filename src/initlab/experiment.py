@@ -9,7 +9,6 @@ import json
 import math
 import platform
 import zipfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,55 +17,23 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from ._version import __version__
-from .datasets import GENERATORS as DATASETS, Dataset, make
-from .errors import InitlabError, unknown_name
+from .config import RunConfig
+from .datasets import Dataset
+from .errors import InitlabError
 from .jsonsafe import json_safe
-from .outputs import check_results, read_json
-from .models import make_activation, mlp, parse_hidden
+from .outputs import RESULTS_VERSION, check_results, read_json
+from .models import mlp
 from .init import initialize
-from .report_text import TEXT
+from .report.text import TEXT
 from .schemes import parse_spec
 from .metrics import null_diverged_accuracy, steps_to
 from .symmetry import effective_width
-from .train import check_arguments, probability_grid, resolve_device, train
+from .train import probability_grid, resolve_device, train
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 #: Below this spread (max - min) of p an output is a weak signal; contour lines 0.1 ... 0.9 mostly absent.
 WEAK_SPREAD = 0.1
-
-
-@dataclass
-class ExperimentConfig:
-    """Everything that decides a run; the defaults are the chapter's network."""
-
-    dataset: str = "moons"          # see initlab.datasets.names()
-    n: int = 1000                   # points, before the 70/30 train/test split
-    noise: float = 0.2              # make_moons' noise
-    data_seed: int = 0              # the points and the split
-    hidden: list[int] = field(default_factory=lambda: [32, 32, 32, 32])
-    activation: str = "relu"
-    steps: int = 2000
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    batch_size: int | None = None  # None: full batch
-    seed: int = 0                   # the initialization and the minibatch order
-    device: str | None = None
-    dtype: str = "float32"
-    eval_every: int = 10
-    track_every: int | None = None  # per-layer output std and gradient norm every k steps
-
-    def __post_init__(self):
-        self.hidden = parse_hidden(self.hidden)
-        make_activation(self.activation)
-        check_arguments(self.steps, self.lr, self.optimizer, self.batch_size, self.eval_every)
-        if self.dataset not in DATASETS:
-            raise unknown_name("dataset", self.dataset, DATASETS)
-        resolve_device(self.device)
-        if self.dtype not in DTYPES:
-            raise InitlabError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
-
-    def data(self) -> Dataset:
-        return make(self.dataset, n=self.n, noise=self.noise, seed=self.data_seed)
 
 
 def label_of(spec: dict) -> str:
@@ -76,7 +43,7 @@ def label_of(spec: dict) -> str:
     return f"{spec['name']}({params})" if params else spec["name"]
 
 
-def run_scheme(config: ExperimentConfig, scheme: Any, data: Dataset | None = None,
+def run_scheme(config: RunConfig, scheme: Any, data: Dataset | None = None,
                callback: Callable[[int, torch.nn.Module], None] | None = None,
                label: str | None = None) -> dict:
     """Build the config's MLP, initialize it with ``scheme``, train it and return its record:
@@ -89,9 +56,7 @@ def run_scheme(config: ExperimentConfig, scheme: Any, data: Dataset | None = Non
     device = resolve_device(config.device)
     model = mlp(data.X_train.shape[1], config.hidden, 1, config.activation).to(device, DTYPES[config.dtype])
     manifest = initialize(model, spec, seed=config.seed, inputs=data.X_train)
-    result = train(model, data, steps=config.steps, lr=config.lr, optimizer=config.optimizer,
-                   batch_size=config.batch_size, seed=config.seed, device=device,
-                   eval_every=config.eval_every, track_every=config.track_every, callback=callback)
+    result = train(model, data, **{**config.train_kwargs(), "device": device}, callback=callback)
     widths = effective_width(model, data.X_train)
     points = torch.cat([data.X_train, data.X_test])
     grid = probability_grid(model, points)
@@ -139,7 +104,7 @@ def output_signal(p, dtype: str = "float32", stored_as: str | None = None) -> di
 
 def signal_text(signal: dict, where: str = "data", words: dict | None = None, number: Callable = str) -> str:
     """``"p = 0.500 ± 9e-08 over the data: no signal"`` for an :func:`output_signal`; ``where`` is
-    ``"data"`` or ``"grid"``; ``words`` a language of :data:`initlab.report_text.TEXT` (English by
+    ``"data"`` or ``"grid"``; ``words`` a language of :data:`initlab.report.text.TEXT` (English by
     default); ``number`` wraps the formula (the page keeps it left to right)."""
     words = words or TEXT["en"]
     mid, half = (signal["p_max"] + signal["p_min"]) / 2, (signal["p_max"] - signal["p_min"]) / 2
@@ -152,7 +117,7 @@ def accuracy_text(row, split: str = "test", digits: int = 3, words: dict | None 
     """A run's accuracy as the table, the figures and the page show it: ``"0.912"``; ``"n/a (diverged at
     step 12)"`` for a diverged run (whatever number it holds); ``"0.780 (flat output: no signal)"`` when
     its :func:`output_signal` is ``"none"``; ``"n/a"`` when there is none. ``row`` is a result row (a dict
-    or a pandas row); ``words`` a language of :data:`initlab.report_text.TEXT`; ``number`` wraps the
+    or a pandas row); ``words`` a language of :data:`initlab.report.text.TEXT`; ``number`` wraps the
     numbers (the page keeps them left to right)."""
     words = (words or TEXT["en"])["accuracy"]
     if row.get("diverged"):
@@ -175,7 +140,7 @@ def environment() -> dict:
     return {"initlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def save(out: str | Path, config: ExperimentConfig, records: list[dict], data: Dataset,
+def save(out: str | Path, config: RunConfig, records: list[dict], data: Dataset,
          command: str = "", extra: dict | None = None) -> Path:
     """Write ``results.json`` and ``arrays.npz`` for ``records`` into folder ``out``."""
     out = Path(out)
@@ -183,7 +148,8 @@ def save(out: str | Path, config: ExperimentConfig, records: list[dict], data: D
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InitlabError(f"cannot create output folder '{out}': {e.strerror}.")
-    doc = {"config": asdict(config), "command": command, "environment": environment(),
+    doc = {"schema_version": RESULTS_VERSION,
+           "config": {k: v for k, v in config.to_dict().items() if k != "scheme"}, "command": command, "environment": environment(),
            "results": [r["row"] for r in records],
            "histories": {r["row"]["scheme"]: null_diverged_accuracy(r["result"].to_dict()["history"],
                                                                      r["row"]["diverged_step"]) for r in records},

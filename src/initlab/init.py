@@ -304,14 +304,14 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
         role_specs[role] = parse_spec(s)
     seed = _check_seed(seed)
     manifest = Manifest(scheme=spec, seed=seed, overrides=override_specs, roles=role_specs)
-    if "lsuv" in [spec["name"], *(s["name"] for s in [*override_specs.values(), *role_specs.values()])]:
+    data_dependent = [s["name"] for s in [spec, *override_specs.values(), *role_specs.values()] if get(s["name"]).apply]
+    if data_dependent:  # a registered data-dependent scheme (lsuv): the whole model at once, from a batch
+        name = data_dependent[0]
         if override_specs or role_specs or not isinstance(model, nn.Module):
-            raise InitlabError("'lsuv' initializes a whole model at once: give a module, and no overrides or roles.")
+            raise InitlabError(f"'{name}' initializes a whole model at once: give a module, and no overrides or roles.")
         if inputs is None:
-            raise InitlabError("'lsuv' needs data: initialize(model, 'lsuv', inputs=X), or initlab.lsuv(model, X).")
-        from .lsuv import lsuv
-
-        return lsuv(model, inputs, seed=seed, **spec["params"]).manifest
+            raise InitlabError(f"'{name}' needs data: initialize(model, '{name}', inputs=X).")
+        return get(name).apply(model, inputs, seed=seed, **spec["params"]).manifest
     generators = _Generators(seed)
 
     if isinstance(model, torch.Tensor):

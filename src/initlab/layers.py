@@ -299,6 +299,14 @@ def underlying(module: nn.Module, path: str) -> list[torch.Tensor]:
     return [p] if isinstance(p, nn.Parameter) else []
 
 
+def weight_params(module: nn.Module) -> list[torch.Tensor]:
+    """The parameters holding a weight layer's weight blocks, each once ([] for any other module)."""
+    if not is_weight_layer(module):
+        return []
+    found = [p for b in adapter_for(module).blocks(module) if b.role == "weight" for p in underlying(module, b.param)]
+    return list({id(p): p for p in found}.values())
+
+
 def read(module: nn.Module, path: str) -> torch.Tensor:
     """The effective tensor at ``path`` (what the forward pass uses), detached."""
     owner, name = _resolve(module, path)

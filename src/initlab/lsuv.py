@@ -22,6 +22,7 @@ from torch import nn
 from . import layers as L
 from .errors import InitlabError
 from .init import Manifest, call, initialize
+from .schemes import register_data_scheme
 
 MODES = ("eval", "train")
 
@@ -282,3 +283,15 @@ def _manifest(model: nn.Module, ortho: Manifest, layer_rows: list[dict], scaled:
             m.entries.append({**e, "scheme": "lsuv", "distribution": f"as it was, rescaled x{factor:.3g} (through a "
                               f"layer that shares it)", "reason": None})
     return m
+
+
+#: lsuv's own parameters, with their defaults (as a scheme: ``{"name": "lsuv", "params": {...}}``).
+PARAMS = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
+
+
+def register() -> None:
+    """Register ``lsuv`` as a data-dependent scheme (the ``initlab.schemes`` entry point ``lsuv``), so
+    that ``initialize(model, "lsuv", inputs=X)``, sweeps and ``initlab diagnose --scheme lsuv`` reach
+    it by name while :mod:`initlab.schemes` and :mod:`initlab.init` never import this module."""
+    register_data_scheme("lsuv", "orthogonal, then each layer rescaled in forward order until std(output) = "
+                         "target_std on data (needs inputs)", PARAMS, lsuv)

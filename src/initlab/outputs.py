@@ -96,8 +96,12 @@ def check_config(file, c) -> None:
         integer(file, f"config.{key}", c.get(key), low=1)
     number(file, "config.noise", c.get("noise"), low=0)
     number(file, "config.lr", c.get("lr"), low=0)
-    for i, w in enumerate(sequence(file, "config.hidden", c.get("hidden"), nonempty=True)):
-        integer(file, f"config.hidden[{i}]", w, low=1)
+    if "hidden" in c or "depth" not in c:
+        for i, w in enumerate(sequence(file, "config.hidden", c.get("hidden"), nonempty=True)):
+            integer(file, f"config.hidden[{i}]", w, low=1)
+    else:
+        integer(file, "config.depth", c.get("depth"), low=1)
+        integer(file, "config.width", c.get("width"), low=1)
 
 
 def check_row(file, where, r) -> None:
@@ -129,9 +133,36 @@ def check_row(file, where, r) -> None:
             number(file, f"{where}.output_signal.{key}", signal.get(key), 0, 1)
 
 
+#: results.json's schema versions this initlab reads: 1 (no ``schema_version`` key; tracked
+#: statistics named ``act_std`` and ``grad_norm``) and 2 (``preact_std`` and ``weight_grad_norm``,
+#: the probe's names; the config as :class:`initlab.config.RunConfig` writes it).
+RESULTS_VERSION = 2
+_TRACKED_V1 = {"act_std": "preact_std", "grad_norm": "weight_grad_norm"}
+
+
+def _upgrade_results(doc: dict, file) -> dict:
+    """A results.json of an older schema in today's names (additive: nothing is lost)."""
+    version = doc.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _bad(file, "schema_version", "a whole number >= 1", version)
+    if version > RESULTS_VERSION:
+        raise InitlabError(f"{file}: schema_version {version} was written by a newer initlab (this one reads up "
+                           f"to {RESULTS_VERSION}): upgrade initlab to read it.")
+    if version == 1:
+        for t in (doc.get("tracked") or {}).values():
+            if isinstance(t, dict):
+                for old, new in _TRACKED_V1.items():
+                    if old in t and new not in t:
+                        t[new] = t.pop(old)
+        doc["schema_version"] = RESULTS_VERSION
+    return doc
+
+
 def check_results(doc, file: str | Path = "results.json") -> dict:
-    """Check a parsed ``results.json`` of a demo or train folder; returns it, or raises one line."""
+    """Check a parsed ``results.json`` of a demo or train folder (upgraded from an older schema);
+    returns it, or raises one line."""
     mapping(file, "the file", doc)
+    doc = _upgrade_results(doc, file)
     kind = doc.get("kind", "train")
     if kind not in KINDS:
         raise _bad(file, "kind", f"one of {', '.join(KINDS)}", kind)
@@ -151,7 +182,7 @@ def check_results(doc, file: str | Path = "results.json") -> dict:
         numbers(file, f"tracked.{name}.step", t.get("step"), optional_items=False)
         for i, layer in enumerate(sequence(file, f"tracked.{name}.layers", t.get("layers"))):
             text(file, f"tracked.{name}.layers[{i}]", layer)
-        for key in ("act_std", "grad_norm"):
+        for key in ("preact_std", "weight_grad_norm"):
             numbers(file, f"tracked.{name}.{key}", t.get(key))
     if kind == "demo":
         roles = [r.get("role") for r in rows]

@@ -4,7 +4,7 @@ figures are drawn from stored results (see :func:`initlab.experiment.load`), nev
 What every figure keeps: layer axes show whole layers (never 2.5), step axes round steps (0, 500,
 1000: :func:`round_ticks`), legends sit under the axes, off the data (:func:`legend_below`), and a
 log-scale chart with nothing to draw says why in the axes. The figures of an experiment (``lang``)
-are drawn in English or in Hebrew (:data:`initlab.report_text.TEXT`), in DejaVu Sans, which has the
+are drawn in English or in Hebrew (:data:`initlab.report.text.TEXT`), in DejaVu Sans, which has the
 Hebrew letters; a right-to-left language's text is given to matplotlib as :func:`rtl_text` says.
 """
 
@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from .errors import InitlabError
-from .report_text import RTL, TEXT, figure_file, visual_order
+from .report.text import RTL, TEXT, figure_file, visual_order
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 COLORS = plt.get_cmap("tab10").colors
@@ -54,7 +54,7 @@ def _layer_axis(axis, n: int) -> None:
 @functools.cache
 def draws_bidi() -> bool:
     """Whether this matplotlib orders right-to-left text itself (3.11 and later lay text out with
-    libraqm): then a Hebrew string is given as written, else in :func:`~initlab.report_text.visual_order`."""
+    libraqm): then a Hebrew string is given as written, else in :func:`~initlab.report.text.visual_order`."""
     try:
         from matplotlib import font_manager, ft2font
 
@@ -325,7 +325,7 @@ def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg")) 
 def experiment_figures(doc: dict, out: str | Path, lang: str = "en") -> dict[str, Path]:
     """Draw the figures of a stored experiment into ``out``: contours, curves and (for the demo) the
     symmetry trace. Returns ``{name: png path}``. In another language than English the words are
-    that language's and the files are named by :func:`initlab.report_text.figure_file`
+    that language's and the files are named by :func:`initlab.report.text.figure_file`
     (``contours-he.png``, PNG only), beside the English ones."""
     _words(lang)
     if lang in RTL:  # Hebrew letters: a font that has them, whatever the user's rcParams say
@@ -409,7 +409,7 @@ def tracking_heatmaps(tracked: dict, axes=None, title: str = "", lang: str = "en
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     steps = tracked["step"]
-    for ax, key, label in zip(axes, ("act_std", "grad_norm"), (W["act_std"], W["grad_norm"])):
+    for ax, key, label in zip(axes, ("preact_std", "weight_grad_norm"), (W["act_std"], W["grad_norm"])):
         values = np.array([[np.nan if v is None else v for v in row] for row in tracked[key]], dtype=float).T
         finite = values[np.isfinite(values) & (values > 0)]
         if finite.size:

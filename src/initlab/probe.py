@@ -65,34 +65,86 @@ def units(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t.movedim(axis, -1).reshape(-1, t.shape[axis])
 
 
-def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict]:
-    """Run ``model`` on ``inputs`` with hooks; with ``loss`` (output -> scalar) also backward, keeping
-    the gradient that reaches each weight layer's primary output (by call index) and, for a recurrent
-    layer, the gradient reaching its input sequence (by ``("input", index)``): an RNN's depth is time.
-    Returns the calls in order and the gradients. The caller restores parameters, gradients and RNG."""
-    calls: list[Call] = []
-    grads: dict = {}
-    names = {m: n for n, m in model.named_modules()}
+class Recorder:
+    """The per-layer probe's hooks: while :attr:`active`, every call of a weight layer or an activation
+    module of ``model`` is kept as a :class:`Call` (in forward order), and, when ``gradients``, the
+    gradient that later reaches each weight layer's primary output (by call index) and, for a
+    recurrent layer, the gradient reaching its input sequence (by ``("input", index)``): an RNN's depth
+    is time.
 
-    def hook(module, args, out):
+    :func:`trace` (what :func:`initlab.diagnose` measures at step 0), :func:`initlab.train`'s
+    ``track_every`` and the playground all record through this one class, and read it with
+    :func:`rows` (every statistic) or :meth:`summary` (the per-layer stds a training run follows).
+    """
+
+    def __init__(self, model: nn.Module, gradients: bool = True):
+        self.gradients = gradients
+        self.active = False
+        self.calls: list[Call] = []
+        self.grads: dict = {}
+        self._names = {m: n for n, m in model.named_modules()}
+        watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
+        self._handles = [m.register_forward_hook(self._hook) for m in watched]
+
+    def _hook(self, module, args, out):
+        if not self.active:
+            return
         primary = first_tensor(out)
         if primary is None or not primary.is_floating_point():
             return
         arg = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        calls.append(Call(names[module], module, arg, primary, tensors(out)))
-        if loss is not None and L.is_weight_layer(module) and primary.requires_grad:
-            i = len(calls) - 1
+        self.calls.append(Call(self._names[module], module, arg, primary, tensors(out)))
+        if self.gradients and L.is_weight_layer(module) and primary.requires_grad:
+            i, grads = len(self.calls) - 1, self.grads
             primary.register_hook(lambda g, i=i: grads.__setitem__(i, g.detach()))
             if isinstance(module, nn.RNNBase) and arg is not None and arg.requires_grad and arg.dim() == 3:
                 arg.register_hook(lambda g, i=i: grads.__setitem__(("input", i), g.detach()))
 
-    watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
-    handles = [m.register_forward_hook(hook) for m in watched]
+    def start(self) -> None:
+        """Forget what was recorded and record the next passes."""
+        self.calls, self.grads, self.active = [], {}, True
+
+    def stop(self) -> None:
+        """Record nothing more (the gradients of passes already recorded still arrive)."""
+        self.active = False
+
+    def summary(self) -> dict[str, list]:
+        """Per weight layer, by its first call in forward order: ``names``, ``preact_std`` (std of the
+        layer's output), ``act_std`` (std after the activation that follows it; None when none does)
+        and ``grad_std`` (std of the loss's gradient with respect to the layer's output)."""
+        layer_idx = [i for i, c in enumerate(self.calls) if L.is_weight_layer(c.module)]
+        first = {}
+        for i in layer_idx:
+            first.setdefault(self.calls[i].name, i)
+        out = {"names": list(first), "preact_std": [], "act_std": [], "grad_std": []}
+        for i in first.values():
+            _, after = following_activation(self.calls, i, layer_idx)
+            out["preact_std"].append(_std(self.calls[i].output))
+            out["act_std"].append(_std(after))
+            out["grad_std"].append(_std(self.grads.get(i)))
+        return out
+
+    def clear(self) -> None:
+        self.calls, self.grads = [], {}
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles, self.calls, self.grads, self.active = [], [], {}, False
+
+
+def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict]:
+    """Run ``model`` on ``inputs`` through a :class:`Recorder`; with ``loss`` (output -> scalar) also
+    backward. Returns the calls in order and the gradients. The caller restores parameters,
+    gradients and RNG."""
+    recorder = Recorder(model, gradients=loss is not None)
+    recorder.start()
     try:
         try:
             out = call(model, inputs)
         except Exception as e:  # the user's model on the user's inputs: one line
             raise does_not_fit(e) from None
+        recorder.stop()
         if loss is not None:
             try:
                 value = loss(out)
@@ -100,10 +152,9 @@ def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[
                 raise InitlabError(f"the loss could not be computed from the model's output (check targets= and "
                                    f"loss_fn=): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
             value.backward()
+        return recorder.calls, recorder.grads
     finally:
-        for h in handles:
-            h.remove()
-    return calls, grads
+        recorder.close()
 
 
 def _std(t: torch.Tensor | None) -> float | None:

@@ -203,20 +203,18 @@ def orthogonal(weight, generator=None, gain: float = 1.0) -> dict:
     return {"distribution": "orthogonal", "gain": float(gain), "fan_in": fan_in, "fan_out": fan_out}
 
 
-#: :func:`initlab.lsuv`'s own parameters, with its defaults.
-LSUV_PARAMS = {"target_std": 1.0, "tol": 0.1, "max_iter": 10}
-
-
 @dataclass(frozen=True)
 class Scheme:
     """A named scheme: its function, its formula in one line, and the aliases' fixed parameters."""
 
     name: str
     formula: str
-    fn: Callable[..., dict] | None  # None: a whole-model scheme (default, lsuv)
+    fn: Callable[..., dict] | None  # None: a whole-model scheme (default, or a data-dependent one)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     alias_of: str | None = None
     whole_model_params: Mapping[str, Any] = field(default_factory=dict)  # for fn None: its parameters
+    #: A data-dependent scheme (:func:`register_data_scheme`): ``apply(model, inputs, seed=, **params)``.
+    apply: Callable[..., Any] | None = None
 
     def params(self) -> dict[str, Any]:
         """The parameters this scheme accepts, with their defaults (``bias`` is accepted by all
@@ -250,21 +248,49 @@ _REGISTRY: dict[str, Scheme] = {s.name: s for s in [
     Scheme("lecun_uniform", "w ~ U[-b, b], b = sqrt(3/K_in)", lecun_uniform),
     Scheme("lecun_normal", "w ~ N(0, 1/K_in)", lecun_normal),
     Scheme("orthogonal", "w = gain * Q, Q (semi-)orthogonal", orthogonal),
-    Scheme("lsuv", "orthogonal, then each layer rescaled in forward order until std(output) = "
-           "target_std on data (needs inputs)", None, whole_model_params=LSUV_PARAMS),
 ]}
 _ALIASES = {"glorot_uniform": "xavier_uniform", "glorot_normal": "xavier_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
 
 
+#: The entry-point group whose functions register data-dependent schemes (initlab's own: ``lsuv``).
+PLUGINS = "initlab.schemes"
+_plugins_loaded = False
+
+
+def register_data_scheme(name: str, formula: str, params: Mapping[str, Any], apply: Callable[..., Any]) -> None:
+    """Add a data-dependent scheme: one that initializes a whole model from a batch. ``apply(model,
+    inputs, seed=, **params)`` initializes ``model`` in place and returns an object whose ``manifest``
+    accounts for every parameter (and whose ``after``, when it has one, is its own diagnosis of the
+    result). ``params`` are its parameters with their defaults. :mod:`initlab.lsuv` registers itself so,
+    through the ``initlab.schemes`` entry point; another package may add its own the same way."""
+    _REGISTRY[name] = Scheme(name, formula, None, whole_model_params=dict(params), apply=apply)
+
+
+def _load_plugins() -> None:
+    """Run every ``initlab.schemes`` entry point once (each registers its schemes)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from .plugins import entries
+
+    for entry in entries(PLUGINS).values():
+        entry.load()()
+
+
 def schemes() -> list[str]:
-    """The names of every scheme initlab knows (aliases such as ``zeros`` included)."""
+    """The names of every scheme initlab knows (aliases such as ``zeros`` and registered data-dependent
+    schemes such as ``lsuv`` included)."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> Scheme:
     """The :class:`Scheme` called ``name`` (an alias such as ``glorot_uniform`` works too)."""
     name = _ALIASES.get(name, name)
+    if name not in _REGISTRY:
+        _load_plugins()
     if name not in _REGISTRY:
         raise unknown_name("scheme", name, list(_REGISTRY) + list(_ALIASES))
     return _REGISTRY[name]

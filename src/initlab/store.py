@@ -35,6 +35,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .config import canonical, run_id
 from .errors import InitlabError
 from .metrics import MIN_RUNS, mean_interval, null_diverged_accuracy, reaches, steps_to, wilson
 
@@ -79,16 +80,6 @@ AXES = ("scheme", "dataset", "n", "noise", "data_seed", "depth", "width", "activ
         "steps", "batch_size")
 #: The precision of the stored probability thumbnails.
 GRID_DTYPE = np.float16
-def canonical(config: dict) -> str:
-    """The canonical JSON of a config: sorted keys, no spaces, so equal configs give equal text."""
-    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def run_id(config: dict) -> str:
-    """A stable id for a run: the first 16 hex digits of the SHA-256 of its canonical JSON."""
-    return hashlib.sha256(canonical(config).encode()).hexdigest()[:16]
-
-
 def _finite(v):
     return v if not isinstance(v, float) or math.isfinite(v) else None
 

@@ -6,7 +6,6 @@ and the result says ``diverged=True, diverged_step=k``.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,12 +15,13 @@ import torch
 from torch import nn
 
 from .checks import check_training_data, expect
+from .config import check
+from .optimizers import OPTIMIZERS, get as get_optimizer  # noqa: F401  (OPTIMIZERS: the names, for callers)
 from .datasets import Dataset
-from .errors import InitlabError, unknown_name
+from .errors import InitlabError
 from .metrics import null_diverged_accuracy, steps_to
 from .jsonsafe import json_safe
 
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -61,20 +61,14 @@ def _whole(value) -> bool:
 
 
 def check_arguments(steps: int, lr: float, optimizer: str, batch_size: int | None,
-                    eval_every: int = 10, seed: int = 0) -> None:
-    """Raise a clear :class:`InitlabError` for a bad training argument, before any work is done."""
-    if not _whole(steps) or steps < 0:
-        raise InitlabError(f"steps must be a non-negative integer; got {steps!r}.")
-    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0 and math.isfinite(lr)):
-        raise InitlabError(f"lr must be a positive number; got {lr!r}.")
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
-    if batch_size is not None and (not _whole(batch_size) or batch_size < 1):
-        raise InitlabError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
-    if not _whole(eval_every) or eval_every < 1:
-        raise InitlabError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
-    if not _whole(seed) or seed < 0:
-        raise InitlabError(f"seed must be a non-negative integer; got {seed!r}.")
+                    eval_every: int = 10, seed: int = 0, **optimizer_params) -> None:
+    """Raise a clear :class:`InitlabError` for a bad training argument, before any work is done: the
+    run config's checks (:func:`initlab.config.check`), the same in every entry point."""
+    for key, value in (("steps", steps), ("lr", lr), ("optimizer", optimizer), ("eval_every", eval_every),
+                       ("seed", seed)):
+        check(key, value)
+    check("batch_size", batch_size)
+    get_optimizer(optimizer).settings({k: v for k, v in optimizer_params.items() if v is not None})
 
 
 @dataclass
@@ -136,10 +130,113 @@ def _all_finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
     return bool(torch.isfinite(sums).all())
 
 
+def epoch_order(n: int, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The order of the ``n`` training points in the next epoch: the one minibatch-order rule of
+    initlab (:class:`Minibatches` and :func:`initlab.train_many` both draw through it, so a model
+    sees the same batches however it is trained)."""
+    return torch.randperm(n, generator=generator) if out is None else torch.randperm(n, generator=generator, out=out)
+
+
+class Minibatches:
+    """The indices of each step's minibatch: consecutive slices of a fresh :func:`epoch_order` drawn
+    from ``seed`` whenever the epoch cannot fill another batch (the rest of it is dropped)."""
+
+    def __init__(self, n: int, batch_size: int | None, seed: int, device: torch.device):
+        self.n, self.device = n, device
+        self.batch = n if batch_size is None else min(batch_size, n)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm, self.cursor = None, n
+
+    @property
+    def full(self) -> bool:
+        return self.batch == self.n
+
+    def next(self) -> torch.Tensor | None:
+        """The next batch's indices (None: the whole training set)."""
+        if self.full:
+            return None
+        if self.cursor + self.batch > self.n:
+            self.perm, self.cursor = epoch_order(self.n, self.generator).to(self.device), 0
+        idx = self.perm[self.cursor:self.cursor + self.batch]
+        self.cursor += self.batch
+        return idx
+
+
+class Trainer:
+    """:func:`train` one step at a time: the one training loop of initlab (the playground steps it;
+    ``train`` runs it to the end). Arguments are those of :func:`train`.
+
+    ``step()`` makes one update and says whether the model is still finite; ``step_count`` counts the
+    updates made and ``diverged_step`` is the step at which the loss or a parameter became NaN or inf.
+    A :class:`~initlab.probe.Recorder` passed as ``recorder`` sees each step's forward and backward
+    pass when it is started before :meth:`step`.
+    """
+
+    def __init__(self, model: nn.Module, data: Dataset, *, lr: float = 0.1, optimizer: str = "sgd",
+                 batch_size: int | None = None, seed: int = 0, device: str | torch.device | None = None,
+                 weight_decay: float | None = None, caller: str = "train"):
+        expect(model, "model", caller)
+        check_arguments(0, lr, optimizer, batch_size, seed=seed, weight_decay=weight_decay)
+        dev = resolve_device(device) if device is not None else None
+        if dev is not None:
+            model.to(dev)
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise InitlabError("the model has no trainable parameters.")
+        check_training_data(data, model, caller)
+        self.dtype, self.device = self.params[0].dtype, self.params[0].device
+        self.X, self.y, self.X_test, self.y_test = (t.to(self.device, self.dtype) for t in data)
+        extra = {} if weight_decay is None else {"weight_decay": weight_decay}
+        self.opt = get_optimizer(optimizer).make(self.params, lr=lr, **extra)
+        self.batches = Minibatches(self.X.shape[0], batch_size, seed, self.device)
+        self.step_count = 0
+        self.diverged_step: int | None = None
+        self.last_loss_finite = True
+        model.train()
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_step is not None
+
+    def step(self, recorder=None) -> bool:
+        """One update (none once diverged); False when the model has diverged. With a started
+        ``recorder``, it is stopped after this step's backward pass, before the update."""
+        if self.diverged:
+            return False
+        idx = self.batches.next()
+        xb, yb = (self.X, self.y) if idx is None else (self.X[idx], self.y[idx])
+        self.opt.zero_grad(set_to_none=True)
+        loss = _loss_fn(self.model(xb), yb)
+        self.last_loss_finite = bool(torch.isfinite(loss))
+        if self.last_loss_finite:
+            loss.backward()
+        if recorder is not None:
+            recorder.stop()
+        if self.last_loss_finite:
+            self.opt.step()
+        self.step_count += 1
+        if not _all_finite(loss, self.params):
+            self.diverged_step = self.step_count
+        return not self.diverged
+
+    def evaluate(self) -> dict[str, float]:
+        """Train and test loss and accuracy now (NaN or inf losses for a diverged model)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = {}
+            for split, (xs, ys) in (("train", (self.X, self.y)), ("test", (self.X_test, self.y_test))):
+                out[f"{split}_loss"], out[f"{split}_accuracy"] = evaluate(self.model, xs, ys)
+            return out
+        finally:
+            self.model.train(was_training)
+
+
 def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1,
           optimizer: str = "sgd", batch_size: int | None = None, seed: int = 0,
           device: str | torch.device | None = None, eval_every: int = 10,
-          track_every: int | None = None,
+          track_every: int | None = None, weight_decay: float | None = None,
           callback: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` with a binary cross-entropy loss (on logits), in place.
 
@@ -155,11 +252,12 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     steps : int, default 1000
         Optimizer steps.
     lr : float, default 0.1
-    optimizer : {"sgd", "adam"}, default "sgd"
-        Plain SGD (no momentum) or Adam with PyTorch's defaults.
+    optimizer : {"sgd", "adam", "adamw", "rmsprop"}, default "sgd"
+        A row of :data:`initlab.optimizers.OPTIMIZERS`, with PyTorch's defaults (plain SGD has no
+        momentum).
     batch_size : int, optional
         None trains on the full training set every step; otherwise minibatches in an order drawn
-        from ``seed`` (a new permutation each epoch).
+        from ``seed`` (a new permutation each epoch, see :class:`Minibatches`).
     seed : int, default 0
         Seeds the minibatch order only; the global RNG is never touched.
     device : {"cpu", "cuda"}, optional
@@ -167,69 +265,42 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         Train and test loss and accuracy are recorded at step 0, every ``eval_every`` steps and at
         the last step.
     track_every : int, optional
-        At the first 5 steps, every ``track_every`` steps and at a divergence, record, per Linear or
-        convolution layer, the
-        std of its output and the norm of its weight's gradient, in ``result.tracked``
-        (``{"layers", "step", "act_std", "grad_norm"}``; step s is the state after s updates).
+        At the first 5 steps, every ``track_every`` steps and at a divergence, record per weight layer
+        (through :class:`initlab.probe.Recorder`) the std of its output (``preact_std``) and the norm of
+        its weight's gradient (``weight_grad_norm``), in ``result.tracked``
+        (``{"layers", "step", "preact_std", "weight_grad_norm"}``; step s is the state after s updates).
+    weight_decay : float, optional
+        For optimizers that take it (adamw; default 0.01).
     callback : callable, optional
         ``callback(step, model)`` after every step (and once with step 0 before training).
     """
-    expect(model, "model", "train")
-    check_arguments(steps, lr, optimizer, batch_size, eval_every, seed)
+    check_arguments(steps, lr, optimizer, batch_size, eval_every, seed, weight_decay=weight_decay)
     if callback is not None and not callable(callback):
         raise InitlabError(f"callback must be callable, as callback(step, model); got {type(callback).__name__}.")
-    dev = resolve_device(device)
-    model.to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise InitlabError("the model has no trainable parameters.")
-    check_training_data(data, model, "train")
-    dtype = params[0].dtype
-    X, y, X_test, y_test = (t.to(dev, dtype) for t in data)
-    opt = OPTIMIZERS[optimizer](params, lr=lr)
-    order_gen = torch.Generator().manual_seed(seed)
-    n = X.shape[0]
-    batch = n if batch_size is None else min(batch_size, n)
-    perm, cursor = None, n
-
+    if track_every is not None:
+        check("track_every", track_every)
+    trainer = Trainer(model, data, lr=lr, optimizer=optimizer, batch_size=batch_size, seed=seed,
+                      device=resolve_device(device), weight_decay=weight_decay)
     history = {k: [] for k in ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
 
     def record(step: int) -> None:
-        model.eval()
-        for split, (xs, ys) in (("train", (X, y)), ("test", (X_test, y_test))):
-            loss, acc = evaluate(model, xs, ys)
-            history[f"{split}_loss"].append(loss)
-            history[f"{split}_accuracy"].append(acc)
         history["step"].append(step)
-        model.train()
+        for k, v in trainer.evaluate().items():
+            history[k].append(v)
 
     tracker = _Tracker(model, track_every) if track_every else None
     start = time.perf_counter()
     record(0)
     if callback:
         callback(0, model)
-    diverged_step = None
-    model.train()
     for step in range(1, steps + 1):
-        if batch == n:
-            xb, yb = X, y
-        else:
-            if cursor + batch > n:
-                perm, cursor = torch.randperm(n, generator=order_gen).to(dev), 0
-            idx = perm[cursor:cursor + batch]
-            cursor += batch
-            xb, yb = X[idx], y[idx]
-        opt.zero_grad(set_to_none=True)
-        loss = _loss_fn(model(xb), yb)
-        finite_loss = bool(torch.isfinite(loss))
-        if finite_loss:
-            loss.backward()
-        if tracker and (step - 1 < 5 or (step - 1) % track_every == 0 or not finite_loss):
+        watch = tracker is not None and tracker.due(step - 1)
+        if watch:
+            tracker.recorder.start()
+        trainer.step(tracker.recorder if watch else None)
+        if tracker is not None and (watch or not trainer.last_loss_finite):
             tracker.record(step - 1)
-        if finite_loss:
-            opt.step()
-        if not _all_finite(loss, params):
-            diverged_step = step
+        if trainer.diverged:
             record(step)
             break
         if step % eval_every == 0 or step == steps:
@@ -239,39 +310,45 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
     seconds = time.perf_counter() - start
     final = {k: history[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
     config = {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size, "seed": seed,
-              "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
+              "device": str(trainer.device), "dtype": str(trainer.dtype).replace("torch.", ""),
+              **({} if weight_decay is None else {"weight_decay": weight_decay})}
     tracked = tracker.close() if tracker else None
-    return TrainResult(history, final, diverged_step is not None, diverged_step, config, seconds, tracked)
+    return TrainResult(history, final, trainer.diverged, trainer.diverged_step, config, seconds, tracked)
 
 
 class _Tracker:
-    """Keeps each layer's latest output; on ``record(step)`` stores its std and the weight-gradient norm."""
+    """``train(track_every=)``'s record: per weight layer, the std of its output and the norm of its
+    weight's gradient, from a :class:`~initlab.probe.Recorder` started on the steps it is due."""
 
     def __init__(self, model: nn.Module, every: int):
-        from .layers import LAYER_TYPES
+        from .layers import weight_params
+        from .probe import Recorder
 
-        if not _whole(every) or every < 1:
-            raise InitlabError(f"track_every must be a positive integer; got {every!r}.")
-        self.layers = [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
-        self.outputs: dict[nn.Module, torch.Tensor] = {}
-        self.data = {"layers": [n for n, _ in self.layers], "step": [], "act_std": [], "grad_norm": []}
-        self.handles = [m.register_forward_hook(self._hook) for _, m in self.layers]
+        self.every = every
+        self.recorder = Recorder(model)
+        self.layers = [(n, m) for n, m in model.named_modules() if weight_params(m)]
+        self.weights = {n: weight_params(m) for n, m in self.layers}
+        self.data = {"layers": [n for n, _ in self.layers], "step": [], "preact_std": [], "weight_grad_norm": []}
 
-    def _hook(self, module, _args, out):
-        self.outputs[module] = out.detach()
+    def due(self, step: int) -> bool:
+        return step < 5 or step % self.every == 0
 
     def record(self, step: int) -> None:
+        stats = self.recorder.summary()
+        by_name = dict(zip(stats["names"], stats["preact_std"]))
         self.data["step"].append(step)
-        self.data["act_std"].append([float(self.outputs[m].double().std()) if m in self.outputs else None
-                                     for _, m in self.layers])
-        self.data["grad_norm"].append([None if m.weight.grad is None else float(m.weight.grad.double().norm())
-                                       for _, m in self.layers])
+        self.data["preact_std"].append([by_name.get(n) for n, _ in self.layers])
+        self.data["weight_grad_norm"].append([_grad_norm(self.weights[n]) for n, _ in self.layers])
+        self.recorder.clear()
 
     def close(self) -> dict:
-        for h in self.handles:
-            h.remove()
-        self.outputs.clear()
+        self.recorder.close()
         return self.data
+
+
+def _grad_norm(params: list[torch.Tensor]) -> float | None:
+    grads = [p.grad.detach().double().reshape(-1) for p in params if p.grad is not None]
+    return float(torch.cat(grads).norm()) if grads else None
 
 
 @torch.no_grad()

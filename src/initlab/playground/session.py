@@ -80,10 +80,11 @@ class Run:
         self.diagnosis = {"summary": d.verdict["summary"], "message": d.verdict["message"],
                           "labels": d.verdict["labels"]}
         self.initial_stats = {"names": [r["name"] for r in d.rows],
-                              "act_std": [_clean(r["preact_std"]) for r in d.rows],
+                              "preact_std": [_clean(r["preact_std"]) for r in d.rows],
                               "grad_std": [_clean(r["grad_std"]) for r in d.rows]}
         self.stepper = Stepper(self.model, data, lr=settings.lr, optimizer=settings.optimizer,
-                               batch_size=settings.batch_size, seed=settings.seed)
+                               batch_size=settings.batch_size, seed=settings.seed,
+                               weight_decay=settings.weight_decay)
         self.history: dict[str, list] = {k: [] for k in ("step", "train_loss", "train_accuracy", "test_loss",
                                                          "test_accuracy")}
         self.record()
@@ -121,7 +122,7 @@ class Run:
                 "diverged_step": s.diverged_step, "grid": p,
                 "history": {k: [_clean(v[i]) if k != "step" else v[i] for i in idx] for k, v in h.items()},
                 "final": {k: _clean(v[-1]) for k, v in h.items() if k != "step"},
-                "layers": {"names": stats["names"], "act_std": [_clean(v) for v in stats["act_std"]],
+                "layers": {"names": stats["names"], "preact_std": [_clean(v) for v in stats["preact_std"]],
                            "grad_std": [_clean(v) for v in stats["grad_std"]]},
                 "widths": widths, "diagnosis": self.diagnosis}
 
@@ -149,7 +150,7 @@ class Session:
 
     def apply(self, settings: Settings) -> None:
         """New settings: new data, new models from step 0 (what "reset" does with the same settings)."""
-        data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.dseed)
+        data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.data_seed)
         X_all = torch.cat([data.X_train, data.X_test])
         runs = [Run(settings, spec, data, X_all) for spec in settings.schemes]
         with self.lock:

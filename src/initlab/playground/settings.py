@@ -1,9 +1,11 @@
 """A playground's settings: parsed from a URL query string, checked against the registry and sane
 ranges, and written back as the same query string (so a link reproduces a run).
 
-A query looks like ``dataset=moons&noise=0.2&n=400&depth=4&width=16&activation=relu&
-scheme=constant(value=0.1)&scheme=xavier_uniform&optimizer=sgd&lr=0.1&batch=0&seed=0&speed=30``;
-``scheme`` may repeat (compare mode), each ``name`` or ``name(key=value,key=value)``.
+A query looks like ``dataset=moons&noise=0.2&n=400&data_seed=0&depth=4&width=16&activation=relu&
+scheme=constant(value=0.1)&scheme=xavier_uniform&optimizer=sgd&lr=0.1&batch_size=full&seed=0&speed=30``;
+``scheme`` may repeat (compare mode), each ``name`` or ``name(key=value,key=value)``. The keys are the
+run config's names (:mod:`initlab.config`; the old ``dseed`` and ``batch=0`` still read), and each value
+passes the run config's own check before the playground's tighter ranges.
 Every bad value raises :class:`InitlabError` with a message naming it and what would be right.
 """
 
@@ -19,14 +21,16 @@ from .. import datasets
 from ..schemes import CHOICES, get, parse_spec, schemes
 from ..errors import InitlabError, unknown_name
 from ..activations import ACTIVATIONS
-from ..train import OPTIMIZERS
+from ..config import OLD_NAMES, check
+from ..optimizers import OPTIMIZERS
 
 MAX_QUERY = 2000
 MAX_SCHEMES = 4
 #: name -> (low, high) for numbers, checked inclusive; the issue's "sane ranges".
 RANGES = {"noise": (0.0, 1.0), "n": (20, 2000), "depth": (1, 8), "width": (1, 128), "lr": (1e-5, 10.0),
-          "batch": (0, 2000), "seed": (0, 2**31 - 1), "dseed": (0, 2**31 - 1), "speed": (1, 200)}
-INTEGERS = {"n", "depth", "width", "batch", "seed", "dseed", "speed"}
+          "weight_decay": (0.0, 1.0), "batch_size": (1, 2000), "seed": (0, 2**31 - 1),
+          "data_seed": (0, 2**31 - 1), "speed": (1, 200)}
+INTEGERS = {"n", "depth", "width", "batch_size", "seed", "data_seed", "speed"}
 #: A scheme parameter's kind: (low, high) for a number, a tuple of words for a choice.
 PARAM_RULES: dict[str, Any] = {
     "value": (-10.0, 10.0), "std": (0.0, 100.0), "mean": (-10.0, 10.0), "bound": (0.0, 100.0),
@@ -61,6 +65,7 @@ def catalog() -> dict:
                            **({"choices": list(rule)} if kind == "choice" else {"min": rule[0], "max": rule[1]})})
         rows.append({"name": name, "formula": s.formula, "params": params})
     return {"datasets": datasets.names(), "activations": list(ACTIVATIONS), "optimizers": list(OPTIMIZERS),
+            "optimizer_params": {name: o.params for name, o in OPTIMIZERS.items()},
             "ranges": {k: list(v) for k, v in RANGES.items()}, "max_schemes": MAX_SCHEMES, "schemes": rows}
 
 
@@ -119,14 +124,15 @@ class Settings:
     dataset: str = "moons"
     noise: float = 0.2
     n: int = 400                  # points before the 70/30 split
-    dseed: int = 0                # the points
+    data_seed: int = 0            # the points
     depth: int = 4                # hidden layers
     width: int = 16
     activation: str = "relu"
     schemes: list[dict] = field(default_factory=lambda: [{"name": "xavier_uniform", "params": {}}])
     optimizer: str = "sgd"
     lr: float = 0.1
-    batch: int = 0                # 0: full batch
+    weight_decay: float | None = None  # None: the optimizer's default (adamw's 0.01)
+    batch_size: int | None = None      # None: the full training set
     seed: int = 0                 # the initialization and the minibatch order
     speed: int = 30               # steps per second
 
@@ -134,25 +140,35 @@ class Settings:
     def hidden(self) -> list[int]:
         return [self.width] * self.depth
 
-    @property
-    def batch_size(self) -> int | None:
-        return self.batch or None
-
     def query(self) -> str:
         """The URL query string that reproduces these settings."""
         pairs: list[tuple[str, Any]] = []
-        for key in ("dataset", "noise", "n", "dseed", "depth", "width", "activation"):
+        for key in ("dataset", "noise", "n", "data_seed", "depth", "width", "activation"):
             pairs.append((key, getattr(self, key)))
         pairs += [("scheme", scheme_text(s)) for s in self.schemes]
-        for key in ("optimizer", "lr", "batch", "seed", "speed"):
+        pairs += [("optimizer", self.optimizer), ("lr", self.lr)]
+        if self.weight_decay is not None:
+            pairs.append(("weight_decay", self.weight_decay))
+        pairs.append(("batch_size", "full" if self.batch_size is None else self.batch_size))
+        for key in ("seed", "speed"):
             pairs.append((key, getattr(self, key)))
         return urlencode([(k, f"{v:g}" if isinstance(v, float) else v) for k, v in pairs], safe="(),=")
 
     def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "noise": self.noise, "n": self.n, "dseed": self.dseed,
+        return {"dataset": self.dataset, "noise": self.noise, "n": self.n, "data_seed": self.data_seed,
                 "depth": self.depth, "width": self.width, "activation": self.activation,
                 "schemes": [scheme_text(s) for s in self.schemes], "optimizer": self.optimizer,
-                "lr": self.lr, "batch": self.batch, "seed": self.seed, "speed": self.speed}
+                "lr": self.lr, "weight_decay": self.weight_decay, "batch_size": self.batch_size,
+                "seed": self.seed, "speed": self.speed}
+
+    def run_config(self, spec: dict):
+        """The :class:`~initlab.config.RunConfig` of the run of scheme ``spec`` (the playground has no
+        step limit or evaluation schedule of its own: those fields keep their defaults)."""
+        from ..config import RunConfig
+
+        return RunConfig(dataset=self.dataset, n=self.n, noise=self.noise, data_seed=self.data_seed,
+                         hidden=self.hidden, activation=self.activation, scheme=spec, optimizer=self.optimizer,
+                         lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, seed=self.seed)
 
 
 def parse(query: Mapping[str, Any] | Sequence[tuple[str, str]]) -> Settings:
@@ -167,6 +183,9 @@ def parse(query: Mapping[str, Any] | Sequence[tuple[str, str]]) -> Settings:
     seen = set()
     for key, value in pairs:
         value = str(value)
+        if key == "batch" and value == "0":  # the old name's 0 meant the full training set
+            value = "full"
+        key = OLD_NAMES.get(key, key)
         if key not in known:
             raise unknown_name("setting", key, known)
         if key == "scheme":
@@ -175,20 +194,14 @@ def parse(query: Mapping[str, Any] | Sequence[tuple[str, str]]) -> Settings:
         if key in seen:
             raise InitlabError(f"setting '{key}' is given twice.")
         seen.add(key)
-        if key == "dataset":
-            if value not in datasets.GENERATORS:
-                raise unknown_name("dataset", value, datasets.GENERATORS)
-            s.dataset = value
-        elif key == "activation":
-            if value not in ACTIVATIONS:
-                raise unknown_name("activation", value, ACTIVATIONS)
-            s.activation = value
-        elif key == "optimizer":
-            if value not in OPTIMIZERS:
-                raise unknown_name("optimizer", value, OPTIMIZERS)
-            s.optimizer = value
+        if key in ("dataset", "activation", "optimizer"):
+            setattr(s, key, check(key, value))
+        elif key == "batch_size" and value == "full":
+            s.batch_size = None
         else:
             setattr(s, key, _number(key, value, *RANGES[key], integer=key in INTEGERS))
+    if s.weight_decay is not None:
+        OPTIMIZERS[s.optimizer].settings({"weight_decay": s.weight_decay})
     if scheme_texts:
         if len(scheme_texts) > MAX_SCHEMES:
             raise InitlabError(f"compare at most {MAX_SCHEMES} schemes at once; got {len(scheme_texts)}.")

@@ -5,7 +5,7 @@ const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
 const LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 const WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128];
 const LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
-const BATCHES = [0, 1, 4, 8, 16, 32, 64, 128, 256];
+const BATCHES = ["full", 1, 4, 8, 16, 32, 64, 128, 256];
 const PRESETS = [
   ["The chapter: constant vs default vs Xavier", "scheme=constant(value=0.05)&scheme=default&scheme=xavier_uniform&depth=4&width=32&activation=relu&lr=0.1"],
   ["Too small, too large: normal(std=0.01) vs normal(std=3)", "scheme=normal(std=0.01)&scheme=normal(std=3)&scheme=he_normal&depth=4&width=32&activation=relu&lr=0.1"],
@@ -37,11 +37,16 @@ function parseSchemeText(text) {
 
 function query() {
   const q = new URLSearchParams();
-  for (const id of ["dataset", "noise", "n", "dseed", "depth"]) q.append(id, $(id).value);
+  for (const id of ["dataset", "noise", "n", "data_seed", "depth"]) q.append(id, $(id).value);
   q.append("width", $("width").value);
   q.append("activation", $("activation").value);
   for (const s of schemes) q.append("scheme", schemeText(s));
-  for (const id of ["optimizer", "lr", "batch", "seed", "speed"]) q.append(id, $(id).value);
+  q.append("optimizer", $("optimizer").value);
+  q.append("lr", $("lr").value);
+  if ($("weight_decay").value !== "" && "weight_decay" in ((catalog.optimizer_params || {})[$("optimizer").value] || {})) {
+    q.append("weight_decay", $("weight_decay").value);
+  }
+  for (const id of ["batch_size", "seed", "speed"]) q.append(id, $(id).value);
   return q.toString().replace(/%28/g, "(").replace(/%29/g, ")").replace(/%2C/g, ",").replace(/%3D/g, "=");
 }
 
@@ -60,11 +65,12 @@ function fill(select, values, label = (v) => v) {
 
 function showSettings(s) {
   $("dataset").value = s.dataset;
-  $("noise").value = s.noise; $("n").value = s.n; $("dseed").value = s.dseed; $("depth").value = s.depth;
+  $("noise").value = s.noise; $("n").value = s.n; $("data_seed").value = s.data_seed; $("depth").value = s.depth;
   ensureOption($("width"), s.width);
   $("activation").value = s.activation; $("optimizer").value = s.optimizer;
   ensureOption($("lr"), s.lr, fmt(s.lr));
-  ensureOption($("batch"), s.batch, s.batch ? String(s.batch) : "full");
+  ensureOption($("batch_size"), s.batch_size === null ? "full" : s.batch_size, s.batch_size === null ? "full" : String(s.batch_size));
+  $("weight_decay").value = s.weight_decay === null ? "" : s.weight_decay;
   $("seed").value = s.seed; $("speed").value = s.speed;
   schemes = s.schemes.map(parseSchemeText);
   renderSchemes();
@@ -374,7 +380,7 @@ function drawLayers(canvas, layers, color) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, L = 70, B = 36, T = 10, R = 16;
   ctx.clearRect(0, 0, W, H);
-  const [lo, hi] = logRange([...layers.act_std, ...layers.grad_std]);
+  const [lo, hi] = logRange([...layers.preact_std, ...layers.grad_std]);
   const n = layers.names.length;
   const X = (k) => L + (n === 1 ? 0.5 : k / (n - 1)) * (W - L - R);
   const Y = (v) => T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B);
@@ -387,7 +393,7 @@ function drawLayers(canvas, layers, color) {
   }
   ctx.textAlign = "center"; ctx.textBaseline = "top";
   layers.names.forEach((name, k) => ctx.fillText(name, X(k), H - B + 8));
-  for (const [key, marker, dash] of [["act_std", "dot", []], ["grad_std", "square", [8, 6]]]) {
+  for (const [key, marker, dash] of [["preact_std", "dot", []], ["grad_std", "square", [8, 6]]]) {
     const vals = layers[key];
     ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 3; ctx.setLineDash(dash);
     ctx.beginPath();
@@ -478,8 +484,8 @@ async function main() {
   fill($("optimizer"), catalog.optimizers);
   fill($("width"), WIDTHS);
   fill($("lr"), LRS, fmt);
-  fill($("batch"), BATCHES, (b) => (b ? String(b) : "full"));
-  for (const id of ["dataset", "noise", "n", "dseed", "depth", "width", "activation", "optimizer", "lr", "batch", "seed"]) {
+  fill($("batch_size"), BATCHES, (b) => String(b));
+  for (const id of ["dataset", "noise", "n", "data_seed", "depth", "width", "activation", "optimizer", "lr", "weight_decay", "batch_size", "seed"]) {
     $(id).addEventListener("change", changed);
     $(id).addEventListener("input", outputs);
   }

@@ -1,5 +1,5 @@
 """The ``sweep`` and ``results`` commands: grids of models trained many at once into a results
-store, and their summary across seeds. Registered on :func:`initlab.cli.main`."""
+store, and their summary across seeds. Registered on :func:`initlab.cli.base.main`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import json
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from .cli import _FORCE, Number, _command_line, _examples, _given, _out_file, _out_folder, _split_pairs, _value, \
-    _writable, err_console, main, out_console
-from .errors import InitlabError
-from .jsonsafe import json_safe
-from .metrics import interval_text
-from .store import METRICS
+from ..errors import InitlabError
+from ..jsonsafe import json_safe
+from ..metrics import interval_text
+from ..store import METRICS
+from .base import ACTIVATION_HELP, FORCE, OPTIMIZER_HELP, Number, command_line, err_console, examples, main, \
+    number_or_text, out_console, out_file, out_folder, split_pairs, was_given, writable
 
 
 def _grid_value(text: str):
@@ -24,8 +22,8 @@ def _grid_value(text: str):
         kind, *parts = text.split(":")
         if len(parts) != 3:
             raise InitlabError(f"a grid is {kind}:LOW:HIGH:COUNT, like log:0.01:10:7; got '{text}'.")
-        return {kind: [_value(parts[0]), _value(parts[1]), _value(parts[2])]}
-    return _value(text)
+        return {kind: [number_or_text(parts[0]), number_or_text(parts[1]), number_or_text(parts[2])]}
+    return number_or_text(text)
 
 
 def _flag_list(text: str) -> list:
@@ -35,17 +33,17 @@ def _flag_list(text: str) -> list:
 
 def _seeds(text: str):
     """``--seeds``: a count (``5``: seeds 0..4) or, with commas, the seeds themselves (``0,3,7``)."""
-    return [_value(v.strip()) for v in text.split(",") if v.strip()] if "," in text else _value(text)
+    return [number_or_text(v.strip()) for v in text.split(",") if v.strip()] if "," in text else number_or_text(text)
 
 
 def _flag_sweep(name, scheme, params, axes):
     """The settings of a sweep given by flags: schemes, their parameter grids and the axes."""
-    from .schemes import BIAS_PARAMS, get as get_scheme
+    from ..schemes import BIAS_PARAMS, get as get_scheme
 
     settings = {k: (_flag_list(v) if k != "seeds" else _seeds(v)) for k, v in axes.items() if v is not None}
     names = [s.strip() for s in (scheme or "default").split(",") if s.strip()]
     form = "--param is KEY=V1,V2,..., like std=0.01,0.1 or std=log:0.01:10:7"
-    grids = {key: _flag_list(values) for key, values in _split_pairs(params, form).items()}
+    grids = {key: _flag_list(values) for key, values in split_pairs(params, form).items()}
     entries = []
     for s in names:
         found = get_scheme(s)  # as parse_spec: a per-tensor scheme also takes the biases' parameters
@@ -60,7 +58,7 @@ def _flag_sweep(name, scheme, params, axes):
 
 def _from_flags(settings: dict, name: str):
     """A sweep from flag values; an error names the flag (``--param std`` for a scheme's parameter)."""
-    from .sweep import build
+    from ..sweep import build
 
     def fail_at(key, message, index):
         flag = f"--param {key}" if index is not None and key not in ("scheme", "name") else \
@@ -73,6 +71,8 @@ def _sweep_progress(total: int, enabled: bool):
     """A progress bar on stderr for runs: done/total, runs per second, elapsed, ETA."""
     if not enabled:
         return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     bar = Progress(TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.fields[done]}/{task.total} runs  {task.fields[rate]} runs/s"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)
@@ -91,7 +91,7 @@ def _sweep_progress(total: int, enabled: bool):
     return bar, update
 
 
-@main.command("sweep", epilog=_examples(
+@main.command("sweep", epilog=examples(
     "initlab sweep --scheme default,normal --param std=log:0.01:10:7 --depth 2,8 --seeds 3 --out runs",
     "initlab sweep --preset trainability --size small"))
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
@@ -102,13 +102,14 @@ def _sweep_progress(total: int, enabled: bool):
               help="A scheme parameter's values, for every scheme that takes it: std=0.01,0.1 or std=log:0.01:10:7.")
 @click.option("--depth", default=None, help="Hidden layers: 2,4,8.")
 @click.option("--width", default=None, help="Units in each hidden layer: 16,32.")
-@click.option("--activation", default=None, help="relu, tanh, ... (comma-separated).")
+@click.option("--activation", default=None, help=ACTIVATION_HELP[:-1] + " (comma-separated).")
 @click.option("--dataset", default=None, help="moons, circles, blobs, xor, spiral (comma-separated).")
 @click.option("--n", default=None, help="Points per dataset.")
 @click.option("--noise", default=None, help="Dataset noise: 0.1,0.2.")
 @click.option("--data-seed", default=None, help="Seeds of the dataset's points and split: 0,1.")
-@click.option("--optimizer", default=None, help="sgd, adam.")
+@click.option("--optimizer", default=None, help=OPTIMIZER_HELP[:-1] + " (comma-separated).")
 @click.option("--lr", default=None, help="Learning rates: 0.01,0.1 or log:0.001:0.1:3.")
+@click.option("--weight-decay", default=None, help="Weight decay of adamw: 0.01,0.1 (default: the optimizer's).")
 @click.option("--steps", default=None, help="Training steps.")
 @click.option("--batch-size", default=None, help="Minibatch sizes, or 'full'.")
 @click.option("--eval-every", default=None, help="Evaluate every this many steps.")
@@ -143,29 +144,15 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, max_
     """Train a grid of models (schemes x depth x width x ... x seeds) from a sweep file or flags, many
     at once, into a results store that a rerun completes after an interruption. FILE is a sweep file
     (TOML: its keys are this command's flags; see the README)."""
-    from . import sweep as sweep_mod
+    from .. import sweep as sweep_mod
 
     given = [k for k, v in axes.items() if v is not None] + (["scheme"] if scheme else []) + \
         (["param"] if params else [])
-    if _given("size") and not preset:
+    if was_given("size") and not preset:
         raise InitlabError("--size is the grid of a --preset: add --preset trainability, or leave --size out.")
     if address is not None and executor_name != "ray":
         raise InitlabError("--address is for --executor ray: add it, or leave --address out.")
-    if preset:
-        if file or given:
-            raise InitlabError("--preset is a whole sweep: give it alone (with --size, --out, --device).")
-        from .trainability import preset as trainability_preset
-
-        def fail_at(key, message, _index):
-            raise InitlabError(f"preset {preset}, {key}: {message}.")
-        sweep = sweep_mod.build(trainability_preset(size), fail_at)
-    elif file:
-        if given:
-            flag = "--" + given[0].replace("_", "-")
-            raise InitlabError(f"give a sweep file or axis flags, not both (got the file and {flag}).")
-        sweep = sweep_mod.from_toml(file)
-    else:
-        sweep = _from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
+    sweep = _sweep_of(file, name, scheme, params, preset, size, axes, given)
     if name:
         sweep.name = name
     db = Path(out or Path("initlab-out") / sweep.name) / "runs.db"
@@ -174,9 +161,9 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, max_
         _dry_run(sweep, estimate, db, max_runs, max_memory, as_json)
         return
     sweep_mod.check_size(estimate, max_runs, max_memory)
-    _writable(db.parent, "--out", folder=True)
+    writable(db.parent, "--out", folder=True)
     total = estimate["runs"]
-    from . import executors
+    from .. import executors
 
     executor = executors.get(executor_name, address)
     executor.connect(device)  # a missing GPU, Ray or cluster is one line, before the bar
@@ -191,10 +178,10 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, max_
     except KeyboardInterrupt:
         kept = _stored(db, sweep)
         err_console.print(f"Interrupted: {kept} of {total} runs are kept in {db}. The same command resumes "
-                          f"and trains the other {total - kept}: {_command_line()}", soft_wrap=True)
+                          f"and trains the other {total - kept}: {command_line()}", soft_wrap=True)
         raise click.exceptions.Exit(130) from None
     except sweep_mod.GroupFailed as e:
-        raise InitlabError(f"{e}: {_command_line()}") from None
+        raise InitlabError(f"{e}: {command_line()}") from None
     outcome["store"] = str(db)
     if as_json:
         click.echo(json.dumps(outcome, indent=2))
@@ -211,9 +198,30 @@ def sweep_cmd(file, name, scheme, params, out, device, group_size, dry_run, max_
         _trainability_outputs(db)
 
 
+def _sweep_of(file, name, scheme, params, preset, size, axes, given):
+    """The sweep asked for: a --preset, a sweep FILE, or the axis flags (one of the three)."""
+    from .. import sweep as sweep_mod
+
+    if preset:
+        if file or given:
+            raise InitlabError("--preset is a whole sweep: give it alone (with --size, --out, --device).")
+        from ..trainability import preset as trainability_preset
+
+        def fail_at(key, message, _index):
+            raise InitlabError(f"preset {preset}, {key}: {message}.")
+        return sweep_mod.build(trainability_preset(size), fail_at)
+    elif file:
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise InitlabError(f"give a sweep file or axis flags, not both (got the file and {flag}).")
+        return sweep_mod.from_toml(file)
+    else:
+        return _from_flags(_flag_sweep(name, scheme, params, axes), name=name or "sweep")
+
+
 def _stored(db: Path, sweep) -> int:
     """How many of ``sweep``'s runs the store at ``db`` holds (0 when there is no store yet)."""
-    from .store import Store, run_id
+    from ..store import Store, run_id
 
     if not db.is_file():
         return 0
@@ -231,8 +239,10 @@ def _dry_run(sweep, estimate: dict, db: Path, max_runs: int, max_memory: float, 
     many the store holds; the grid is walked no further than those cells."""
     import itertools
 
-    from .store import Store, run_id
-    from .sweep import check_size, size_text
+    from rich.table import Table
+
+    from ..store import Store, run_id
+    from ..sweep import check_size, size_text
 
     try:
         check_size(estimate, max_runs, max_memory)
@@ -268,9 +278,9 @@ def _dry_run(sweep, estimate: dict, db: Path, max_runs: int, max_memory: float, 
 
 def _trainability_outputs(db: Path) -> dict:
     """Analyze a trainability store: the heatmap with 6 xi_c over it and the fractions that trained."""
-    from . import plots
-    from .store import load
-    from .trainability import analyze
+    from .. import plots
+    from ..store import load
+    from ..trainability import analyze
 
     result = analyze(load(db))
     png = plots.save_trainability(result, db.parent / "trainability")[0]
@@ -290,7 +300,7 @@ def _trainability_outputs(db: Path) -> dict:
 
 def _cell_label(config: dict, key: str) -> str:
     if key == "scheme":
-        from .store import _label
+        from ..store import _label
         return _label(config["scheme"])
     value = config[key]
     return "full" if key == "batch_size" and value is None else str(value)
@@ -305,7 +315,7 @@ def _our_csv(path: Path) -> bool:
         return False
 
 
-@main.command("results", epilog=_examples("initlab results runs/runs.db --by scheme,depth --threshold 0.85",
+@main.command("results", epilog=examples("initlab results runs/runs.db --by scheme,depth --threshold 0.85",
                                           "initlab results runs/runs.db --csv runs.csv --figures figs"))
 @click.argument("path", type=click.Path())
 @click.option("--metric", type=click.Choice(METRICS), default="test_accuracy", show_default=True,
@@ -320,16 +330,18 @@ def _our_csv(path: Path) -> bool:
 @click.option("--figures", default=None, type=click.Path(file_okay=False),
               help="Folder for a heatmap of two swept axes, curves with 95% bands and contour thumbnails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@_FORCE
+@FORCE
 def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as_json, force):
     """Summarize a results store across seeds: mean, std, 95% confidence interval, success rate and
     steps to the threshold, per cell."""
-    from . import store
+    from rich.table import Table
+
+    from .. import store
 
     # the path given, whatever its suffix; a file in the way only when initlab wrote it (or --force)
-    csv_path = _out_file(csv_path and Path(csv_path), "--csv", force, ours=_our_csv)
-    parquet_path = _out_file(parquet_path and Path(parquet_path), "--parquet", force)
-    _out_folder(figures, "--figures", ("heatmap.png", "curves.png", "thumbnails.png"), force)
+    csv_path = out_file(csv_path and Path(csv_path), "--csv", force, ours=_our_csv)
+    parquet_path = out_file(parquet_path and Path(parquet_path), "--parquet", force)
+    out_folder(figures, "--figures", ("heatmap.png", "curves.png", "thumbnails.png"), force)
     df = store.load(path)
     if df.empty:
         raise InitlabError(f"'{path}' holds no runs yet.")
@@ -344,7 +356,7 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
             target.parent.mkdir(parents=True, exist_ok=True)
             store.export(df, target, fmt)
     if figures:
-        from . import plots
+        from .. import plots
 
         written = plots.sweep_figures(df, figures, axes=swept, metric=metric)
         err_console.print(f"Figures: {', '.join(str(p) for p in written.values())}")

@@ -1,6 +1,7 @@
 """A sweep's page: read the results store, draw its figures, summarize across seeds, judge.
 
-It reads ``runs.db`` and never trains. :func:`initlab.report.render` calls :func:`sweep_page`.
+It reads ``runs.db`` and never trains. :func:`initlab.report.render` calls :func:`sweep_page`; the command that reruns the sweep is
+:func:`initlab.rerun.rerun_command`.
 A cell is named by what varies between cells (``sigma_w^2 = 1.5, depth = 16``); what every run
 shares is stated once. A trainability sweep (tanh networks, ``variance_scaling`` over sigma_w^2 and
 depth) also shows its heatmap with mean-field theory's depth limit 6 xi_c drawn over it. The page ends
@@ -11,18 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shlex
-import tomllib
-from collections import Counter
 from pathlib import Path
 
-from .errors import InitlabError
-from .escaping import esc
-from .experiment import environment
-from .metrics import MIN_RUNS, interval_text
-from .report import _img, page, scroll_box
-from .store import AXES, load, run_id, summarize, swept_axes
+from ..errors import InitlabError
+from ..escaping import esc
+from ..experiment import environment
+from ..metrics import MIN_RUNS, interval_text
+from ..rerun import rerun_command
+from ..store import AXES, load, summarize, swept_axes
+from .base import img as _img, page, scroll_box
 
 #: A run "trained" when its test accuracy reaches this (the trainability sweep uses its own, 0.8).
 THRESHOLD = 0.9
@@ -96,7 +95,7 @@ def check_rows(df, db) -> None:
     scheme (a name and parameters of plain values), its settings plain values, its seed a whole number,
     its accuracies numbers within [0, 1] (NaN: none), its status and sweep name strings. Raises one
     :class:`InitlabError` naming the store, the run and the field."""
-    from . import outputs
+    from .. import outputs
 
     for i, r in enumerate(df.to_dict("records")):
         where = f"run {r.get('run_id', i)}"
@@ -163,7 +162,7 @@ def trainability_result(df) -> dict | None:
     """:func:`initlab.trainability.analyze` of ``df`` when it is a trainability sweep, else None: tanh
     networks, one ``variance_scaling`` (fan_in, no constant bias) over several sigma_w^2 and several
     depths, nothing else varied. sigma_b^2 is the stored ``bias_std`` squared."""
-    from .trainability import analyze
+    from ..trainability import analyze
 
     def one(column, default):
         values = {default if v is None or v != v else v for v in df[column]} if column in df else {default}
@@ -197,7 +196,7 @@ def _limit_text(value: float) -> str:
 
 
 def _trainability_section(result: dict, stem: Path) -> str:
-    from . import plots
+    from .. import plots
 
     png = plots.save_trainability(result, stem, formats=("png",))[0]
     head = "".join(f"<th>depth {esc(d)}</th>" for d in result["depth"])
@@ -271,115 +270,6 @@ def _config_table(df, axes: list[str], shared_scheme: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# the command that reruns the sweep
-
-_WORD = re.compile(r"[A-Za-z_][\w.-]*")
-
-
-def _flag_value(v) -> str | None:
-    """``v`` as the sweep command's flags read it back unchanged, or None when they would not."""
-    if v is None:
-        return "full"
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return repr(v) if math.isfinite(v) else None
-    return v if isinstance(v, str) and _WORD.fullmatch(v) and v != "full" else None
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if v is None:
-        return '"full"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return json.dumps(v) if isinstance(v, str) else repr(v)
-
-
-def _runs_of(settings: dict) -> set[str] | None:
-    from .sweep import build
-
-    def fail(key, message, _index):
-        raise InitlabError(message)
-    try:
-        return {run_id(r) for r in build(settings, fail).runs()}
-    except InitlabError:
-        return None
-
-
-def rerun_command(df, folder: Path) -> str | None:
-    """The command that reruns the sweep stored in ``df`` into ``folder`` (the runs already stored are
-    skipped, so it also completes an interrupted sweep): a ``--preset`` when the runs are a preset's,
-    else the flags, else a sweep file written by a shell here-document. Each is checked: the sweep it
-    builds has exactly the stored runs. None when no one grid holds them (several sweeps wrote there)."""
-    from .schemes import BIAS_PARAMS, get
-    from .sweep import DEFAULTS
-    from .trainability import SIZES, preset
-
-    stored = set(df["run_id"])
-    names = Counter(n for n in df.get("sweep", []) if isinstance(n, str))
-    name = names.most_common(1)[0][0] if names else "sweep"
-    out = f"--out {shlex.quote(str(folder))}"
-    for size in SIZES:
-        settings = preset(size)
-        if _runs_of(settings) == stored:
-            named = "" if name == settings["name"] else f" --name {shlex.quote(name)}"
-            return f"initlab sweep --preset trainability --size {size}{named} {out}"
-    configs = list(df["config"])
-    specs = list({json.dumps(c["scheme"], sort_keys=True): c["scheme"] for c in configs}.values())
-    axes = {k: sorted({c.get(k, DEFAULTS[k]) for c in configs}, key=lambda v: (v is None, str(type(v)), v or 0))
-            for k in DEFAULTS}
-    axes = {k: v for k, v in axes.items() if v != [DEFAULTS[k]]}
-    seeds = sorted({c["seed"] for c in configs})
-    # flags: --param KEY=V1,V2 gives every scheme that takes KEY all its values
-    grids: dict[str, set] = {}
-    for s in specs:
-        for k, v in s["params"].items():
-            grids.setdefault(k, set()).add(v)
-    try:
-        grids_sorted = {k: sorted(v) for k, v in grids.items()}
-    except TypeError:
-        grids_sorted = None
-    names = list(dict.fromkeys(s["name"] for s in specs))
-    try:
-        found = [get(n) for n in names]
-    except InitlabError:  # a scheme this version does not know: no flags, and no file, build it
-        return None
-    if grids_sorted is not None and all(_WORD.fullmatch(n) for n in names):
-        entries = []
-        for n, scheme in zip(names, found):
-            accepted = set(scheme.params()) | (set(BIAS_PARAMS) if scheme.fn is not None else set())
-            entries.append({"name": n, **{k: v for k, v in grids_sorted.items() if k in accepted}})
-        texts = [[_flag_value(v) for v in values] for values in [*axes.values(), *grids_sorted.values()]]
-        settings = {"name": name, **axes, "seeds": seeds, "scheme": entries}
-        if all(t is not None for values in texts for t in values) and _runs_of(settings) == stored:
-            words = ["initlab", "sweep", "--name", name, "--scheme", ",".join(names)]
-            for k, values in grids_sorted.items():
-                words += ["--param", f"{k}={','.join(_flag_value(v) for v in values)}"]
-            for k, values in axes.items():
-                words += [f"--{k.replace('_', '-')}", ",".join(_flag_value(v) for v in values)]
-            counted = seeds == list(range(len(seeds)))
-            words += ["--seeds", str(len(seeds)) if counted else ",".join(map(str, seeds)) + ("," * (len(seeds) == 1))]
-            return " ".join(shlex.quote(w) for w in words) + f" {out}"
-    # a sweep file: one [[scheme]] table per scheme as stored
-    lines = [f"name = {_toml_value(name)}", *(f"{k} = {_toml_value(v)}" for k, v in axes.items()),
-             f"seeds = {_toml_value(seeds)}"]
-    for s in specs:
-        lines += ["", "[[scheme]]", f"name = {_toml_value(s['name'])}",
-                  *(f"{k} = {_toml_value(v)}" for k, v in s["params"].items())]
-    text = "\n".join(lines)
-    try:
-        settings = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return None
-    if _runs_of(settings) != stored:
-        return None
-    file = f"{name}.toml"
-    return f"cat > {shlex.quote(file)} <<'EOF'\n{text}\nEOF\ninitlab sweep {shlex.quote(file)} {out}"
-
-
-# --------------------------------------------------------------------------------------------------
 
 def _figures(df, folder: Path, prefix: str, axes: list[str]) -> dict[str, Path]:
     """:func:`initlab.plots.sweep_figures`, drawn aside and moved to ``folder / (prefix + name).png``:
@@ -387,7 +277,7 @@ def _figures(df, folder: Path, prefix: str, axes: list[str]) -> dict[str, Path]:
     import os
     import tempfile
 
-    from . import plots
+    from .. import plots
 
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".initlab-") as aside:

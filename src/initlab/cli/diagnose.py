@@ -1,0 +1,141 @@
+"""``initlab diagnose``: the report card at initialization of the built-in MLP or any model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import InitlabError
+from .base import DIAGNOSE_FILES, FORCE, AliasOption, check_mlp_size, command_line, examples, main, mlp_options, \
+    out_console, out_folder, was_given, widths_of
+
+#: The inputs' random stream is the seed plus this: never the stream a scheme draws its weights from.
+INPUT_SEED_OFFSET = 0x5EED_1A7E_2B
+
+
+@main.command("diagnose", epilog=examples(
+    "initlab diagnose --depth 30 --width 256 --scheme xavier_uniform,he_normal",
+    "initlab diagnose --model mymodels:make_cnn --input-shape 3,32,32 --out diag"))
+@mlp_options(depth=30, width=256)
+@click.option("--activation", default="relu", show_default=True, help="The MLP's activation.")
+@click.option("--in-features", type=click.IntRange(min=1), default=None,
+              help="MLP input size (default: --width).")
+@click.option("--model", "model_path", default=None, metavar="PACKAGE.MODULE:FACTORY",
+              help="Diagnose your own model: a factory returning an nn.Module (instead of the built-in MLP).")
+@click.option("--input-shape", default=None, metavar="C,H,W",
+              help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32 (or 128: "
+                   "a sequence of 128 token ids, with --input-dtype long).")
+@click.option("--input-dtype", type=click.Choice(["float", "long"], case_sensitive=False), default="float",
+              show_default=True, help="float: standard normal inputs; long: token ids, for a --model that starts "
+                                      "with an Embedding (needs --vocab).")
+@click.option("--vocab", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --input-dtype long: token ids are drawn uniformly from 0 to N - 1.")
+@click.option("--scheme", "scheme_list", default=None,
+              help="Comma-separated schemes to compare, e.g. xavier_uniform,he_normal,default,lsuv "
+                   "(default: the model as built).")
+@click.option("--input-batch", type=click.IntRange(min=2), default=512, show_default=True,
+              help="How many random inputs go through the model at once (the batch of one forward pass).")
+@click.option("--batch", cls=AliasOption, alias_of="input_batch", type=click.IntRange(min=2), default=None)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the schemes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnoses as JSON.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for the plot and the JSON.")
+@FORCE
+def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, model_path, input_shape, input_dtype,
+                 vocab, scheme_list, input_batch, seed, as_json, out, force):
+    """Report card at initialization: per-layer std of activations and gradients, measured and
+    predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
+    import torch
+
+    from ..diagnose import compare, load_factory
+    from ..models import mlp
+    from ..schemes import get
+
+    schemes_to_try = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list is not None \
+        else [None]
+    if not schemes_to_try:
+        raise InitlabError(f"--scheme names schemes to compare, like xavier_uniform,he_normal; got '{scheme_list}'.")
+    mlp_flags = [f"--{n.replace('_', '-')}" for n in ("depth", "width", "hidden", "activation", "in_features")
+                 if was_given(n)]
+    if model_path and mlp_flags:
+        flags = " and ".join([", ".join(mlp_flags[:-1]), mlp_flags[-1]] if len(mlp_flags) > 1 else mlp_flags)
+        raise InitlabError(f"{flags} {'is' if len(mlp_flags) == 1 else 'are'} for the built-in MLP; "
+                           f"--model builds your own: leave {'it' if len(mlp_flags) == 1 else 'them'} out.")
+    if input_shape is not None and not model_path:
+        raise InitlabError("--input-shape is for --model; the built-in MLP's input size is --in-features.")
+    out_folder(out, "--out", DIAGNOSE_FILES, force)
+    for s in schemes_to_try:
+        if s is not None:
+            get(s)  # an unknown name fails here, before any work
+    tokens = _token_inputs(input_dtype, vocab, model_path)
+    if model_path:
+        shape = _input_shape(input_shape)
+        factory = load_factory(model_path)
+    else:
+        widths = widths_of(depth, width, hidden)
+        check_mlp_size([*widths, in_features or widths[0]], input_batch, max_memory, "this diagnosis")
+        shape = [in_features or widths[0]]
+        factory = lambda: mlp(shape[0], widths, 1, activation)  # noqa: E731
+    # the inputs' stream must differ from the schemes' (same seed, same numbers: W would copy X)
+    gen = torch.Generator().manual_seed(seed + INPUT_SEED_OFFSET)
+    inputs = (torch.randint(0, vocab, (input_batch, *shape), generator=gen) if tokens
+              else torch.randn(input_batch, *shape, generator=gen))
+    try:
+        with torch.random.fork_rng(devices=[]):  # a model "as built" draws from the global stream: seed it too
+            torch.manual_seed(seed)
+            diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
+    except InitlabError as e:
+        if tokens and "IndexError" in str(e):  # a token id past the end of an Embedding
+            raise InitlabError(f"{e} (is --vocab {vocab} larger than the model's Embedding?)") from None
+        raise
+    docs = [d.to_dict() for d in diagnoses]
+    if out:
+        _write_folder(Path(out), docs)
+    if as_json:
+        click.echo(json.dumps({"diagnoses": docs}, indent=2))
+        return
+    for d in diagnoses:
+        out_console.rule(f"[bold]{d.scheme}[/bold]")
+        click.echo(d.table())
+    if out:
+        out_console.print(f"Plot: [bold]{Path(out) / 'diagnose.png'}[/bold]")
+
+
+def _token_inputs(input_dtype: str, vocab: int | None, model_path: str | None) -> bool:
+    """Whether the inputs are token ids (``--input-dtype long``), checked against --vocab and --model."""
+    tokens = input_dtype.lower() == "long"
+    if tokens and vocab is None:
+        raise InitlabError("--input-dtype long needs --vocab N: token ids are drawn from 0 to N - 1 (N is your "
+                           "Embedding's num_embeddings).")
+    if not tokens and vocab is not None:
+        raise InitlabError("--vocab is for token ids: add --input-dtype long, or leave --vocab out for float inputs.")
+    if tokens and not model_path:
+        raise InitlabError("--input-dtype long is for a --model that takes token ids; the built-in MLP takes "
+                           "float inputs.")
+    return tokens
+
+
+def _input_shape(input_shape: str | None) -> list[int]:
+    """``--input-shape 3,32,32`` -> ``[3, 32, 32]`` (required with --model)."""
+    if not input_shape:
+        raise InitlabError("--model needs --input-shape, the shape of one input, e.g. 3,32,32.")
+    try:
+        shape = [int(v) for v in input_shape.split(",")]
+    except ValueError:
+        raise InitlabError(f"--input-shape is like 3,32,32; got '{input_shape}'.") from None
+    if any(v < 1 for v in shape):
+        raise InitlabError(f"--input-shape needs sizes of at least 1, like 3,32,32; got '{input_shape}'.")
+    return shape
+
+
+def _write_folder(folder: Path, docs: list[dict]) -> None:
+    """The diagnose folder: the figure and ``diagnoses.json`` (read back by :mod:`initlab.outputs`)."""
+    from .. import plots
+    from ..experiment import environment
+    from ..jsonsafe import json_safe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plots.save_figure(plots.diagnosis_panels(docs), folder / "diagnose")
+    stored = {"diagnoses": docs, "command": command_line(), "environment": environment()}
+    (folder / "diagnoses.json").write_text(json.dumps(json_safe(stored), indent=2))
