@@ -7,6 +7,8 @@ import torch
 
 import initlab
 from initlab import InitlabError, train_many
+from initlab.activations import ACTIVATIONS
+from initlab.optimizers import OPTIMIZERS
 
 HIDDEN = [8, 8]
 RUNS = [{"scheme": "xavier_uniform", "seed": 0},
@@ -46,6 +48,46 @@ def test_each_model_equals_its_plain_loop_run(small_moons, optimizer, batch_size
         assert_same(result, ref, rtol=1e-10)
         for p, q in zip(model.parameters(), ref_model.parameters()):
             assert torch.allclose(p, q, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer, settings", [("rmsprop", {}), ("adamw", {}), ("adamw", {"weight_decay": 0.3})])
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_every_optimizer_of_the_table_equals_its_plain_loop_run(small_moons, optimizer, settings, batch_size):
+    kw = dict(steps=25, lr=0.01, optimizer=optimizer, batch_size=batch_size, **settings)
+    runs = RUNS[:2] + [{**RUNS[2], "lr": 0.03}]  # one learning rate per model, too
+    results, models = train_many(small_moons, runs, hidden=HIDDEN, activation="tanh", dtype="float64",
+                                 return_models=True, **kw)
+    for run, result, model in zip(runs, results, models):
+        ref_model, ref = solo(small_moons, run, **{**kw, "lr": run.get("lr", kw["lr"])})
+        assert_same(result, ref, rtol=1e-10)
+        assert result.config.get("weight_decay") == settings.get("weight_decay")
+        for p, q in zip(model.parameters(), ref_model.parameters()):
+            assert torch.allclose(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_the_tests_cover_every_optimizer():
+    covered = {"sgd", "adam", "rmsprop", "adamw"}  # the parametrizations above
+    assert covered == set(OPTIMIZERS), "a new optimizer needs its train_many test"
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_every_activation_of_the_table_equals_its_plain_loop_run(small_moons, activation, optimizer):
+    kw = dict(steps=15, lr=0.05 if optimizer == "sgd" else 0.01, optimizer=optimizer, batch_size=64)
+    results, models = train_many(small_moons, RUNS[:2], hidden=HIDDEN, activation=activation, dtype="float64",
+                                 return_models=True, **kw)
+    for run, result, model in zip(RUNS[:2], results, models):
+        ref_model, ref = solo(small_moons, run, activation=activation, **kw)
+        assert_same(result, ref, rtol=1e-10)
+        assert result.history["train_loss"][-1] != result.history["train_loss"][0]  # it trained
+        for p, q in zip(model.parameters(), ref_model.parameters()):
+            assert torch.allclose(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_an_unknown_optimizer_is_an_error_that_lists_the_known_ones(small_moons):
+    with pytest.raises(InitlabError) as err:
+        train_many(small_moons, RUNS[:1], hidden=[4], steps=1, optimizer="lbfgs")
+    assert all(name in str(err.value) for name in OPTIMIZERS)
 
 
 @pytest.mark.parametrize("optimizer, batch_size", [("sgd", None), ("adam", 50)])
@@ -121,7 +163,9 @@ def test_callback_and_result_config(small_moons):
     ([{"scheme": "xavier_unifrom"}], {}, "Did you mean"),
     ([{"scheme": "normal", "seed": -1}], {}, "seed"),
     ([{"scheme": "normal"}], {"dtype": "float16"}, "dtype"),
-    ([{"scheme": "normal"}], {"optimizer": "adamw"}, "Did you mean 'adam'"),
+    ([{"scheme": "normal"}], {"optimizer": "adamx"}, "Did you mean 'adam'"),
+    ([{"scheme": "normal"}], {"optimizer": "sgd", "weight_decay": 0.1}, "optimizer 'sgd' takes no weight_decay"),
+    ([{"scheme": "normal"}], {"optimizer": "adamw", "weight_decay": -1}, "weight_decay must be"),
     ([{"scheme": "normal", "lr": -1}], {}, "lr must be"),
 ])
 def test_bad_input_is_an_initlab_error(small_moons, runs, kw, message):
@@ -150,6 +194,18 @@ def test_models_trained_in_chunks_equal_their_solo_runs(small_moons, monkeypatch
     results = train_many(small_moons, RUNS * 2, hidden=HIDDEN, activation="tanh", dtype="float64", **kw)
     for run, result in zip(RUNS * 2, results):
         assert_same(result, solo(small_moons, run, **kw)[1], rtol=1e-10)
+
+
+def test_the_optimizer_steps_in_slices_and_survives_a_dropped_model(small_moons, monkeypatch):
+    monkeypatch.setattr(initlab.stack, "STEP_SLICE", 97)  # slices that cut across layers and models
+    wild = {**RUNS[2], "lr": 1e300}  # diverges after its first step, once the optimizer has state
+    runs = [RUNS[0], wild, {**RUNS[1], "lr": 0.03}]
+    kw = dict(steps=20, lr=0.01, optimizer="adamw", batch_size=32, weight_decay=0.1)
+    results = train_many(small_moons, runs, hidden=[32, 32, 32], activation="relu", dtype="float64", **kw)
+    assert results[1].diverged
+    for run, result in zip(runs, results):
+        ref = solo(small_moons, run, hidden=[32, 32, 32], activation="relu", **{**kw, "lr": run.get("lr", 0.01)})[1]
+        assert_same(result, ref, rtol=1e-10)
 
 
 @pytest.mark.parametrize("return_models", [False, True])

@@ -198,7 +198,7 @@ def test_sweep_thumbnails_show_no_accuracy_for_a_diverged_run_and_mark_a_flat_on
     flat["grid"]["p"] = np.full((16, 16), 0.5) + 1e-8 * np.arange(16)[None, :]
     with Store(tmp_path / "runs.db") as store:
         store.write([_record("big", 0, 0.26, diverged=True), flat, _record("fine", 0, 0.9)])
-    from initlab.store import load
+    from initlab.results import load
 
     fig = plots.contour_thumbnails(load(tmp_path / "runs.db"), rows="scheme", cols="scheme")
     titles = {ax.get_ylabel(): ax.get_title() for ax in fig.axes if ax.get_title()}

@@ -9,7 +9,8 @@ import pytest
 import initlab
 from initlab import InitlabError
 from initlab.metrics import interval_text, mean_interval, reaches, steps_to, wilson
-from initlab.store import Store, canonical, export, run_id, summarize
+from initlab.results import export, summarize
+from initlab.store import Store, canonical, run_id
 from initlab.train import TrainResult
 
 

@@ -4,7 +4,8 @@ tests/data/release_sweep.toml at commit 63dbcd4) opens, loads and resumes with t
 import shutil
 from pathlib import Path
 
-from initlab import store as st
+from initlab import results as st
+from initlab.config import run_id
 from initlab import sweep as sw
 
 DATA = Path(__file__).parent / "data"
@@ -16,7 +17,7 @@ def test_a_store_from_the_last_release_loads_and_resumes(tmp_path):
     before = st.load(db)
     assert len(before) == 8 and set(before["seed"]) == {0, 1}
     sweep = sw.from_toml(DATA / "release_sweep.toml")
-    ids = {st.run_id(r) for r in sweep.runs()}
+    ids = {run_id(r) for r in sweep.runs()}
     assert ids == set(before["run_id"]), "today's run ids must name the runs the release stored"
     sweep.seeds = range(3)
     summary = sw.run(sweep, db)

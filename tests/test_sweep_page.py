@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from initlab import plots, report, trainability
 from initlab.cli import main
-from initlab.store import Store, load
+from initlab.results import load
+from initlab.store import Store
 from initlab.sweep import build
 from initlab.report.sweep import rerun_command, scheme_axis, trainability_result
 from initlab.train import TrainResult

@@ -17,14 +17,14 @@ _HOMES = {
     "Diagnosis": "diagnose", "diagnose": "diagnose", "train_many": "ensemble", "InitlabError": "errors",
     "Manifest": "init", "initialize": "init", "register_layer": "layers", "LSUVResult": "lsuv", "lsuv": "lsuv",
     "mlp": "models", "fans": "schemes", "gain": "schemes", "schemes": "schemes", "variance_scaling": "schemes",
-    "load": "store", "effective_width": "symmetry", "TrainResult": "train", "probability_grid": "train",
-    "train": "train", "datasets": "datasets", "theory": "theory",
+    "load": "results", "effective_width": "symmetry", "TrainResult": "train", "probability_grid": "train",
+    "train": "train", "datasets": "datasets", "theory": "theory", "RunConfig": "config",
 }
 #: Public functions named like the module that defines them: the function, never the module, is ``initlab.<name>``.
 _SHADOWED = {name for name, home in _HOMES.items() if name == home and name not in ("datasets", "theory")}
 
 __all__ = [
-    "Diagnosis", "InitlabError", "LSUVResult", "Manifest", "TrainResult", "__version__", "datasets", "diagnose",
+    "Diagnosis", "InitlabError", "LSUVResult", "Manifest", "RunConfig", "TrainResult", "__version__", "datasets", "diagnose",
     "effective_width", "fans", "gain", "initialize", "load", "lsuv", "mlp", "probability_grid", "register_layer",
     "schemes", "theory", "train", "train_many", "variance_scaling",
 ]

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from .config import RunConfig
-from .experiment import DTYPES, label_of, linear_baseline, run_scheme, save
+from .experiment import DTYPES, linear_baseline, run_scheme, save
+from .schemes import label_of
 from .models import mlp
 from .init import initialize
 from .symmetry import effective_width

@@ -5,10 +5,8 @@ probability grids), which plots and reports read back without training.
 
 from __future__ import annotations
 
-import json
 import math
 import platform
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,13 +17,11 @@ from sklearn.linear_model import LogisticRegression
 from ._version import __version__
 from .config import RunConfig
 from .datasets import Dataset
-from .errors import InitlabError
-from .jsonsafe import json_safe
-from .outputs import RESULTS_VERSION, check_results, read_json
+from .outputs import read_results, write_results
 from .models import mlp
 from .init import initialize
 from .report.text import TEXT
-from .schemes import parse_spec
+from .schemes import label_of, parse_spec
 from .metrics import null_diverged_accuracy, steps_to
 from .symmetry import effective_width
 from .train import probability_grid, resolve_device, train
@@ -34,13 +30,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 #: Below this spread (max - min) of p an output is a weak signal; contour lines 0.1 ... 0.9 mostly absent.
 WEAK_SPREAD = 0.1
-
-
-def label_of(spec: dict) -> str:
-    """A short, readable name for a scheme spec: ``normal(std=0.01)``, ``xavier_uniform``."""
-    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in spec["params"].items())
-    return f"{spec['name']}({params})" if params else spec["name"]
 
 
 def run_scheme(config: RunConfig, scheme: Any, data: Dataset | None = None,
@@ -142,57 +131,23 @@ def environment() -> dict:
 
 def save(out: str | Path, config: RunConfig, records: list[dict], data: Dataset,
          command: str = "", extra: dict | None = None) -> Path:
-    """Write ``results.json`` and ``arrays.npz`` for ``records`` into folder ``out``."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InitlabError(f"cannot create output folder '{out}': {e.strerror}.")
-    doc = {"schema_version": RESULTS_VERSION,
-           "config": {k: v for k, v in config.to_dict().items() if k != "scheme"}, "command": command, "environment": environment(),
-           "results": [r["row"] for r in records],
+    """Write ``results.json`` and ``arrays.npz`` for ``records`` into folder ``out``
+    (:func:`initlab.outputs.write_results`, the format's one writer)."""
+    doc = {"config": {k: v for k, v in config.to_dict().items() if k != "scheme"}, "command": command,
+           "environment": environment(), "results": [r["row"] for r in records],
            "histories": {r["row"]["scheme"]: null_diverged_accuracy(r["result"].to_dict()["history"],
                                                                      r["row"]["diverged_step"]) for r in records},
            "manifests": {r["row"]["scheme"]: r["manifest"].to_dict() for r in records},
            "tracked": {r["row"]["scheme"]: r["result"].to_dict()["tracked"] for r in records
                        if r["result"].tracked},
            **(extra or {})}
-    (out / "results.json").write_text(json.dumps(json_safe(doc), indent=2))
     arrays = {"X_train": data.X_train.numpy(), "y_train": data.y_train.numpy(),
               "X_test": data.X_test.numpy(), "y_test": data.y_test.numpy()}
     for i, r in enumerate(records):
         arrays[f"p_{i}"] = r["grid"]["p"]
         arrays[f"xx_{i}"], arrays[f"yy_{i}"] = r["grid"]["xx"], r["grid"]["yy"]
-    np.savez_compressed(out / "arrays.npz", **arrays)
-    return out
+    return write_results(out, doc, arrays)
 
 
-def load(out: str | Path) -> dict:
-    """Read back what :func:`save` wrote: the JSON document plus ``grids`` (one per result) and
-    ``points`` (the data). Both files are checked (:func:`initlab.outputs.check_results`): a field of
-    the wrong type or out of range is one :class:`InitlabError` naming the file and the field."""
-    out = Path(out)
-    if not (out / "results.json").is_file():
-        raise InitlabError(f"'{out}' holds no results.json; give a folder written by 'initlab demo' "
-                           f"or 'initlab train'.")
-    doc = check_results(read_json(out / "results.json"), out / "results.json")
-    names = ["X_train", "y_train", "X_test", "y_test",
-             *(f"{a}_{i}" for i in range(len(doc["results"])) for a in ("xx", "yy", "p"))]
-    try:
-        with np.load(out / "arrays.npz") as z:  # never pickles: allow_pickle stays False
-            missing = [k for k in names if k not in z.files]
-            if missing:
-                raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: it lacks {missing[0]}.")
-            arrays = {k: z[k] for k in names}
-    except (InitlabError, FileNotFoundError):
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # not an npz, or a damaged one
-        raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: not a NumPy .npz archive "
-                           f"of numbers ({type(e).__name__}).") from None
-    for k, a in arrays.items():
-        if a.dtype.kind not in "biuf":
-            raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: {k} holds {a.dtype}, not numbers.")
-    doc["points"] = {k: arrays[k] for k in ("X_train", "y_train", "X_test", "y_test")}
-    doc["grids"] = [{"xx": arrays[f"xx_{i}"], "yy": arrays[f"yy_{i}"], "p": arrays[f"p_{i}"]}
-                    for i in range(len(doc["results"]))]
-    return doc
+#: Read back what :func:`save` wrote (the format's one reader, :func:`initlab.outputs.read_results`).
+load = read_results

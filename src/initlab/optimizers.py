@@ -32,25 +32,35 @@ def _sgd(param, grad, state: dict, lr, t: int, **_) -> None:
 
 
 def _adam_direction(grad, state: dict, t: int):
-    """Adam's step direction m_hat / (sqrt(v_hat) + eps) (Kingma and Ba 2015), as torch computes it."""
+    """Adam's step direction m_hat / (sqrt(v_hat) + eps) (Kingma and Ba 2015) as torch computes it,
+    but for the 1 / (1 - beta1^t) that the caller applies: one temporary tensor, the rest in place."""
     if "m" not in state:
         state["m"], state["v"] = grad.new_zeros(grad.shape), grad.new_zeros(grad.shape)
     m, v = state["m"], state["v"]
     m.lerp_(grad, 1 - BETAS[0])
     v.mul_(BETAS[1]).addcmul_(grad, grad, value=1 - BETAS[1])
-    bias1, bias2 = 1 - BETAS[0] ** t, 1 - BETAS[1] ** t
-    denom = (v.sqrt() / bias2 ** 0.5).add_(EPS)
-    return m.div(denom).div_(bias1)
+    out = v.sqrt().div_((1 - BETAS[1] ** t) ** 0.5).add_(EPS)
+    return _div_into(m, out, out)
+
+
+def _div_into(a, b, out):
+    """``a / b`` written into ``out``."""
+    import torch
+
+    return torch.div(a, b, out=out)
 
 
 def _adam(param, grad, state: dict, lr, t: int, **_) -> None:
     """w <- w - lr m_hat / (sqrt(v_hat) + eps)."""
-    param.addcmul_(_adam_direction(grad, state, t), lr, value=-1.0)
+    param.addcmul_(_adam_direction(grad, state, t), lr, value=-1.0 / (1 - BETAS[0] ** t))
 
 
 def _adamw(param, grad, state: dict, lr, t: int, weight_decay: float = 0.01) -> None:
     """w <- w (1 - lr lambda), then Adam's step: decoupled weight decay (Loshchilov and Hutter 2019)."""
-    param.mul_(1 - lr * weight_decay)
+    if isinstance(lr, float):
+        param.mul_(1 - lr * weight_decay)
+    else:
+        param.addcmul_(param, lr, value=-weight_decay)
     _adam(param, grad, state, lr, t)
 
 
@@ -60,7 +70,8 @@ def _rmsprop(param, grad, state: dict, lr, t: int, **_) -> None:
         state["v"] = grad.new_zeros(grad.shape)
     v = state["v"]
     v.mul_(RMS_ALPHA).addcmul_(grad, grad, value=1 - RMS_ALPHA)
-    param.addcmul_(grad.div(v.sqrt().add_(EPS)), lr, value=-1.0)
+    out = v.sqrt().add_(EPS)
+    param.addcmul_(_div_into(grad, out, out), lr, value=-1.0)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,20 @@
-"""The files initlab writes and reads back, checked on load: ``results.json`` of a demo or train
+"""Every file format initlab writes, in one place: each has a ``kind`` and a schema version, a writer
+and a checked reader.
+
+========================  ==========================  ============  ======================================
+format                    main file                   version       written by
+========================  ==========================  ============  ======================================
+experiment (demo, train)  ``results.json``            2 (reads 1)   :func:`write_results` (``experiment.save``)
+diagnose folder           ``diagnoses.json``          1             :func:`write_diagnoses`
+trainability result       ``trainability.json``       1             :func:`write_trainability`
+results store             ``runs.db`` (SQLite)        2 (reads 1)   :class:`initlab.store.Store`
+========================  ==========================  ============  ======================================
+
+The results store's format name and version live here too (:data:`STORE_FORMAT`,
+:data:`STORE_VERSION`); its migration is in :mod:`initlab.store`. The files each folder holds are
+:data:`FILES`; the CLI writes none of them itself, and the pages read them with the checks below.
+
+The reader of each file checks it on load: ``results.json`` of a demo or train
 folder, ``diagnoses.json`` of a diagnose folder. A file that does not hold what its format says (a
 string where a step number goes, an accuracy of 7) is refused with one line naming the file, the
 field and the value, before any page or figure is made from it.
@@ -17,6 +33,16 @@ from .errors import InitlabError
 
 #: The ``kind`` of an output folder initlab wrote: a folder holding one may be rewritten by initlab.
 KINDS = ("demo", "train")
+#: The results store's format name and schema version (see :mod:`initlab.store`).
+STORE_FORMAT, STORE_VERSION = "initlab results store", 2
+DIAGNOSES_VERSION = TRAINABILITY_VERSION = 1
+#: The files each kind of output folder holds (the first one marks it; see :func:`is_initlab_folder`).
+FILES = {
+    "experiment": ("results.json", "arrays.npz", "index.html",
+                   *(f"{name}.{ext}" for name in ("contours", "curves", "scale", "symmetry") for ext in ("png", "svg"))),
+    "diagnose": ("diagnoses.json", "diagnose.png", "diagnose.svg"),
+    "trainability": ("trainability.json", "trainability.png", "trainability.svg"),
+}
 #: The roles the demo's page reads, one result each.
 DEMO_ROLES = ("symmetry", "default", "exercise", "variance", "vanishing", "exploding")
 SIGNALS = ("none", "weak", "clear")
@@ -212,6 +238,12 @@ def check_results(doc, file: str | Path = "results.json") -> dict:
 def check_diagnoses(doc, file: str | Path = "diagnoses.json") -> dict:
     """Check a parsed ``diagnoses.json`` of a diagnose folder; returns it, or raises one line."""
     mapping(file, "the file", doc)
+    if doc.get("kind", "diagnose") != "diagnose":
+        raise _bad(file, "kind", "'diagnose'", doc.get("kind"))
+    version = doc.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > DIAGNOSES_VERSION:
+        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
+                           f"{DIAGNOSES_VERSION}): upgrade initlab to read it.")
     text(file, "command", doc.get("command", ""))
     for k, v in mapping(file, "environment", doc.get("environment"), optional=True).items():
         text(file, f"environment.{k}", v)
@@ -225,6 +257,84 @@ def check_diagnoses(doc, file: str | Path = "diagnoses.json") -> dict:
         for j, row in enumerate(sequence(file, f"{where}.layers", d.get("layers"))):
             for k, v in mapping(file, f"{where}.layers[{j}]", row).items():
                 _scalar(file, f"{where}.layers[{j}].{k}", v)
+    return doc
+
+
+# --------------------------------------------------------------------------------------------------
+# writers
+
+def write_json(path: str | Path, doc: dict, kind: str, version: int) -> Path:
+    """Write ``doc`` as JSON at ``path`` with its ``kind`` and ``schema_version`` first; NaN and inf
+    become null. The file is written beside and renamed over, so a reader never sees half of it."""
+    from .jsonsafe import json_safe
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(json_safe({"kind": kind, "schema_version": version, **doc}), indent=2))
+        tmp.replace(path)
+    except OSError as e:
+        raise InitlabError(f"cannot write '{path}': {e.strerror}.")
+    return path
+
+
+def write_results(folder: str | Path, doc: dict, arrays: dict) -> Path:
+    """A demo or train folder: ``results.json`` (``doc["kind"]`` says which) and ``arrays.npz`` (the
+    data and each result's probability grid, ``p_i``, ``xx_i``, ``yy_i``). Returns the folder."""
+    import numpy as np
+
+    folder = Path(folder)
+    kind = doc.get("kind", "train")
+    write_json(folder / "results.json", {k: v for k, v in doc.items() if k != "kind"}, kind, RESULTS_VERSION)
+    np.savez_compressed(folder / "arrays.npz", **arrays)
+    return folder
+
+
+def write_diagnoses(folder: str | Path, diagnoses: list[dict], command: str = "", environment: dict | None = None) -> Path:
+    """``diagnoses.json`` of a diagnose folder: each diagnosis as :meth:`initlab.Diagnosis.to_dict`."""
+    return write_json(Path(folder) / "diagnoses.json",
+                      {"diagnoses": diagnoses, "command": command, "environment": environment or {}},
+                      "diagnose", DIAGNOSES_VERSION)
+
+
+def write_trainability(path: str | Path, result: dict) -> Path:
+    """``trainability.json``: :func:`initlab.trainability.analyze`'s result."""
+    return write_json(path, result, "trainability", TRAINABILITY_VERSION)
+
+
+def read_results(out: str | Path) -> dict:
+    """Read back what :func:`write_results` wrote: the JSON document plus ``grids`` (one per result) and
+    ``points`` (the data). Both files are checked (:func:`initlab.outputs.check_results`): a field of
+    the wrong type or out of range is one :class:`InitlabError` naming the file and the field."""
+    import zipfile
+
+    import numpy as np
+
+    out = Path(out)
+    if not (out / "results.json").is_file():
+        raise InitlabError(f"'{out}' holds no results.json; give a folder written by 'initlab demo' "
+                           f"or 'initlab train'.")
+    doc = check_results(read_json(out / "results.json"), out / "results.json")
+    names = ["X_train", "y_train", "X_test", "y_test",
+             *(f"{a}_{i}" for i in range(len(doc["results"])) for a in ("xx", "yy", "p"))]
+    try:
+        with np.load(out / "arrays.npz") as z:  # never pickles: allow_pickle stays False
+            missing = [k for k in names if k not in z.files]
+            if missing:
+                raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: it lacks {missing[0]}.")
+            arrays = {k: z[k] for k in names}
+    except (InitlabError, FileNotFoundError):
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # not an npz, or a damaged one
+        raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: not a NumPy .npz archive "
+                           f"of numbers ({type(e).__name__}).") from None
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise InitlabError(f"'{out / 'arrays.npz'}' is not a valid initlab file: {k} holds {a.dtype}, not numbers.")
+    doc["points"] = {k: arrays[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+    doc["grids"] = [{"xx": arrays[f"xx_{i}"], "yy": arrays[f"yy_{i}"], "p": arrays[f"p_{i}"]}
+                    for i in range(len(doc["results"]))]
     return doc
 
 

@@ -364,3 +364,11 @@ def parse_spec(spec: Any) -> dict:
     if "bias" in params and "bias_std" in params:
         raise InitlabError("give biases either a constant (bias=) or a normal spread (bias_std=), not both.")
     return {"name": scheme.name, "params": params}
+
+
+def label_of(spec: dict, sep: str = ", ") -> str:
+    """A scheme spec as text: ``normal(std=0.01)``, ``xavier_uniform``; floats in their shortest form.
+    With ``sep=","`` it is the form the playground's URL and :func:`parse_spec`'s text form read."""
+    params = sep.join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec["params"].items())
+    return f"{spec['name']}({params})" if params else spec["name"]
+

@@ -123,10 +123,6 @@ def writable(path, flag: str, folder: bool = False) -> Path | None:
     return path
 
 
-#: The files `train` and `demo` write into --out, and those `diagnose` writes.
-RUN_FILES = ("results.json", "arrays.npz", "index.html",
-             *(f"{name}.{ext}" for name in ("contours", "curves", "scale", "symmetry") for ext in ("png", "svg")))
-DIAGNOSE_FILES = ("diagnoses.json", "diagnose.png", "diagnose.svg")
 #: The figures a page may write beside itself (see :func:`initlab.report.asset`).
 PAGE_ASSETS = ("heatmap", "curves", "thumbnails", "trainability")
 

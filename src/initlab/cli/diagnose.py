@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InitlabError
-from .base import DIAGNOSE_FILES, FORCE, AliasOption, check_mlp_size, command_line, examples, main, mlp_options, \
+from .base import FORCE, AliasOption, check_mlp_size, command_line, examples, main, mlp_options, \
     out_console, out_folder, was_given, widths_of
 
 #: The inputs' random stream is the seed plus this: never the stream a scheme draws its weights from.
@@ -64,7 +64,9 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
                            f"--model builds your own: leave {'it' if len(mlp_flags) == 1 else 'them'} out.")
     if input_shape is not None and not model_path:
         raise InitlabError("--input-shape is for --model; the built-in MLP's input size is --in-features.")
-    out_folder(out, "--out", DIAGNOSE_FILES, force)
+    from ..outputs import FILES
+
+    out_folder(out, "--out", FILES["diagnose"], force)
     for s in schemes_to_try:
         if s is not None:
             get(s)  # an unknown name fails here, before any work
@@ -133,9 +135,8 @@ def _write_folder(folder: Path, docs: list[dict]) -> None:
     """The diagnose folder: the figure and ``diagnoses.json`` (read back by :mod:`initlab.outputs`)."""
     from .. import plots
     from ..experiment import environment
-    from ..jsonsafe import json_safe
+    from ..outputs import write_diagnoses
 
     folder.mkdir(parents=True, exist_ok=True)
     plots.save_figure(plots.diagnosis_panels(docs), folder / "diagnose")
-    stored = {"diagnoses": docs, "command": command_line(), "environment": environment()}
-    (folder / "diagnoses.json").write_text(json.dumps(json_safe(stored), indent=2))
+    write_diagnoses(folder, docs, command_line(), environment())

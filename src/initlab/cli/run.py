@@ -7,7 +7,8 @@ import json
 import click
 
 from ..errors import InitlabError
-from .base import ACTIVATION_HELP, FORCE, OPTIMIZER_HELP, RUN_FILES, check_mlp_size, command_line, examples, main, \
+from ..outputs import FILES
+from .base import ACTIVATION_HELP, FORCE, OPTIMIZER_HELP, check_mlp_size, command_line, examples, main, \
     mlp_options, out_console, out_folder, scheme_params, split_pairs, step_progress, widths_of
 
 
@@ -113,7 +114,7 @@ def demo_cmd(seed, device, as_json, no_progress, out, quick, force):
     from .. import demo as demo_mod
     from ..jsonsafe import json_safe
 
-    out_folder(out, "--out", RUN_FILES, force)
+    out_folder(out, "--out", FILES["experiment"], force)
     cfg = demo_mod.config(quick=quick, seed=seed, device=device)
     with step_progress(demo_mod.total_steps(cfg), not no_progress) as progress:
         records, extra = demo_mod.run(cfg, progress=progress)
@@ -159,7 +160,7 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
     from .. import experiment, report
     from ..config import RunConfig
     from ..jsonsafe import json_safe
-    from ..schemes import parse_spec
+    from ..schemes import label_of, parse_spec
 
     if overrides:
         raise InitlabError("--override is for `initlab init`; `train` takes one --scheme and its --param.")
@@ -168,9 +169,9 @@ def train_cmd(scheme, params, overrides, seed, device, as_json, no_progress, dat
                     activation=activation, scheme=spec, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                     steps=steps, batch_size=batch_size, eval_every=eval_every, seed=seed, device=device, dtype=dtype)
     check_mlp_size(list(cfg.hidden), n, max_memory, "this training run", dtype, optimizer)
-    out_folder(out, "--out", RUN_FILES, force)
+    out_folder(out, "--out", FILES["experiment"], force)
     data = cfg.data()
-    label = name or experiment.label_of(spec)
+    label = name or label_of(spec)
     with step_progress(steps, not no_progress) as progress:
         cb = (lambda step, _m: progress(label, step, steps)) if progress else None
         record = experiment.run_scheme(cfg, spec, data, callback=cb, label=label)

@@ -279,12 +279,13 @@ def _dry_run(sweep, estimate: dict, db: Path, max_runs: int, max_memory: float, 
 def _trainability_outputs(db: Path) -> dict:
     """Analyze a trainability store: the heatmap with 6 xi_c over it and the fractions that trained."""
     from .. import plots
-    from ..store import load
+    from ..results import load
+    from ..outputs import write_trainability
     from ..trainability import analyze
 
     result = analyze(load(db))
     png = plots.save_trainability(result, db.parent / "trainability")[0]
-    (db.parent / "trainability.json").write_text(json.dumps(json_safe(result), indent=2))
+    write_trainability(db.parent / "trainability.json", result)
     within, beyond = result["within"], result["beyond"]
     def share(part):
         if part["trained"] is None:
@@ -300,7 +301,7 @@ def _trainability_outputs(db: Path) -> dict:
 
 def _cell_label(config: dict, key: str) -> str:
     if key == "scheme":
-        from ..store import _label
+        from ..schemes import label_of as _label
         return _label(config["scheme"])
     value = config[key]
     return "full" if key == "batch_size" and value is None else str(value)
@@ -336,25 +337,25 @@ def results_cmd(path, metric, threshold, by, csv_path, parquet_path, figures, as
     steps to the threshold, per cell."""
     from rich.table import Table
 
-    from .. import store
+    from .. import results
 
     # the path given, whatever its suffix; a file in the way only when initlab wrote it (or --force)
     csv_path = out_file(csv_path and Path(csv_path), "--csv", force, ours=_our_csv)
     parquet_path = out_file(parquet_path and Path(parquet_path), "--parquet", force)
     out_folder(figures, "--figures", ("heatmap.png", "curves.png", "thumbnails.png"), force)
-    df = store.load(path)
+    df = results.load(path)
     if df.empty:
         raise InitlabError(f"'{path}' holds no runs yet.")
-    swept = store.swept_axes(df) or ["scheme"]
+    swept = results.swept_axes(df) or ["scheme"]
     columns = [c.strip() for c in by.split(",")] if by else swept
     for c in columns:
         if c not in df:
-            raise InitlabError(f"--by: no column '{c}'; columns: {', '.join(c for c in store.AXES if c in df)}.")
-    summary = store.summarize(df, by=columns, metric=metric, threshold=threshold)
+            raise InitlabError(f"--by: no column '{c}'; columns: {', '.join(c for c in results.AXES if c in df)}.")
+    summary = results.summarize(df, by=columns, metric=metric, threshold=threshold)
     for target, fmt in ((csv_path, "csv"), (parquet_path, "parquet")):
         if target:
             target.parent.mkdir(parents=True, exist_ok=True)
-            store.export(df, target, fmt)
+            results.export(df, target, fmt)
     if figures:
         from .. import plots
 

@@ -29,7 +29,7 @@ from ..checks import check_training_data
 from ..datasets import make
 from ..diagnose import diagnose
 from ..errors import InitlabError
-from ..experiment import label_of
+from ..schemes import label_of
 from ..models import mlp
 from ..init import initialize
 from ..symmetry import effective_width

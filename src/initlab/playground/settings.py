@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
 from .. import datasets
-from ..schemes import CHOICES, get, parse_spec, schemes
+from ..schemes import CHOICES, get, label_of, parse_spec, schemes
 from ..errors import InitlabError, unknown_name
 from ..activations import ACTIVATIONS
 from ..config import OLD_NAMES, check
@@ -112,9 +112,8 @@ def parse_scheme(text: str) -> dict:
 
 
 def scheme_text(spec: dict) -> str:
-    """The inverse of :func:`parse_scheme`."""
-    params = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec["params"].items())
-    return f"{spec['name']}({params})" if params else spec["name"]
+    """The inverse of :func:`parse_scheme`: :func:`initlab.schemes.label_of` in the URL's form."""
+    return label_of(spec, sep=",")
 
 
 @dataclass

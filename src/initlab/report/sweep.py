@@ -20,7 +20,7 @@ from ..escaping import esc
 from ..experiment import environment
 from ..metrics import MIN_RUNS, interval_text
 from ..rerun import rerun_command
-from ..store import AXES, load, summarize, swept_axes
+from ..results import AXES, load, summarize, swept_axes
 from .base import img as _img, page, scroll_box
 
 #: A run "trained" when its test accuracy reaches this (the trainability sweep uses its own, 0.8).
