@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,16 +21,16 @@ from torch import nn
 from . import layers as L
 from . import probe, theory
 from .checks import check_finite
-from .activations import ACTIVATIONS, UNKNOWN_SUGGESTED
 from .errors import InitlabError
 from .init import _materialize, initialize
 from .escaping import esc
 from .jsonsafe import json_safe
 from .plugins import find
 from .tables import html_table, text_table
+from .verdict import FACTOR, verdict
 
-#: A std more than this factor below (above) the first comparable layer's is vanishing (exploding).
-FACTOR = 10.0
+__all__ = ["COLUMNS", "FACTOR", "TABLE_COLUMNS", "Diagnosis", "build", "compare", "diagnose", "load_factory", "verdict"]
+
 COLUMNS = ["name", "kind", "activation", "fan_in", "fan_out", "weight_std", "sigma_w2", "preact_std", "act_mean",
            "act_std", "grad_std", "weight_grad_std", "grad_to_weight", "dead_fraction", "saturated_fraction",
            "effective_width", "width", "predicted_preact_std", "predicted_act_std", "predicted_grad_std"]
@@ -255,135 +254,6 @@ def _predict(rows: list[dict], mods: list[nn.Module], calls, activation: str) ->
         g = theory.backward_second_moments(fwd, [m.out_features for m in mods], wvar, last)
         for r, v in zip(rows, g):
             r["predicted_grad_std"] = math.sqrt(v)
-
-
-def _series(rows: list[dict]) -> list[list[int]]:
-    """Groups of rows whose stds can be compared along depth: the hidden layers of one kind, in forward
-    order (an MLP's Linears, a VGG's convolutions whatever their widths: a rule that keeps the variance
-    keeps it across widths; a transformer's attention rows apart from its Linears, as attention
-    averages over the sequence by construction). The readout (the last layer) is never in a group:
-    its scale is set by its width, often one unit, not by the depth."""
-    groups: dict[str, list[int]] = {}
-    for i in range(len(rows) - 1):
-        groups.setdefault(rows[i]["kind"], []).append(i)
-    return [g for g in groups.values() if len(g) >= 2]
-
-
-def _trend(values: list[float | None], idx: list[int], reverse: bool = False) -> dict:
-    """'vanishing' or 'exploding' when a std in the group (read in the direction of travel) is FACTOR
-    below or above the group's first; the layer where it first crossed, and the extreme ratio."""
-    idx = [i for i in (idx[::-1] if reverse else idx) if values[i] is not None]
-    ok = {"status": "ok", "layer": None, "ratio": None, "base": None, "extreme": None, "steps": 0}
-    if len(idx) < 2 or not values[idx[0]]:
-        return ok
-    base = values[idx[0]]
-    ratios = [(i, values[i] / base) for i in idx[1:]]
-    hit = next(((i, r) for i, r in ratios if not math.isfinite(r) or r > FACTOR or r < 1 / FACTOR), None)
-    if hit is None:
-        return {**ok, "ratio": ratios[-1][1]}
-    status = "exploding" if not math.isfinite(hit[1]) or hit[1] > FACTOR else "vanishing"
-    pick = max if status == "exploding" else min
-    ext_i, ext_r = pick(ratios, key=lambda t: t[1] if math.isfinite(t[1]) else math.inf)
-    return {"status": status, "layer": hit[0], "ratio": ext_r, "base": idx[0], "extreme": ext_i,
-            "steps": abs(idx.index(ext_i))}
-
-
-def _worst(rows: list[dict], key: str, reverse: bool) -> dict:
-    values = [r[key] for r in rows]
-    found = [_trend(values, g, reverse) for g in _series(rows)]
-    bad = [t for t in found if t["status"] != "ok"]
-    if not bad:
-        return found[0] if found else {**_trend(values, []), "judged": False}
-    return max(bad, key=lambda t: abs(math.log(t["ratio"])) if t["ratio"] and math.isfinite(t["ratio"]) else math.inf)
-
-
-def _through_time(rows: list[dict]) -> dict:
-    """A recurrent layer whose first input step gets less than 1/FACTOR^2 of the gradient of its
-    largest step (or more than FACTOR^2): the loss cannot reach back in time (or blows up)."""
-    for r in rows:
-        ratio = r.get("first_step_grad_ratio")
-        if ratio is None or r.get("steps", 0) < 2:
-            continue
-        if ratio < 1 / FACTOR**2 or ratio > FACTOR**2:
-            status = "vanishing" if ratio < 1 / FACTOR**2 else "exploding"
-            fix = (r.get("recurrent_fix") or "initialize the recurrent weights orthogonal "
-                   "(roles={'recurrent': 'orthogonal'}) and, for an LSTM, forget_bias=1.0")
-            return {"status": status, "name": r["name"], "ratio": ratio, "steps": r["steps"], "fix": fix}
-    return {"status": "ok"}
-
-
-def _rule_in_use(rows: list[dict], activation: str) -> bool:
-    """Whether the hidden layers' weights already follow the rule suggested for ``activation``:
-    the median of sigma_w^2 = fan_in * Var(W) within 25% of what that rule gives."""
-    target = ACTIVATIONS[activation].sigma_w2 if activation in ACTIVATIONS else None
-    s = [r["sigma_w2"] for r in rows[:-1] if r.get("sigma_w2")]
-    return target is not None and bool(s) and abs(statistics.median(s) / target - 1) <= 0.25
-
-
-def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = None) -> dict:
-    """Judge a diagnosis: forward and backward trends, symmetry, dead and saturated units, and a fix
-    that is never the rule already in use."""
-    fwd = _worst(rows, "preact_std", reverse=False)
-    bwd = _worst(rows, "grad_std", reverse=True)
-    for t in (fwd, bwd):
-        for k in ("layer", "base", "extreme"):
-            if t.get(k) is not None:
-                t[f"{k}_name"] = f"{rows[t[k]]['kind']} '{rows[t[k]]['name']}'"
-                t[k] += 1  # 1-based, as a person counts layers
-    labels = [f"{t['status']} ({d})" for t, d in ((fwd, "forward"), (bwd, "backward")) if t["status"] != "ok"]
-    flags = {}
-    for key, test in (("symmetric", lambda r: r["effective_width"] is not None and r["width"] > 1
-                       and r["effective_width"] <= r["width"] / 2),
-                      ("dead", lambda r: (r["dead_fraction"] or 0) > 0.5),
-                      ("saturated", lambda r: (r["saturated_fraction"] or 0) > 0.5)):
-        hit = next((i for i, r in enumerate(rows[:-1] if len(rows) > 1 else rows) if test(r)), None)
-        flags[key] = None if hit is None else rows[hit]["name"]
-        if hit is not None:
-            labels.append(key)
-    time = _through_time(rows)
-    if time["status"] != "ok":
-        labels.append(f"{time['status']} (through time)")
-    suggestion = ACTIVATIONS[activation].suggested if activation in ACTIVATIONS else UNKNOWN_SUGGESTED
-    right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
-    net = "network" if activation == "unknown" else f"{activation} network"
-    who = f"this {net}" if not scheme else f"this {net} as built" if scheme == "as built" else f"this {net} with {scheme}"
-    architecture = "look at the depth, pooling, or add normalization or residual connections"
-    if right_rule and activation in ACTIVATIONS:
-        fix = (f"the weights already follow {suggestion}'s rule (fan_in * Var(W) = "
-               f"{ACTIVATIONS[activation].sigma_w2:g}), so the scheme is not the cause: {architecture}")
-    elif right_rule:
-        fix = f"the model was already initialized with {suggestion}, so the scheme is not the cause: {architecture}"
-    else:
-        fix = f"use {suggestion}"
-    if fwd["status"] != "ok":
-        r = fwd["ratio"]
-        per = r ** (2 / max(fwd["steps"], 1)) if r and math.isfinite(r) else math.inf
-        change = "shrinks" if fwd["status"] == "vanishing" else "grows"
-        message = (f"{who}: activation variance {change} by a factor {per:.2g} per layer, the std at layer "
-                   f"{fwd['extreme']} ({fwd['extreme_name']}) is {r:.2g} of layer {fwd['base']} "
-                   f"({fwd['base_name']}); {fix}")
-    elif bwd["status"] != "ok":
-        message = (f"{who}: the gradient std at layer {bwd['extreme']} ({bwd['extreme_name']}) is "
-                   f"{bwd['ratio']:.2g} of layer {bwd['base']} ({bwd['base_name']}), {bwd['status']} toward the "
-                   f"input; {fix}")
-    elif time["status"] != "ok":
-        message = (f"{who}: the gradient reaching the first of {time['steps']} steps of '{time['name']}' is "
-                   f"{time['ratio']:.2g} of the largest step's, {time['status']} through time; {time['fix']}")
-    elif flags["symmetric"]:
-        message = (f"{who}: units of layer '{flags['symmetric']}' are copies of each other (a constant or "
-                   f"repeated initialization); use a random scheme ({suggestion})")
-    elif flags["dead"] or flags["saturated"]:
-        which = "dead" if flags["dead"] else "saturated"
-        message = f"{who}: most units of layer '{flags[which]}' are {which}; {fix}"
-    elif fwd.get("judged") is False:
-        message = (f"{who}: no two hidden layers of one kind to compare, so no trend along the depth was judged; "
-                   f"nothing else is wrong")
-    else:
-        message = f"{who}: forward and backward std stay within {FACTOR:g}x along the depth"
-    return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,
-            "through_time": time,
-            **{f"{k}_layer": v for k, v in flags.items()}, "suggestion": None if right_rule else suggestion,
-            "message": message}
 
 
 def load_factory(path: str) -> Callable[[], nn.Module]:

@@ -92,6 +92,24 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
     """
     from .diagnose import _diagnose, _move, diagnose
 
+    _check_args(model, target_std, tol, max_iter, mode)
+    param = next((p for p in model.parameters()), None)
+    if param is None:
+        raise InitlabError(f"{type(model).__name__} has no parameters: nothing for lsuv to rescale.")
+    inputs = _move(inputs, param)
+    before = diagnose(model, inputs)  # checks that the inputs fit, before anything is written
+    with _Restoring(model) as restoring:
+        ortho = initialize(model, "orthogonal", seed=seed)
+        restoring.disable_fastpath()  # fused attention kernels skip the hooks of the layers inside them
+        with torch.random.fork_rng(devices=restoring.devices), torch.no_grad():
+            model.train(mode == "train")
+            layer_rows, iterations, scaled = _rescale(model, inputs, target_std, tol, max_iter)
+    after = _diagnose(model, inputs, None, None, 1e-3, "lsuv")
+    _note_missed(after.verdict, layer_rows, target_std, tol)
+    return LSUVResult(before, after, iterations, layer_rows, _manifest(model, ortho, layer_rows, scaled, seed))
+
+
+def _check_args(model, target_std, tol, max_iter, mode) -> None:
     if not (isinstance(target_std, (int, float)) and math.isfinite(target_std) and target_std > 0
             and isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0
             and isinstance(max_iter, int) and max_iter >= 1):
@@ -101,147 +119,180 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
         raise InitlabError(f"lsuv's mode is 'eval' or 'train'; got {mode!r}.")
     if not isinstance(model, nn.Module):
         raise InitlabError(f"lsuv needs an nn.Module; got {type(model).__name__}.")
-    param = next((p for p in model.parameters()), None)
-    if param is None:
-        raise InitlabError(f"{type(model).__name__} has no parameters: nothing for lsuv to rescale.")
-    inputs = _move(inputs, param)
-    before = diagnose(model, inputs)  # checks that the inputs fit, before anything is written
-    saved = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
-    modes = {m: m.training for m in model.modules()}
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    fastpath = torch.backends.mha.get_fastpath_enabled() if hasattr(torch.backends, "mha") else None
-    try:
-        ortho = initialize(model, "orthogonal", seed=seed)
-        if fastpath is not None:  # fused attention kernels skip the hooks of the layers inside them
+
+
+class _Restoring:
+    """Around lsuv's writes: if anything fails, the model's parameters as they were; either way, its
+    train/eval modes, its buffers (BatchNorm's running statistics) and attention's fast path."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.saved = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+        self.modes = {m: m.training for m in model.modules()}
+        self.devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+        self.fastpath = torch.backends.mha.get_fastpath_enabled() if hasattr(torch.backends, "mha") else None
+
+    def disable_fastpath(self) -> None:
+        if self.fastpath is not None:
             torch.backends.mha.set_fastpath_enabled(False)
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            model.train(mode == "train")
-            layer_rows, iterations, scaled = _rescale(model, inputs, target_std, tol, max_iter)
-    except BaseException:
-        with torch.no_grad():
-            model.load_state_dict(saved)
-        raise
-    finally:
-        if fastpath is not None:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
-        for m, t in modes.items():
-            m.training = t
-        with torch.no_grad():  # BatchNorm's running statistics, and every other buffer, as they were
-            for k, v in model.named_buffers():
-                if k in saved and v.shape == saved[k].shape:
-                    v.copy_(saved[k])
-    after = _diagnose(model, inputs, None, None, 1e-3, "lsuv")
+
+    def __enter__(self) -> "_Restoring":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None:
+                with torch.no_grad():
+                    self.model.load_state_dict(self.saved)
+        finally:
+            if self.fastpath is not None:
+                torch.backends.mha.set_fastpath_enabled(self.fastpath)
+            for m, t in self.modes.items():
+                m.training = t
+            with torch.no_grad():  # BatchNorm's running statistics, and every other buffer, as they were
+                for k, v in self.model.named_buffers():
+                    if k in self.saved and v.shape == self.saved[k].shape:
+                        v.copy_(self.saved[k])
+
+
+def _note_missed(verdict: dict, layer_rows: list[dict], target_std: float, tol: float) -> None:
+    """Add to the verdict after lsuv the layers it could not bring to the target, and why."""
     missed = [r for r in layer_rows if not r["reached"]]
     if missed:
-        label = "lsuv: target not reached"
-        after.verdict["labels"].append(label)
-        after.verdict["summary"] = ", ".join(after.verdict["labels"])
-        after.verdict["lsuv_missed"] = [r["name"] for r in missed]
-        after.verdict["message"] = (f"lsuv could not bring {len(missed)} layer(s) to std {target_std:g} "
-                                    f"+- {tol:g}: " + "; ".join(f"{r['name']} at {r['std']:.3g} ({r['reason']})"
-                                                                for r in missed[:3]) + ". " + after.verdict["message"])
-    return LSUVResult(before, after, iterations, layer_rows, _manifest(model, ortho, layer_rows, scaled, seed))
+        verdict["labels"].append("lsuv: target not reached")
+        verdict["summary"] = ", ".join(verdict["labels"])
+        verdict["lsuv_missed"] = [r["name"] for r in missed]
+        verdict["message"] = (f"lsuv could not bring {len(missed)} layer(s) to std {target_std:g} "
+                              f"+- {tol:g}: " + "; ".join(f"{r['name']} at {r['std']:.3g} ({r['reason']})"
+                                                          for r in missed[:3]) + ". " + verdict["message"])
 
 
-def _rescale(model, inputs, target_std, tol, max_iter):
-    outputs: dict[nn.Module, torch.Tensor] = {}
-    order: list[nn.Module] = []
-    counts: dict[nn.Module, int] = {}
+class _Outputs:
+    """A forward hook for the weight layers: each layer's latest output, the order in which layers
+    first gave one, and how many times each was called."""
 
-    def record(module, _args, out):
+    def __init__(self):
+        self.latest: dict[nn.Module, torch.Tensor] = {}
+        self.order: list[nn.Module] = []
+        self.counts: dict[nn.Module, int] = {}
+
+    def __call__(self, module, _args, out) -> None:
         from .probe import first_tensor
 
         t = first_tensor(out)
         if t is None:
             return
-        if module not in outputs and module not in order:
-            order.append(module)
-        outputs[module] = t.detach()
-        counts[module] = counts.get(module, 0) + 1
+        if module not in self.latest and module not in self.order:
+            self.order.append(module)
+        self.latest[module] = t.detach()
+        self.counts[module] = self.counts.get(module, 0) + 1
 
+    def std(self, layer: nn.Module) -> float:
+        return float(self.latest[layer].double().std())
+
+
+def _rescale(model, inputs, target_std, tol, max_iter):
+    outputs = _Outputs()
     names = {m: n for n, m in model.named_modules()}
     owners: dict[int, set] = {}
     for m in model.modules():
         for p in m.parameters(recurse=False):
             owners.setdefault(id(p), set()).add(m)
-    handles = [m.register_forward_hook(record) for m in model.modules() if L.is_weight_layer(m)]
+    handles = [m.register_forward_hook(outputs) for m in model.modules() if L.is_weight_layer(m)]
     iterations, notes, scaled, at_turn = {}, {}, {}, {}
     try:
         call(model, inputs)
-        calls = dict(counts)
-        for layer in list(order):
+        calls = dict(outputs.counts)
+        for layer in list(outputs.order):
             name = names[layer]
-            if calls[layer] > 1:
-                notes[name], iterations[name] = (f"called {calls[layer]} times in one forward pass (weights shared "
-                                                 f"across depth or time): one scale cannot set every call, so it is "
-                                                 f"left after the orthogonal pre-initialization"), 0
+            note = _why_left(layer, calls[layer], outputs.order, owners, names)
+            if note is not None:
+                notes[name], iterations[name] = note, 0
                 continue
-            if _frozen(layer):
-                notes[name], iterations[name] = "frozen (requires_grad=False): left as it was", 0
-                continue
-            tied = _tied_before(layer, order, owners)
-            if tied:
-                notes[name], iterations[name] = (f"its weight is shared with {', '.join(names[m] for m in tied)}, which "
-                                                 f"runs before it: rescaling it would undo the layers already set "
-                                                 f"(tied weights), so it is left"), 0
-                continue
-            for it in range(max_iter + 1):
-                std = float(outputs[layer].double().std())
-                if abs(std - target_std) <= tol or not math.isfinite(std) or std == 0 or it == max_iter:
-                    break
-                saved = {path: L.read(layer, path).clone() for path in _scaled_blocks(layer)}
-                saved_scale = dict(scaled)
-                try:
-                    _divide(layer, std / target_std, scaled)
-                except L.Unreachable as e:
-                    notes[name] = str(e)
-                    break
-                call(model, inputs)
-                new = float(outputs[layer].double().std())
-                if not (math.isfinite(new) and abs(new - target_std) <= 0.1 * target_std + tol):
-                    # not linear in its weights' scale (a bounded or normalized output): undo, never wreck it
-                    for path, value in saved.items():
-                        L.write(layer, path, value)
-                    scaled.clear()
-                    scaled.update(saved_scale)
-                    call(model, inputs)
-                    notes[name] = (f"its output does not follow its weights' scale: x{target_std / std:.3g} moved its "
-                                   f"std from {std:.3g} to {new:.3g}, not to {target_std:g} (a bounded or normalized "
-                                   f"output), so that rescaling was undone")
-                    break
-            iterations[name] = it
-            at_turn[name] = float(outputs[layer].double().std())
-        outputs.clear()
+            iterations[name], note = _rescale_layer(model, inputs, layer, outputs, scaled, target_std, tol, max_iter)
+            if note is not None:
+                notes[name] = note
+            at_turn[name] = outputs.std(layer)
+        outputs.latest.clear()
         call(model, inputs)  # every layer once more: a later rescaling can move an earlier layer
-        broken = [names[m] for m in order if m in outputs and not bool(torch.isfinite(outputs[m]).all())]
+        broken = [names[m] for m in outputs.order
+                  if m in outputs.latest and not bool(torch.isfinite(outputs.latest[m]).all())]
         if broken:
             raise InitlabError(f"lsuv made the output of layer '{broken[0]}' non-finite; the model is left as it was.")
     finally:
         for h in handles:
             h.remove()
-    rows = []
-    for layer in order:
-        name = names[layer]
-        std = float(outputs[layer].double().std()) if layer in outputs else float("nan")
-        reached = math.isfinite(std) and abs(std - target_std) <= tol
-        reason = None
-        if not reached:
-            turn = at_turn.get(name)
-            if name in notes:
-                reason = notes[name]
-            elif turn is not None and abs(turn - target_std) <= tol:
-                reason = (f"it reached {turn:.3g}, then rescaling a later layer moved it (a later layer's weight "
-                          f"is shared with something before this one)")
-            elif std == 0 or not math.isfinite(std):
-                reason = "its output is constant or not finite: nothing to rescale"
-            elif not _scaled_blocks(layer):
-                reason = "it has no weight lsuv can rescale"
-            else:
-                reason = (f"after {iterations[name]} rescalings its output does not follow its weights' scale "
-                          f"(a bounded, normalized or clipped output)")
-        rows.append({"name": name, "kind": type(layer).__name__, "std": std, "iterations": iterations.get(name, 0),
-                     "reached": reached, "reason": reason})
+    rows = [_layer_row(layer, names[layer], outputs, iterations, notes, at_turn, target_std, tol)
+            for layer in outputs.order]
     return rows, iterations, scaled
+
+
+def _why_left(layer: nn.Module, calls: int, order: list[nn.Module], owners: dict[int, set],
+              names: dict[nn.Module, str]) -> str | None:
+    """Why ``layer`` is not to be rescaled at all (None: it is)."""
+    if calls > 1:
+        return (f"called {calls} times in one forward pass (weights shared across depth or time): one scale "
+                f"cannot set every call, so it is left after the orthogonal pre-initialization")
+    if _frozen(layer):
+        return "frozen (requires_grad=False): left as it was"
+    tied = _tied_before(layer, order, owners)
+    if tied:
+        return (f"its weight is shared with {', '.join(names[m] for m in tied)}, which runs before it: "
+                f"rescaling it would undo the layers already set (tied weights), so it is left")
+    return None
+
+
+def _rescale_layer(model, inputs, layer: nn.Module, outputs: _Outputs, scaled: dict[int, float],
+                   target_std: float, tol: float, max_iter: int) -> tuple[int, str | None]:
+    """Divide ``layer``'s weights until its output's std is within ``tol`` of the target; the number
+    of iterations, and a note when it had to stop short (a rescaling it could not make, or undid)."""
+    for it in range(max_iter + 1):
+        std = outputs.std(layer)
+        if abs(std - target_std) <= tol or not math.isfinite(std) or std == 0 or it == max_iter:
+            break
+        saved = {path: L.read(layer, path).clone() for path in _scaled_blocks(layer)}
+        saved_scale = dict(scaled)
+        try:
+            _divide(layer, std / target_std, scaled)
+        except L.Unreachable as e:
+            return it, str(e)
+        call(model, inputs)
+        new = outputs.std(layer)
+        if not (math.isfinite(new) and abs(new - target_std) <= 0.1 * target_std + tol):
+            # not linear in its weights' scale (a bounded or normalized output): undo, never wreck it
+            for path, value in saved.items():
+                L.write(layer, path, value)
+            scaled.clear()
+            scaled.update(saved_scale)
+            call(model, inputs)
+            return it, (f"its output does not follow its weights' scale: x{target_std / std:.3g} moved its "
+                        f"std from {std:.3g} to {new:.3g}, not to {target_std:g} (a bounded or normalized "
+                        f"output), so that rescaling was undone")
+    return it, None
+
+
+def _layer_row(layer: nn.Module, name: str, outputs: _Outputs, iterations: dict, notes: dict, at_turn: dict,
+               target_std: float, tol: float) -> dict:
+    """One layer's line of the result: its output's std after every rescaling, and why it missed."""
+    std = outputs.std(layer) if layer in outputs.latest else float("nan")
+    reached = math.isfinite(std) and abs(std - target_std) <= tol
+    reason = None
+    if not reached:
+        turn = at_turn.get(name)
+        if name in notes:
+            reason = notes[name]
+        elif turn is not None and abs(turn - target_std) <= tol:
+            reason = (f"it reached {turn:.3g}, then rescaling a later layer moved it (a later layer's weight "
+                      f"is shared with something before this one)")
+        elif std == 0 or not math.isfinite(std):
+            reason = "its output is constant or not finite: nothing to rescale"
+        elif not _scaled_blocks(layer):
+            reason = "it has no weight lsuv can rescale"
+        else:
+            reason = (f"after {iterations[name]} rescalings its output does not follow its weights' scale "
+                      f"(a bounded, normalized or clipped output)")
+    return {"name": name, "kind": type(layer).__name__, "std": std, "iterations": iterations.get(name, 0),
+            "reached": reached, "reason": reason}
 
 
 def _tied_before(layer: nn.Module, order: list[nn.Module], owners: dict[int, set]) -> list[nn.Module]:

@@ -76,101 +76,7 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True, hos
     refused (see :mod:`.guard`; ``port=None`` accepts any port). ``streams_per_session`` and
     ``max_streams`` cap the live-update streams."""
     manager = manager or Manager()
-    streams: dict[str, int] = {}  # session id -> open streams; only the event loop touches it
-
-    def session_of(request: Request) -> Session:
-        try:
-            return manager.get(request.path_params["sid"])
-        except KeyError:
-            raise HTTPException(404, "no such session (it may have been freed after a while without a "
-                                     "client); reload the page.") from None
-
-    def parsed(request: Request) -> settings_mod.Settings:
-        return settings_mod.parse(request.query_params.multi_items())
-
-    async def page(request: Request) -> Response:
-        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
-
-    async def catalog(request: Request) -> Response:
-        return JSONResponse(settings_mod.catalog())
-
-    async def create(request: Request) -> Response:
-        settings = parsed(request)
-        session = await run_in_threadpool(manager.create, settings)
-        return JSONResponse({**session.state(), "points": session.points}, status_code=201)
-
-    async def update(request: Request) -> Response:
-        session = session_of(request)
-        settings = parsed(request)
-        await run_in_threadpool(_apply, session, settings)
-        return JSONResponse({**session.state(), "points": session.points})
-
-    async def control(request: Request) -> Response:
-        session = session_of(request)
-        action = request.path_params["action"]
-        if action not in ACTIONS:
-            return _error(404, f"unknown action '{action}'; use play, pause, step or reset.")
-        await run_in_threadpool(session.control, action)
-        return JSONResponse(session.state())
-
-    async def state(request: Request) -> Response:
-        return JSONResponse(session_of(request).state())
-
-    async def points(request: Request) -> Response:
-        return JSONResponse(session_of(request).points)
-
-    async def close(request: Request) -> Response:
-        if not await run_in_threadpool(manager.close, request.path_params["sid"]):
-            return _error(404, "no such session.")
-        return Response(status_code=204)
-
-    def release(sid: str) -> None:
-        streams[sid] -= 1
-        if not streams[sid]:
-            del streams[sid]
-
-    async def stream(request: Request) -> Response:
-        session = session_of(request)
-        if streams.get(session.id, 0) >= streams_per_session:
-            return _error(429, f"this session has {streams_per_session} live-update streams open, its limit; "
-                               f"close another tab showing it.")
-        if sum(streams.values()) >= max_streams:
-            return _error(429, f"the playground has {max_streams} live-update streams open, its limit; "
-                               f"close some tabs.")
-        streams[session.id] = streams.get(session.id, 0) + 1
-
-        async def events():
-            sent, quiet = -1, 0.0
-            yield "retry: 2000\n\n"
-            while manager.sessions.get(session.id) is session:
-                if await request.is_disconnected():
-                    break
-                session.touch()
-                snap = session.published  # the latest, as published: no lock
-                if snap.version != sent:
-                    sent = snap.version
-                    yield f"event: state\ndata: {snap.text}\n\n"
-                    quiet = 0.0
-                elif quiet >= KEEPALIVE:
-                    yield ": keep-alive\n\n"
-                    quiet = 0.0
-                await asyncio.sleep(STREAM_POLL)
-                quiet += STREAM_POLL
-            yield "event: closed\ndata: {}\n\n"
-
-        return _Stream(events(), lambda: release(session.id), media_type="text/event-stream",
-                       headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    async def bad_input(request: Request, exc: Exception) -> Response:
-        status = 429 if isinstance(exc, TooMany) else 400
-        return _error(status, str(exc))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        return _error(exc.status_code, exc.detail if isinstance(exc, HTTPException) else str(exc))
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        # a bug, not bad input: say so in one line, never a traceback
-        return _error(500, f"the playground failed: {type(exc).__name__}. Please report it.")
+    api = _Api(manager, streams_per_session, max_streams)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -181,25 +87,138 @@ def create_app(manager: Manager | None = None, *, start_worker: bool = True, hos
         finally:
             manager.stop()
 
-    routes = [
-        Route("/", page),
-        Route("/api/catalog", catalog),
-        Route("/api/sessions", create, methods=["POST"]),
-        Route("/api/sessions/{sid}", state, methods=["GET"]),
-        Route("/api/sessions/{sid}", close, methods=["DELETE"]),
-        Route("/api/sessions/{sid}/close", close, methods=["POST"]),
-        Route("/api/sessions/{sid}/points", points),
-        Route("/api/sessions/{sid}/stream", stream),
-        Route("/api/sessions/{sid}/settings", update, methods=["POST"]),
-        Route("/api/sessions/{sid}/{action}", control, methods=["POST"]),
+    app = Starlette(routes=_routes(api), lifespan=lifespan, middleware=[Middleware(Guard, host=host, port=port)],
+                    exception_handlers={InitlabError: _bad_input, HTTPException: _http_error,
+                                        Exception: _server_error})
+    app.state.manager = manager
+    app.state.streams = api.streams
+    return app
+
+
+def _routes(api: "_Api") -> list:
+    return [
+        Route("/", _page),
+        Route("/api/catalog", _catalog),
+        Route("/api/sessions", api.create, methods=["POST"]),
+        Route("/api/sessions/{sid}", api.state, methods=["GET"]),
+        Route("/api/sessions/{sid}", api.close, methods=["DELETE"]),
+        Route("/api/sessions/{sid}/close", api.close, methods=["POST"]),
+        Route("/api/sessions/{sid}/points", api.points),
+        Route("/api/sessions/{sid}/stream", api.stream),
+        Route("/api/sessions/{sid}/settings", api.update, methods=["POST"]),
+        Route("/api/sessions/{sid}/{action}", api.control, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Guard, host=host, port=port)],
-                    exception_handlers={InitlabError: bad_input, HTTPException: http_error,
-                                        Exception: server_error})
-    app.state.manager = manager
-    app.state.streams = streams
-    return app
+
+
+async def _page(request: Request) -> Response:
+    return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+
+async def _catalog(request: Request) -> Response:
+    return JSONResponse(settings_mod.catalog())
+
+
+def _parsed(request: Request) -> settings_mod.Settings:
+    return settings_mod.parse(request.query_params.multi_items())
+
+
+async def _bad_input(request: Request, exc: Exception) -> Response:
+    status = 429 if isinstance(exc, TooMany) else 400
+    return _error(status, str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    return _error(exc.status_code, exc.detail if isinstance(exc, HTTPException) else str(exc))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # a bug, not bad input: say so in one line, never a traceback
+    return _error(500, f"the playground failed: {type(exc).__name__}. Please report it.")
+
+
+class _Api:
+    """The session routes over one :class:`Manager`, and the live-update streams open: ``streams``,
+    session id -> open streams (only the event loop touches it)."""
+
+    def __init__(self, manager: Manager, streams_per_session: int, max_streams: int):
+        self.manager, self.streams_per_session, self.max_streams = manager, streams_per_session, max_streams
+        self.streams: dict[str, int] = {}
+
+    def session_of(self, request: Request) -> Session:
+        try:
+            return self.manager.get(request.path_params["sid"])
+        except KeyError:
+            raise HTTPException(404, "no such session (it may have been freed after a while without a "
+                                     "client); reload the page.") from None
+
+    async def create(self, request: Request) -> Response:
+        settings = _parsed(request)
+        session = await run_in_threadpool(self.manager.create, settings)
+        return JSONResponse({**session.state(), "points": session.points}, status_code=201)
+
+    async def update(self, request: Request) -> Response:
+        session = self.session_of(request)
+        settings = _parsed(request)
+        await run_in_threadpool(_apply, session, settings)
+        return JSONResponse({**session.state(), "points": session.points})
+
+    async def control(self, request: Request) -> Response:
+        session = self.session_of(request)
+        action = request.path_params["action"]
+        if action not in ACTIONS:
+            return _error(404, f"unknown action '{action}'; use play, pause, step or reset.")
+        await run_in_threadpool(session.control, action)
+        return JSONResponse(session.state())
+
+    async def state(self, request: Request) -> Response:
+        return JSONResponse(self.session_of(request).state())
+
+    async def points(self, request: Request) -> Response:
+        return JSONResponse(self.session_of(request).points)
+
+    async def close(self, request: Request) -> Response:
+        if not await run_in_threadpool(self.manager.close, request.path_params["sid"]):
+            return _error(404, "no such session.")
+        return Response(status_code=204)
+
+    def release(self, sid: str) -> None:
+        self.streams[sid] -= 1
+        if not self.streams[sid]:
+            del self.streams[sid]
+
+    async def stream(self, request: Request) -> Response:
+        session = self.session_of(request)
+        if self.streams.get(session.id, 0) >= self.streams_per_session:
+            return _error(429, f"this session has {self.streams_per_session} live-update streams open, its limit; "
+                               f"close another tab showing it.")
+        if sum(self.streams.values()) >= self.max_streams:
+            return _error(429, f"the playground has {self.max_streams} live-update streams open, its limit; "
+                               f"close some tabs.")
+        self.streams[session.id] = self.streams.get(session.id, 0) + 1
+        return _Stream(self.events(request, session), lambda: self.release(session.id),
+                       media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def events(self, request: Request, session: Session):
+        """Server-Sent Events: a ``state`` event per new snapshot, a keep-alive comment when quiet, and
+        ``closed`` when the session is gone or the client left."""
+        sent, quiet = -1, 0.0
+        yield "retry: 2000\n\n"
+        while self.manager.sessions.get(session.id) is session:
+            if await request.is_disconnected():
+                break
+            session.touch()
+            snap = session.published  # the latest, as published: no lock
+            if snap.version != sent:
+                sent = snap.version
+                yield f"event: state\ndata: {snap.text}\n\n"
+                quiet = 0.0
+            elif quiet >= KEEPALIVE:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(STREAM_POLL)
+            quiet += STREAM_POLL
+        yield "event: closed\ndata: {}\n\n"
 
 
 def _apply(session: Session, settings: settings_mod.Settings) -> None:
