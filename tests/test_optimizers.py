@@ -38,3 +38,18 @@ def test_unknown_optimizer_and_hyperparameters_are_one_line():
     with pytest.raises(InitlabError, match="weight_decay must be a non-negative number"):
         get("adamw").settings({"weight_decay": -1})
     assert get("adamw").settings() == {"weight_decay": 0.01}
+
+
+@pytest.mark.parametrize("name", [n for n, row in OPTIMIZERS.items() if row.uniform_step is not None])
+def test_the_fused_uniform_step_equals_the_stacked_step(name):
+    gen = torch.Generator().manual_seed(1)
+    row = get(name)
+    settings = row.settings()
+    start = torch.randn(1000, generator=gen)
+    grads = [torch.randn(1000, generator=gen) for _ in range(6)]
+    a, b, sa, sb = start.clone(), start.clone(), {}, {}
+    for t, g in enumerate(grads, start=1):
+        row.step(a, g, sa, torch.tensor(0.01), t, **settings)
+        row.uniform_step(b, g, sb, 0.01, t, **settings)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sa["v"], sb["v"], rtol=1e-5, atol=1e-7)

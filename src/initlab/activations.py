@@ -60,7 +60,9 @@ class Activation:
     keeps a layer's second moment (``torch.nn.init.calculate_gain``'s values); ``suggested`` the named
     scheme that keeps the variance and ``sigma_w2`` = fan_in * Var(W) that scheme gives a square
     hidden layer; ``nodes`` the names of the autograd nodes it leaves in a graph (how a functional
-    call such as ``F.relu(x)`` is recognized).
+    call such as ``F.relu(x)`` is recognized); ``can_die`` says that a unit whose output is never
+    positive is dead (the ReLU family), and ``saturated`` marks the outputs where the derivative has
+    all but vanished (for the probe's dead and saturated fractions).
     """
 
     name: str
@@ -73,6 +75,8 @@ class Activation:
     suggested: str
     sigma_w2: float
     nodes: tuple[str, ...] = field(default=())
+    can_die: bool = False
+    saturated: Callable | None = None
 
     @property
     def module(self):
@@ -96,18 +100,19 @@ class Activation:
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
     Activation("relu", "ReLU", "relu",
                lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float), lambda x: np.zeros_like(x),
-               lambda: math.sqrt(2.0), "he_normal", 2.0, ("ReluBackward0",)),
+               lambda: math.sqrt(2.0), "he_normal", 2.0, ("ReluBackward0",), can_die=True),
     Activation("leaky_relu", "LeakyReLU", "leaky_relu",
                lambda x: np.where(x > 0, x, LEAKY_SLOPE * x), lambda x: np.where(x > 0, 1.0, LEAKY_SLOPE),
                lambda x: np.zeros_like(x), _leaky_relu_gain, "he_normal", 2.0,
-               ("LeakyReluBackward0", "LeakyReluBackward1")),
+               ("LeakyReluBackward0", "LeakyReluBackward1"), can_die=True),
     Activation("tanh", "Tanh", "tanh",
                np.tanh, lambda x: 1 - np.tanh(x) ** 2, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2),
-               lambda: 5.0 / 3.0, "xavier_uniform", 1.0, ("TanhBackward0",)),
+               lambda: 5.0 / 3.0, "xavier_uniform", 1.0, ("TanhBackward0",), saturated=lambda a: a.abs() > 0.99),
     Activation("sigmoid", "Sigmoid", "sigmoid",
                _sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
                lambda x: _sigmoid(x) * (1 - _sigmoid(x)) * (1 - 2 * _sigmoid(x)),
-               lambda: 1.0, "xavier_uniform", 1.0, ("SigmoidBackward0",)),
+               lambda: 1.0, "xavier_uniform", 1.0, ("SigmoidBackward0",),
+               saturated=lambda a: (2 * a - 1).abs() > 0.99),
     # GELU has no closed-form gain; ReLU's sqrt(2) is used, as GELU behaves like ReLU away from zero.
     Activation("gelu", "GELU", "gelu",
                _gelu, lambda x: 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / _SQRT_2PI,

@@ -74,11 +74,32 @@ def _rmsprop(param, grad, state: dict, lr, t: int, **_) -> None:
     param.addcmul_(_div_into(grad, out, out), lr, value=-1.0)
 
 
+def _torch_adam(param, grad, state: dict, lr: float, t: int, weight_decay: float = 0.0,
+                decoupled: bool = False) -> None:
+    """Adam (AdamW when ``decoupled``) over the whole of ``param`` with one learning rate: torch's own
+    fused kernel (``torch.optim.adam.adam(fused=True)``, what ``Adam(fused=True)`` runs), one pass."""
+    import torch
+    from torch.optim.adam import adam
+
+    if "m" not in state:
+        state["m"], state["v"] = grad.new_zeros(grad.shape), grad.new_zeros(grad.shape)
+    steps = [torch.tensor(float(t - 1), device=param.device)]  # the kernel counts this step itself
+    adam([param], [grad], [state["m"]], [state["v"]], [], steps, fused=True, amsgrad=False, beta1=BETAS[0],
+         beta2=BETAS[1], lr=lr, weight_decay=weight_decay, eps=EPS, maximize=False, decoupled_weight_decay=decoupled)
+
+
+def _torch_adamw(param, grad, state: dict, lr: float, t: int, weight_decay: float = 0.01) -> None:
+    _torch_adam(param, grad, state, lr, t, weight_decay, decoupled=True)
+
+
 @dataclass(frozen=True)
 class Optimizer:
     """One row: the ``torch.optim`` class ``torch_name`` with ``torch_kwargs`` (torch's defaults
     otherwise), the hyperparameters a run may set (``params``, with defaults), the stacked step,
-    and how many parameter-sized tensors of state it keeps (for memory estimates)."""
+    and how many parameter-sized tensors of state it keeps (for memory estimates).
+
+    ``uniform_step``, where torch has a fused kernel for the rule, is the same update when every model
+    has one learning rate (a float), over the whole buffer in one pass; it keeps the same state."""
 
     name: str
     torch_name: str
@@ -86,6 +107,7 @@ class Optimizer:
     states: int
     params: dict[str, Any] = field(default_factory=dict)
     torch_kwargs: dict[str, Any] = field(default_factory=dict)
+    uniform_step: Callable[..., None] | None = None
 
     def make(self, parameters, lr: float, **params):
         """The ``torch.optim`` optimizer over ``parameters`` (what :func:`initlab.train` steps)."""
@@ -108,8 +130,8 @@ class Optimizer:
 
 OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
     Optimizer("sgd", "SGD", _sgd, states=0),
-    Optimizer("adam", "Adam", _adam, states=2),
-    Optimizer("adamw", "AdamW", _adamw, states=2, params={"weight_decay": 0.01}),
+    Optimizer("adam", "Adam", _adam, states=2, uniform_step=_torch_adam),
+    Optimizer("adamw", "AdamW", _adamw, states=2, params={"weight_decay": 0.01}, uniform_step=_torch_adamw),
     Optimizer("rmsprop", "RMSprop", _rmsprop, states=1),
 ]}
 

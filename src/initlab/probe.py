@@ -19,7 +19,7 @@ from torch import nn
 
 from . import layers as L
 from .checks import does_not_fit
-from .activations import BY_NODE, of_module
+from .activations import ACTIVATIONS, BY_NODE, of_module
 from .errors import InitlabError
 from .init import call
 from .symmetry import count_distinct
@@ -275,12 +275,11 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
                "outputs": {k: _std(v) for k, v in c.outputs.items()} if len(c.outputs) > 1 else None}
         if act is not None:
             a = units(act, axis)
-            if kind in ("relu", "leaky_relu") or (kind == "unknown" and bool((a >= 0).all())):
+            known = ACTIVATIONS.get(kind)
+            if (known is not None and known.can_die) or (kind == "unknown" and bool((a >= 0).all())):
                 row["dead_fraction"] = float((a <= 0).all(0).double().mean())
-            elif kind == "tanh":
-                row["saturated_fraction"] = float((a.abs() > 0.99).double().mean())
-            elif kind == "sigmoid":
-                row["saturated_fraction"] = float(((2 * a - 1).abs() > 0.99).double().mean())
+            elif known is not None and known.saturated is not None:
+                row["saturated_fraction"] = float(known.saturated(a).double().mean())
         row.update(_through_time(c, grads.get(("input", i))))
         sample = u[:: max(1, u.shape[0] // WIDTH_SAMPLES)]
         finite = bool(torch.isfinite(sample).all())

@@ -145,6 +145,9 @@ class StackedMLP:
         flat buffer of per-model rates (:meth:`spread`). The step is elementwise, so stepping the
         buffer slice by slice is the same step."""
         self.t += 1
+        if lr.dim() == 0 and optimizer.uniform_step is not None:  # one rate for all: torch's fused kernel
+            optimizer.uniform_step(self.flat, self.grad, self.state, float(lr), self.t, **settings)
+            return
         if not self._parts:
             size = STEP_SLICE if self.flat.device.type == "cpu" else self.flat.numel()
             self._parts = [(s, {k: v[s] for k, v in self.state.items()})
