@@ -56,26 +56,49 @@ def rerun_command(df, folder: Path) -> str | None:
     skipped, so it also completes an interrupted sweep): a ``--preset`` when the runs are a preset's,
     else the flags, else a sweep file written by a shell here-document. Each is checked: the sweep it
     builds has exactly the stored runs. None when no one grid holds them (several sweeps wrote there)."""
-    from .schemes import BIAS_PARAMS, get
-    from .sweep import DEFAULTS
-    from .trainability import SIZES, preset
+    from .grid import DEFAULTS
+    from .schemes import get
 
     stored = set(df["run_id"])
     names = Counter(n for n in df.get("sweep", []) if isinstance(n, str))
     name = names.most_common(1)[0][0] if names else "sweep"
     out = f"--out {shlex.quote(str(folder))}"
-    for size in SIZES:
-        settings = preset(size)
-        if _runs_of(settings) == stored:
-            named = "" if name == settings["name"] else f" --name {shlex.quote(name)}"
-            return f"initlab sweep --preset trainability --size {size}{named} {out}"
+    preset = _preset_command(stored, name, out)
+    if preset is not None:
+        return preset
     configs = list(df["config"])
     specs = list({json.dumps(c["scheme"], sort_keys=True): c["scheme"] for c in configs}.values())
     axes = {k: sorted({c.get(k, DEFAULTS[k]) for c in configs}, key=lambda v: (v is None, str(type(v)), v or 0))
             for k in DEFAULTS}
     axes = {k: v for k, v in axes.items() if v != [DEFAULTS[k]]}
     seeds = sorted({c["seed"] for c in configs})
-    # flags: --param KEY=V1,V2 gives every scheme that takes KEY all its values
+    scheme_names = list(dict.fromkeys(s["name"] for s in specs))
+    try:
+        found = [get(n) for n in scheme_names]
+    except InitlabError:  # a scheme this version does not know: no flags, and no file, build it
+        return None
+    flags = _flags_command(stored, name, out, specs, list(zip(scheme_names, found)), axes, seeds)
+    return flags if flags is not None else _file_command(stored, name, out, specs, axes, seeds)
+
+
+def _preset_command(stored: set, name: str, out: str) -> str | None:
+    """``initlab sweep --preset trainability --size S`` when the stored runs are exactly a preset's."""
+    from .trainability import SIZES, preset
+
+    for size in SIZES:
+        settings = preset(size)
+        if _runs_of(settings) == stored:
+            named = "" if name == settings["name"] else f" --name {shlex.quote(name)}"
+            return f"initlab sweep --preset trainability --size {size}{named} {out}"
+    return None
+
+
+def _flags_command(stored: set, name: str, out: str, specs: list, found: list[tuple], axes: dict,
+                   seeds: list) -> str | None:
+    """The flags' form, when flags can say it: ``--param KEY=V1,V2`` gives every scheme that takes KEY
+    all its values, so it holds only when that grid is exactly what is stored."""
+    from .schemes import BIAS_PARAMS
+
     grids: dict[str, set] = {}
     for s in specs:
         for k, v in s["params"].items():
@@ -83,29 +106,30 @@ def rerun_command(df, folder: Path) -> str | None:
     try:
         grids_sorted = {k: sorted(v) for k, v in grids.items()}
     except TypeError:
-        grids_sorted = None
-    names = list(dict.fromkeys(s["name"] for s in specs))
-    try:
-        found = [get(n) for n in names]
-    except InitlabError:  # a scheme this version does not know: no flags, and no file, build it
         return None
-    if grids_sorted is not None and all(_WORD.fullmatch(n) for n in names):
-        entries = []
-        for n, scheme in zip(names, found):
-            accepted = set(scheme.params()) | (set(BIAS_PARAMS) if scheme.fn is not None else set())
-            entries.append({"name": n, **{k: v for k, v in grids_sorted.items() if k in accepted}})
-        texts = [[_flag_value(v) for v in values] for values in [*axes.values(), *grids_sorted.values()]]
-        settings = {"name": name, **axes, "seeds": seeds, "scheme": entries}
-        if all(t is not None for values in texts for t in values) and _runs_of(settings) == stored:
-            words = ["initlab", "sweep", "--name", name, "--scheme", ",".join(names)]
-            for k, values in grids_sorted.items():
-                words += ["--param", f"{k}={','.join(_flag_value(v) for v in values)}"]
-            for k, values in axes.items():
-                words += [f"--{k.replace('_', '-')}", ",".join(_flag_value(v) for v in values)]
-            counted = seeds == list(range(len(seeds)))
-            words += ["--seeds", str(len(seeds)) if counted else ",".join(map(str, seeds)) + ("," * (len(seeds) == 1))]
-            return " ".join(shlex.quote(w) for w in words) + f" {out}"
-    # a sweep file: one [[scheme]] table per scheme as stored
+    names = [n for n, _ in found]
+    if not all(_WORD.fullmatch(n) for n in names):
+        return None
+    entries = []
+    for n, scheme in found:
+        accepted = set(scheme.params()) | (set(BIAS_PARAMS) if scheme.fn is not None else set())
+        entries.append({"name": n, **{k: v for k, v in grids_sorted.items() if k in accepted}})
+    texts = [[_flag_value(v) for v in values] for values in [*axes.values(), *grids_sorted.values()]]
+    settings = {"name": name, **axes, "seeds": seeds, "scheme": entries}
+    if not all(t is not None for values in texts for t in values) or _runs_of(settings) != stored:
+        return None
+    words = ["initlab", "sweep", "--name", name, "--scheme", ",".join(names)]
+    for k, values in grids_sorted.items():
+        words += ["--param", f"{k}={','.join(_flag_value(v) for v in values)}"]
+    for k, values in axes.items():
+        words += [f"--{k.replace('_', '-')}", ",".join(_flag_value(v) for v in values)]
+    counted = seeds == list(range(len(seeds)))
+    words += ["--seeds", str(len(seeds)) if counted else ",".join(map(str, seeds)) + ("," * (len(seeds) == 1))]
+    return " ".join(shlex.quote(w) for w in words) + f" {out}"
+
+
+def _file_command(stored: set, name: str, out: str, specs: list, axes: dict, seeds: list) -> str | None:
+    """A sweep file, one ``[[scheme]]`` table per scheme as stored, written by a here-document."""
     lines = [f"name = {_toml_value(name)}", *(f"{k} = {_toml_value(v)}" for k, v in axes.items()),
              f"seeds = {_toml_value(seeds)}"]
     for s in specs:

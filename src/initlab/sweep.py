@@ -148,59 +148,76 @@ def run(sweep: Sweep, db: str | Path, *, device: str | None = None, group_size: 
     holder = uuid.uuid4().hex  # this call's name on the leases it takes
     try:
         with Store(db) as store, store.heartbeat(holder):  # a read-only or foreign store fails here
-            done = store.finished()
-            todo = [c for c in sweep.iter_runs() if run_id(c) not in done]
-            total, start = sweep.count(), time.perf_counter()
-            count = {"finished": total - len(todo), "trained": 0, "others": 0, "diverged": 0}
-            kept: list[str] = []
-            if progress:
-                progress(count["finished"], total)
-
-            def training(group: list, fraction: float) -> None:
-                if progress:
-                    progress(count["finished"] + len(group) * fraction, total)
-
+            todo = [c for c in sweep.iter_runs() if run_id(c) not in store.finished()]
+            tally = _Tally(sweep.count(), len(todo), progress)
             fn = partial(train_group, sweep=sweep.name, device=device, thumbnail=thumbnail)
-            waiting, leases = groups(todo, group_size), {}
-
-            def claimed(pending: list, held: list):
-                """Each group claimed as the executor takes it; a group that another live sweep
-                holds waits for the next pass, one that it stored is counted as its."""
-                for group in pending:
-                    ids = [run_id(c) for c in group]
-                    state, missing = store.claim(group_key(ids), ids, holder)
-                    if state == "held":
-                        held.append(group)
-                        continue
-                    rest = [c for c in group if run_id(c) in missing]
-                    count["others"] += len(group) - len(rest)
-                    count["finished"] += len(group) - len(rest)
-                    if rest:
-                        leases[id(rest)] = group_key(ids)
-                        yield rest
-
+            waiting = groups(todo, group_size)
             while waiting:
-                held: list = []
-                before = count["trained"]
-                # closing: an interruption (Ctrl-C) cancels what is outstanding; stored groups stay stored
-                with closing(executor.map(fn, claimed(waiting, held), training)) as completed:
-                    for group, records in _naming_failures(completed):
-                        side = store.save(records, lease=leases.pop(id(group), None))
-                        if side is not None:
-                            kept.append(str(side))
-                        count["finished"] += len(group)
-                        count["trained"] += len(group)
-                        count["diverged"] += sum(r["result"].diverged for r in records)
-                        if progress:
-                            progress(count["finished"], total)
-                if held and count["trained"] == before:
-                    time.sleep(CLAIM_POLL)  # others train these: look again soon
-                waiting = held
+                waiting = _one_pass(waiting, store, holder, executor, fn, tally)
     finally:
         executor.close()
-    return {"total": total, "skipped": total - len(todo), "trained": count["trained"], "others": count["others"],
-            "diverged": count["diverged"], "kept": kept, "seconds": time.perf_counter() - start}
+    return tally.summary()
 
+
+class _Tally:
+    """What a :func:`run` has done so far, told to ``progress`` as it changes."""
+
+    def __init__(self, total: int, todo: int, progress: Callable[[float, int], None] | None):
+        self.total, self.skipped, self.progress = total, total - todo, progress
+        self.finished, self.trained, self.others, self.diverged = total - todo, 0, 0, 0
+        self.kept: list[str] = []
+        self.leases: dict[int, str] = {}
+        self.start = time.perf_counter()
+        self.tell(self.finished)
+
+    def tell(self, done: float) -> None:
+        if self.progress:
+            self.progress(done, self.total)
+
+    def training(self, group: list, fraction: float) -> None:
+        self.tell(self.finished + len(group) * fraction)
+
+    def stored(self, group: list, records: list, side: Path | None) -> None:
+        if side is not None:
+            self.kept.append(str(side))
+        self.finished += len(group)
+        self.trained += len(group)
+        self.diverged += sum(r["result"].diverged for r in records)
+        self.tell(self.finished)
+
+    def summary(self) -> dict:
+        return {"total": self.total, "skipped": self.skipped, "trained": self.trained, "others": self.others,
+                "diverged": self.diverged, "kept": self.kept, "seconds": time.perf_counter() - self.start}
+
+
+def _claimed(pending: list, held: list, store: Store, holder: str, tally: _Tally):
+    """Each group claimed as the executor takes it; a group that another live sweep holds waits for
+    the next pass (in ``held``), one that it stored is counted as its."""
+    for group in pending:
+        ids = [run_id(c) for c in group]
+        state, missing = store.claim(group_key(ids), ids, holder)
+        if state == "held":
+            held.append(group)
+            continue
+        rest = [c for c in group if run_id(c) in missing]
+        tally.others += len(group) - len(rest)
+        tally.finished += len(group) - len(rest)
+        if rest:
+            tally.leases[id(rest)] = group_key(ids)
+            yield rest
+
+
+def _one_pass(waiting: list, store: Store, holder: str, executor, fn: Callable, tally: _Tally) -> list:
+    """Train and store every group of ``waiting`` that no other sweep holds; returns those it holds."""
+    held: list = []
+    before = tally.trained
+    # closing: an interruption (Ctrl-C) cancels what is outstanding; stored groups stay stored
+    with closing(executor.map(fn, _claimed(waiting, held, store, holder, tally), tally.training)) as completed:
+        for group, records in _naming_failures(completed):
+            tally.stored(group, records, store.save(records, lease=tally.leases.pop(id(group), None)))
+    if held and tally.trained == before:
+        time.sleep(CLAIM_POLL)  # others train these: look again soon
+    return held
 
 
 __all__ = ["CLAIM_POLL", "DATA_KEYS", "DEFAULTS", "DTYPE_BYTES", "GROUP_KEYS", "GroupFailed", "MAX_AXIS",

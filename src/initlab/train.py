@@ -16,7 +16,7 @@ from torch import nn
 
 from .checks import check_training_data, expect
 from .config import check
-from .optimizers import OPTIMIZERS, get as get_optimizer  # noqa: F401  (OPTIMIZERS: the names, for callers)
+from .optimizers import get as get_optimizer
 from .datasets import Dataset
 from .errors import InitlabError
 from .metrics import null_diverged_accuracy, steps_to
@@ -281,6 +281,21 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         check("track_every", track_every)
     trainer = Trainer(model, data, lr=lr, optimizer=optimizer, batch_size=batch_size, seed=seed,
                       device=resolve_device(device), weight_decay=weight_decay)
+    tracker = _Tracker(model, track_every) if track_every else None
+    start = time.perf_counter()
+    history = _run(trainer, steps, eval_every, tracker, callback)
+    seconds = time.perf_counter() - start
+    final = {k: history[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+    config = {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size, "seed": seed,
+              "device": str(trainer.device), "dtype": str(trainer.dtype).replace("torch.", ""),
+              **({} if weight_decay is None else {"weight_decay": weight_decay})}
+    tracked = tracker.close() if tracker else None
+    return TrainResult(history, final, trainer.diverged, trainer.diverged_step, config, seconds, tracked)
+
+
+def _run(trainer: Trainer, steps: int, eval_every: int, tracker: "_Tracker | None", callback) -> dict[str, list]:
+    """:func:`train`'s loop: ``steps`` steps of ``trainer`` (fewer when it diverges), evaluated at step
+    0, every ``eval_every`` steps, at the last and at a divergence; returns the history."""
     history = {k: [] for k in ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
 
     def record(step: int) -> None:
@@ -288,11 +303,9 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         for k, v in trainer.evaluate().items():
             history[k].append(v)
 
-    tracker = _Tracker(model, track_every) if track_every else None
-    start = time.perf_counter()
     record(0)
     if callback:
-        callback(0, model)
+        callback(0, trainer.model)
     for step in range(1, steps + 1):
         watch = tracker is not None and tracker.due(step - 1)
         if watch:
@@ -306,14 +319,8 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         if step % eval_every == 0 or step == steps:
             record(step)
         if callback:
-            callback(step, model)
-    seconds = time.perf_counter() - start
-    final = {k: history[k][-1] for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
-    config = {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size, "seed": seed,
-              "device": str(trainer.device), "dtype": str(trainer.dtype).replace("torch.", ""),
-              **({} if weight_decay is None else {"weight_decay": weight_decay})}
-    tracked = tracker.close() if tracker else None
-    return TrainResult(history, final, trainer.diverged, trainer.diverged_step, config, seconds, tracked)
+            callback(step, trainer.model)
+    return history
 
 
 class _Tracker:
