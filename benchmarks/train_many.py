@@ -194,24 +194,35 @@ def time_engines(data, hidden, batch_size, m, optimizer, args, device) -> dict[s
     return rates
 
 
-def engines_table(data, args, device) -> list[dict]:
-    print(f"\nengines: one training step, no evaluation ({args.engine_steps} steps x {args.repeats} repeats); "
-          f"model-steps/s; hand/auto > 1: the hand-written backward is faster")
-    print(f"{'configuration':<26}{'opt':>5}{'M':>5}{'hand-written':>14}{'autograd':>10}{'vmap':>10}"
-          f"{'hand/auto':>11}{'auto/vmap':>11}")
-    rows = []
+def cells(args):
+    """``(name, hidden, batch_size, M)`` of every row the tables print, in order."""
     for c in args.config_list:
         name = list(CONFIGS)[c]
         hidden, batch_size = CONFIGS[name]
         for m in args.model_list:
-            for optimizer in args.optimizers.split(","):
-                r = time_engines(data, hidden, batch_size, m, optimizer, args, device)
-                med = {k: max(v) for k, v in r.items()}  # best of the repeats: a shared machine only slows
-                hand, vmap = med["hand-written"] / med["autograd"], med["autograd"] / med["vmap"]
-                rows.append({"configuration": name, "optimizer": optimizer, "M": m, **med,
-                             "hand/auto": hand, "auto/vmap": vmap})
-                print(f"{name:<26}{optimizer:>5}{m:>5}{med['hand-written']:>14.0f}{med['autograd']:>10.0f}"
-                      f"{med['vmap']:>10.0f}{hand:>10.2f}x{vmap:>10.2f}x", flush=True)
+            yield name, hidden, batch_size, m
+
+
+def heading(title: str, columns: str) -> list[dict]:
+    """Print a table's title and column names; returns its (empty) list of rows."""
+    print(f"\n{title}\n{columns}")
+    return []
+
+
+def engines_table(data, args, device) -> list[dict]:
+    rows = heading(f"engines: one training step, no evaluation ({args.engine_steps} steps x {args.repeats} "
+                   f"repeats); model-steps/s; hand/auto > 1: the hand-written backward is faster",
+                   f"{'configuration':<26}{'opt':>5}{'M':>5}{'hand-written':>14}{'autograd':>10}{'vmap':>10}"
+                   f"{'hand/auto':>11}{'auto/vmap':>11}")
+    for name, hidden, batch_size, m in cells(args):
+        for optimizer in args.optimizers.split(","):
+            r = time_engines(data, hidden, batch_size, m, optimizer, args, device)
+            med = {k: max(v) for k, v in r.items()}  # best of the repeats: a shared machine only slows
+            hand, vmap = med["hand-written"] / med["autograd"], med["autograd"] / med["vmap"]
+            rows.append({"configuration": name, "optimizer": optimizer, "M": m, **med,
+                         "hand/auto": hand, "auto/vmap": vmap})
+            print(f"{name:<26}{optimizer:>5}{m:>5}{med['hand-written']:>14.0f}{med['autograd']:>10.0f}"
+                  f"{med['vmap']:>10.0f}{hand:>10.2f}x{vmap:>10.2f}x", flush=True)
     return rows
 
 
@@ -254,25 +265,22 @@ def many(data, hidden, batch_size, m, args, device, eval_every=None) -> tuple[fl
 
 
 def plain_table(data, args, device) -> list[dict]:
-    print(f"\ntrain_many against the plain loop: {args.steps} steps, Adam, model-steps/s; 'with eval': set-up and "
-          f"evaluation every {args.eval_every} steps included; 'steps only': evaluation at the end only, no set-up")
-    print(f"{'configuration':<26}{'M':>6}{'plain':>10}{'train_many with eval':>22}{'ratio':>8}"
-          f"{'train_many steps only':>23}")
-    rows = []
-    for c in args.config_list:
-        name = list(CONFIGS)[c]
-        hidden, batch_size = CONFIGS[name]
-        for m in args.model_list:
-            k = min(m, args.plain_models or m)
-            triples = []
-            for _ in range(args.repeats):
-                a = plain(data, hidden, batch_size, k, args, device)
-                b = many(data, hidden, batch_size, m, args, device)[0]
-                triples.append((a, b, many(data, hidden, batch_size, m, args, device, eval_every=args.steps)[1]))
-            ratio = statistics.median(b / a for a, b, _ in triples)
-            p, q, s = (statistics.median(t[i] for t in triples) for i in range(3))
-            rows.append({"configuration": name, "M": m, "plain": p, "train_many": q, "ratio": ratio, "steps_only": s})
-            print(f"{name:<26}{m:>6}{p:>10.0f}{q:>22.0f}{ratio:>7.1f}x{s:>23.0f}", flush=True)
+    rows = heading(f"train_many against the plain loop: {args.steps} steps, Adam, model-steps/s; 'with eval': "
+                   f"set-up and evaluation every {args.eval_every} steps included; 'steps only': evaluation at the "
+                   f"end only, no set-up",
+                   f"{'configuration':<26}{'M':>6}{'plain':>10}{'train_many with eval':>22}{'ratio':>8}"
+                   f"{'train_many steps only':>23}")
+    for name, hidden, batch_size, m in cells(args):
+        k = min(m, args.plain_models or m)
+        triples = []
+        for _ in range(args.repeats):
+            a = plain(data, hidden, batch_size, k, args, device)
+            b = many(data, hidden, batch_size, m, args, device)[0]
+            triples.append((a, b, many(data, hidden, batch_size, m, args, device, eval_every=args.steps)[1]))
+        ratio = statistics.median(b / a for a, b, _ in triples)
+        p, q, s = (statistics.median(t[i] for t in triples) for i in range(3))
+        rows.append({"configuration": name, "M": m, "plain": p, "train_many": q, "ratio": ratio, "steps_only": s})
+        print(f"{name:<26}{m:>6}{p:>10.0f}{q:>22.0f}{ratio:>7.1f}x{s:>23.0f}", flush=True)
     return rows
 
 
