@@ -18,15 +18,16 @@ _HOMES = {
     "Manifest": "init", "initialize": "init", "register_layer": "layers", "LSUVResult": "lsuv", "lsuv": "lsuv",
     "mlp": "models", "fans": "schemes", "gain": "schemes", "schemes": "schemes", "variance_scaling": "schemes",
     "load": "results", "effective_width": "symmetry", "TrainResult": "train", "probability_grid": "train",
-    "train": "train", "datasets": "datasets", "theory": "theory", "RunConfig": "config",
+    "train": "train", "datasets": "datasets", "theory": "theory", "RunConfig": "config", "recipes": "recipes",
+    "ResidualStream": "residual", "residual_stream": "residual",
 }
 #: Public functions named like the module that defines them: the function, never the module, is ``initlab.<name>``.
 _SHADOWED = {name for name, home in _HOMES.items() if name == home and name not in ("datasets", "theory")}
 
 __all__ = [
     "Diagnosis", "InitlabError", "LSUVResult", "Manifest", "RunConfig", "TrainResult", "__version__", "datasets", "diagnose",
-    "effective_width", "fans", "gain", "initialize", "load", "lsuv", "mlp", "probability_grid", "register_layer",
-    "schemes", "theory", "train", "train_many", "variance_scaling",
+    "effective_width", "fans", "gain", "initialize", "load", "lsuv", "mlp", "probability_grid", "recipes", "register_layer",
+    "ResidualStream", "residual_stream", "schemes", "theory", "train", "train_many", "variance_scaling",
 ]
 
 

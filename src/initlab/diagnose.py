@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import layers as L
-from . import probe, theory
+from . import probe, residual, theory
 from .checks import check_finite
 from .errors import InitlabError
 from .init import _materialize, initialize
@@ -27,7 +27,7 @@ from .escaping import esc
 from .jsonsafe import json_safe
 from .plugins import find
 from .tables import html_table, text_table
-from .verdict import FACTOR, verdict
+from .verdict import FACTOR, STREAM_BLOCKS, verdict
 
 __all__ = ["COLUMNS", "FACTOR", "TABLE_COLUMNS", "Diagnosis", "build", "compare", "diagnose", "load_factory", "verdict"]
 
@@ -201,7 +201,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
             p.grad = g
     activation = _model_activation(rows)
     _predict(rows, [c.module for c in calls if L.is_weight_layer(c.module)], calls, activation)
-    v = verdict(rows, activation, label)
+    v = verdict(rows, activation, label, _stream(model, inputs))
     unseen = {n: s for n, s in accounted.items() if s.startswith(("not understood", "no row: layer"))}
     if unseen:
         v["unmeasured"] = unseen
@@ -214,6 +214,18 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
                         "pass), so these are the statistics of its current weights, not of an initialization. "
                         + v["message"])
     return Diagnosis(rows, v, activation, label, {"parameters": accounted})
+
+
+def _stream(model: nn.Module, inputs) -> dict | None:
+    """The residual stream (forward only) when the model has a stack of at least STREAM_BLOCKS same-typed
+    blocks that keep their input's shape; None otherwise."""
+    found = residual.candidates(model)
+    if not found or len(found[0][1]) < STREAM_BLOCKS:
+        return None
+    try:
+        return residual.residual_stream(model, inputs, blocks=found[0][0], gradients=False).to_dict()
+    except InitlabError:  # not blocks that map the stream to itself: no stream to judge
+        return None
 
 
 def _model_activation(rows: list[dict]) -> str:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import layers as L
+from . import recipes
 from .draws import Generators, buffer_dtype, copy_default, default_values, draw_tensor, draw_weight, fill_bias
 from .errors import InitlabError
 from .manifest import Manifest
@@ -107,6 +108,8 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
     Manifest
         Every parameter accounted for (see :class:`Manifest`).
     """
+    if recipes.is_recipe(scheme):
+        return _initialize_recipe(model, scheme, params, seed, overrides, roles, inputs, include_frozen)
     spec, override_specs, role_specs = _parse_rules(scheme, params, overrides, roles)
     seed = _check_seed(seed)
     manifest = Manifest(scheme=spec, seed=seed, overrides=override_specs, roles=role_specs)
@@ -120,6 +123,23 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
         raise InitlabError(f"initialize needs an nn.Module or a tensor; got {type(model).__name__}.")
     _build_lazy_layers(model, inputs)
     return _initialize_module(model, spec, override_specs, role_specs, generators, manifest, include_frozen)
+
+
+def _initialize_recipe(model, scheme, params, seed, overrides, roles, inputs, include_frozen) -> Manifest:
+    """A recipe (``recipes.py``): its plan gives each role's tensors their rule, drawn as any scheme's."""
+    spec = recipes.parse(scheme, params)
+    if not isinstance(model, nn.Module):
+        raise InitlabError(f"recipe '{spec['name']}' initializes a model by the roles of its layers: give an "
+                           f"nn.Module, not {type(model).__name__}.")
+    override_specs = {str(p): parse_spec(s) for p, s in (overrides or {}).items()}
+    patterns = recipes.patterns_of(roles)
+    _build_lazy_layers(model, inputs)
+    plan = recipes.plan(model, spec, patterns)
+    manifest = Manifest(scheme=spec, seed=_check_seed(seed), overrides=override_specs, roles=patterns)
+    _initialize_module(model, plan.base, override_specs, {}, Generators(manifest.seed), manifest, include_frozen,
+                       plan.rules)
+    recipes.finish(manifest, model, plan)
+    return manifest
 
 
 def _parse_rules(scheme, params: dict, overrides, roles) -> tuple[dict, dict, dict]:
@@ -206,7 +226,8 @@ def _full_name(layer: _Layer, path: str) -> str:
     return f"{layer.name}.{path}" if layer.name else path
 
 
-def _initialize_module(model, spec, override_specs, role_specs, generators, manifest, include_frozen) -> Manifest:
+def _initialize_module(model, spec, override_specs, role_specs, generators, manifest, include_frozen,
+                       plan: dict | None = None) -> Manifest:
     found, claimed = _layers(model)
     names_of: dict[int, list[str]] = {}
     for n, p in model.named_parameters(remove_duplicate=False):
@@ -217,7 +238,7 @@ def _initialize_module(model, spec, override_specs, role_specs, generators, mani
     _check_overrides_match(found, override_specs)
     _check_no_empty_weight(found)
     run = _ModuleInit(spec, override_specs, role_specs, generators, manifest, include_frozen, names_of,
-                      nonlinearity=getattr(model, "initlab_activation", None))
+                      nonlinearity=getattr(model, "initlab_activation", None), plan=plan)
     for layer in found:
         run.initialize_layer(layer)
     run.leave_unknown_parameters(model, claimed)
@@ -248,15 +269,16 @@ class _ModuleInit:
     entry saying why it was left as it was."""
 
     def __init__(self, spec, override_specs, role_specs, generators, manifest, include_frozen, names_of,
-                 nonlinearity):
+                 nonlinearity, plan: dict | None = None):
         self.spec, self.override_specs, self.role_specs = spec, override_specs, role_specs
         self.generators, self.manifest, self.include_frozen = generators, manifest, include_frozen
         self.names_of, self.nonlinearity = names_of, nonlinearity
+        self.plan = plan or {}  # a recipe's rules: (parameter name, block label) -> spec
         self.written: dict[int, str] = {}
         self.left: dict[int, dict] = {}
 
     def rule(self, layer: _Layer, block: L.Block, layer_spec: dict):
-        return _rule(layer, block, layer_spec, self.override_specs, self.role_specs)
+        return _rule(layer, block, layer_spec, self.override_specs, self.role_specs, self.plan)
 
     def initialize_layer(self, layer: _Layer) -> None:
         layer_spec = _match(self.override_specs, layer.name) or self.spec
@@ -325,6 +347,9 @@ class _ModuleInit:
             return {"distribution": "left as it was", "reason": why}
         if rule == "default":
             return copy_default(module, path, b, target, defaults)
+        if b.role in ("norm_scale", "norm_shift") and isinstance(rule, dict):  # a recipe's constant
+            s = get(rule["name"])
+            return s.fn(target, generator=self.generators(work.device), **{**s.fixed, **rule["params"]})
         if rule == "norm":
             target.fill_(1.0 if b.role == "norm_scale" else 0.0)
             return {"distribution": "constant", "value": 1.0 if b.role == "norm_scale" else 0.0,
@@ -390,12 +415,15 @@ def _entry(info: dict, b: L.Block, rule, rec: dict) -> dict:
     return entry
 
 
-def _rule(layer: _Layer, block: L.Block, layer_spec: dict, override_specs: dict, role_specs: dict):
-    """The rule that draws ``block``: a scheme spec, "default", "norm", or None with the reason."""
+def _rule(layer: _Layer, block: L.Block, layer_spec: dict, override_specs: dict, role_specs: dict,
+          plan: dict | None = None):
+    """The rule that draws ``block``: a scheme spec, "default", "norm", or None with the reason. A
+    recipe's ``plan`` gives rules by (parameter name, block label); an override comes first."""
     pname = _full_name(layer, block.param)
-    by_param = _match(override_specs, pname)
+    planned = (plan or {}).get((pname, block.label))
+    by_param = _match(override_specs, pname) or planned
     if block.role in ("norm_scale", "norm_shift"):
-        return "norm", None
+        return (planned or "norm"), None
     if block.role == "embedding":
         chosen = by_param or role_specs.get("embedding") or (layer_spec if layer_spec["name"] == "default" else None)
         if chosen is None:

@@ -26,10 +26,12 @@ class Manifest:
     left: list[dict] = field(default_factory=list)
     shared: dict[str, str] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)  # every parameter name, as named_parameters() lists them
+    recipe: dict = field(default_factory=dict)  # a recipe's roles found, notes and report (DeepNet's alpha)
 
     def to_dict(self) -> dict:
         return {"scheme": self.scheme, "seed": self.seed, "overrides": self.overrides, "roles": self.roles,
-                "entries": self.entries, "left": self.left, "shared": self.shared}
+                "entries": self.entries, "left": self.left, "shared": self.shared,
+                **({"recipe": self.recipe} if self.recipe else {})}
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
@@ -57,7 +59,7 @@ class Manifest:
     def table(self) -> str:
         """The manifest as a plain-text table: one row per tensor drawn, then what was left or shared."""
         cols = ["parameter", "block", "shape", "scheme", "distribution", "value", "bound", "std", "fan_in", "fan_out",
-                "gain"]
+                "gain"] + (["recipe_role"] if any(e.get("recipe_role") for e in self.entries) else [])
         blank = [""] * (len(cols) - 5)
         rows = [[_fmt(e.get(c)) for c in cols] for e in self.entries]
         rows += [[e["parameter"], "", _fmt(e.get("shape")), "left", e["reason"], *blank] for e in self.left]

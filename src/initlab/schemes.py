@@ -203,6 +203,24 @@ def orthogonal(weight, generator=None, gain: float = 1.0) -> dict:
     return {"distribution": "orthogonal", "gain": float(gain), "fan_in": fan_in, "fan_out": fan_out}
 
 
+def delta_orthogonal(weight, generator=None, gain: float = 1.0) -> dict:
+    """Xiao et al. 2018 (dynamical isometry for CNNs): a convolution's kernel is 0 everywhere but its
+    spatial centre (index k // 2 along each kernel axis), where it is gain times a random
+    (semi-)orthogonal (C_out x C_in) matrix; a 2-D weight is plain orthogonal.
+
+    >>> w = torch.empty(16, 8, 3, 3); delta_orthogonal(w)["distribution"]
+    'delta_orthogonal'
+    """
+    check_param("delta_orthogonal", "gain", gain, 1.0)
+    fan_in, fan_out = fans(weight)
+    centre = torch.empty(weight.shape[:2], dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        nn.init.orthogonal_(centre, gain=gain, generator=generator)
+        weight.zero_()
+        weight[(slice(None), slice(None), *(k // 2 for k in weight.shape[2:]))] = centre
+    return {"distribution": "delta_orthogonal", "gain": float(gain), "fan_in": fan_in, "fan_out": fan_out}
+
+
 @dataclass(frozen=True)
 class Scheme:
     """A named scheme: its function, its formula in one line, and the aliases' fixed parameters."""
@@ -248,6 +266,7 @@ _REGISTRY: dict[str, Scheme] = {s.name: s for s in [
     Scheme("lecun_uniform", "w ~ U[-b, b], b = sqrt(3/K_in)", lecun_uniform),
     Scheme("lecun_normal", "w ~ N(0, 1/K_in)", lecun_normal),
     Scheme("orthogonal", "w = gain * Q, Q (semi-)orthogonal", orthogonal),
+    Scheme("delta_orthogonal", "conv kernel 0 but its centre = gain * Q, Q (semi-)orthogonal", delta_orthogonal),
 ]}
 _ALIASES = {"glorot_uniform": "xavier_uniform", "glorot_normal": "xavier_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}

@@ -12,6 +12,11 @@ from .activations import ACTIVATIONS, UNKNOWN_SUGGESTED
 
 #: A std more than this factor below (above) the first comparable layer's is vanishing (exploding).
 FACTOR = 10.0
+#: A residual stack of at least this many blocks whose stream's std grows more than STREAM_FACTOR from the
+#: first block's output to the last's is a case for a depth recipe (each branch scaled by the depth).
+STREAM_BLOCKS, STREAM_FACTOR = 8, 3.0
+#: Recipes that scale residual branches by the depth: when one is in use, it is not suggested again.
+DEPTH_RECIPES = ("gpt2", "fixup", "t_fixup", "deepnet", "skipinit", "zero_init_residual")
 #: The flags a verdict raises, each with the test a hidden layer's row fails.
 FLAG_TESTS = (("symmetric", lambda r: r["effective_width"] is not None and r["width"] > 1
                and r["effective_width"] <= r["width"] / 2),
@@ -82,9 +87,11 @@ def _rule_in_use(rows: list[dict], activation: str) -> bool:
     return target is not None and bool(s) and abs(statistics.median(s) / target - 1) <= 0.25
 
 
-def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = None) -> dict:
-    """Judge a diagnosis: forward and backward trends, symmetry, dead and saturated units, and a fix
-    that is never the rule already in use."""
+def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = None,
+            stream: dict | None = None) -> dict:
+    """Judge a diagnosis: forward and backward trends, symmetry, dead and saturated units, the residual
+    stream (``stream``: :meth:`initlab.residual.ResidualStream.to_dict`, when measured), and a fix that
+    is never the rule already in use."""
     fwd = _worst(rows, "preact_std", reverse=False)
     bwd = _worst(rows, "grad_std", reverse=True)
     for t in (fwd, bwd):
@@ -95,15 +102,36 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     time = _through_time(rows)
     if time["status"] != "ok":
         labels.append(f"{time['status']} (through time)")
+    residual = _residual(stream, scheme)
+    if residual["status"] != "ok":
+        labels.append(f"{residual['status']} (residual stream)")
     suggestion = ACTIVATIONS[activation].suggested if activation in ACTIVATIONS else UNKNOWN_SUGGESTED
     right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
     net = "network" if activation == "unknown" else f"{activation} network"
     who = f"this {net}" if not scheme else f"this {net} as built" if scheme == "as built" else f"this {net} with {scheme}"
     fix = _fix(activation, suggestion, right_rule)
     return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,
-            "through_time": time,
+            "through_time": time, "residual_stream": residual, "recipe": residual.get("recipe"),
             **{f"{k}_layer": v for k, v in flags.items()}, "suggestion": None if right_rule else suggestion,
-            "message": _message(who, fwd, bwd, time, flags, suggestion, fix)}
+            "message": _message(who, fwd, bwd, time, flags, suggestion, fix, residual)}
+
+
+def _residual(stream: dict | None, scheme: str | None) -> dict:
+    """'growing' when a residual stack of at least STREAM_BLOCKS blocks has a stream whose std grows more
+    than STREAM_FACTOR from the first block's output to the last's: each branch adds a variance that
+    does not shrink with the depth, which is what the depth recipes fix (named, unless one is in use)."""
+    if not stream or not stream.get("residual") or len(stream["rows"]) < STREAM_BLOCKS:
+        return {"status": "ok"}
+    rows = stream["rows"]
+    growth = stream["growth"]
+    if not (growth > STREAM_FACTOR):
+        return {"status": "ok", "growth": growth, "blocks": len(rows)}
+    in_use = scheme is not None and scheme.split("(")[0] in DEPTH_RECIPES
+    return {"status": "growing", "growth": growth, "blocks": len(rows), "container": stream.get("container", ""),
+            "first": rows[0]["stream_std"], "last": rows[-1]["stream_std"], "recipe": None if in_use else "gpt2",
+            "fix": (f"{scheme} is in use already, so the recipe is not the cause: look at the branches' own layers"
+                    if in_use else f"use initialize(model, 'gpt2', n_layer={len(rows)}) (or fixup), which scale each "
+                    f"branch by the depth")}
 
 
 def _name_layers(trend: dict, rows: list[dict]) -> None:
@@ -134,9 +162,10 @@ def _fix(activation: str, suggestion: str, right_rule: bool) -> str:
     return f"use {suggestion}"
 
 
-def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion: str, fix: str) -> str:
-    """The verdict in one sentence: the first problem found (forward, backward, through time, symmetry,
-    dead or saturated units), or that there is none."""
+def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion: str, fix: str,
+             residual: dict) -> str:
+    """The verdict in one sentence: the first problem found (forward, backward, through time, the
+    residual stream, symmetry, dead or saturated units), or that there is none."""
     if fwd["status"] != "ok":
         r = fwd["ratio"]
         per = r ** (2 / max(fwd["steps"], 1)) if r and math.isfinite(r) else math.inf
@@ -151,6 +180,12 @@ def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion
     if time["status"] != "ok":
         return (f"{who}: the gradient reaching the first of {time['steps']} steps of '{time['name']}' is "
                 f"{time['ratio']:.2g} of the largest step's, {time['status']} through time; {time['fix']}")
+    if residual["status"] != "ok":
+        where = f" of '{residual['container']}'" if residual["container"] else ""
+        return (f"{who}: the residual stream's std grows {residual['growth']:.2g}x over {residual['blocks']} blocks"
+                f"{where} ({residual['first']:.2g} after block 1, {residual['last']:.2g} after block "
+                f"{residual['blocks']}): each block adds a branch whose variance does not shrink with the depth; "
+                f"{residual['fix']}")
     if flags["symmetric"]:
         return (f"{who}: units of layer '{flags['symmetric']}' are copies of each other (a constant or "
                 f"repeated initialization); use a random scheme ({suggestion})")

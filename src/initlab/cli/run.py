@@ -15,17 +15,22 @@ from .base import ACTIVATION_HELP, FORCE, OPTIMIZER_HELP, check_mlp_size, comman
 @main.command("schemes", epilog=examples("initlab schemes", "initlab schemes --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print the schemes as JSON.")
 def schemes_cmd(as_json):
-    """List every initialization scheme with its formula and parameters."""
+    """List every per-tensor scheme with its formula and parameters, then the recipes (schemes that
+    know roles: residual branches, embeddings, the readout) with their formulas and the roles each needs."""
     from rich.table import Table
 
+    from ..recipes import RECIPES
     from ..schemes import get, schemes
 
     rows = []
     for name in schemes():
         s = get(name)
-        rows.append({"name": name, "formula": s.formula, "params": s.params(), "alias_of": s.alias_of})
+        rows.append({"name": name, "kind": "scheme", "formula": s.formula, "params": s.params(),
+                     "alias_of": s.alias_of})
+    recipes = [{"name": r.name, "kind": "recipe", "formula": r.formula, "paper": r.paper, "params": dict(r.params),
+                "needs": list(r.needs), "uses": list(r.uses)} for r in RECIPES.values()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows + recipes, indent=2))
         return
     table = Table(title="initlab schemes", show_lines=False)
     for col in ("scheme", "formula", "parameters (defaults)"):
@@ -33,6 +38,14 @@ def schemes_cmd(as_json):
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
         table.add_row(r["name"], r["formula"], params or "-")
+    out_console.print(table)
+    table = Table(title="initlab recipes: schemes that know roles (initialize(model, 'gpt2', n_layer=12))")
+    for col in ("recipe", "formula", "paper", "roles needed (and used when found)", "parameters (defaults)"):
+        table.add_column(col)
+    for r in recipes:
+        roles = ", ".join(r["needs"]) + (f" ({', '.join(r['uses'])})" if r["uses"] else "")
+        table.add_row(r["name"], r["formula"], r["paper"], roles,
+                      ", ".join(f"{k}={v}" for k, v in r["params"].items()))
     out_console.print(table)
 
 

@@ -8,8 +8,9 @@ are drawn in English or in Hebrew (:data:`initlab.report.text.TEXT`), in DejaVu 
 Hebrew letters; a right-to-left language's text is given to matplotlib as :func:`rtl_text` says.
 
 The figures live by what they show: ``base.py`` (what every figure shares: colours, ticks, legends,
-saving, a language's words), ``chapter.py`` (an experiment's), ``diagnosis.py``, ``sweep.py`` and
-``theory.py`` (the phase diagram and trainability); every name is importable from here.
+saving, a language's words), ``chapter.py`` (an experiment's), ``diagnosis.py``, ``residual.py`` (the
+residual stream against depth), ``sweep.py`` and ``theory.py`` (the phase diagram and trainability);
+every name is importable from here.
 """
 
 
@@ -22,11 +23,12 @@ from .base import (COLORS, LEVELS, ROUND_STEPS, RTL_FONT, draws_bidi, legend_bel
 from .chapter import (contour_panels, experiment_figures, probability_contours, symmetry_trace, tracking_heatmaps,
                       training_curves)
 from .diagnosis import diagnosis_panels, diagnosis_plot
+from .residual import residual_stream_plot
 from .sweep import confidence_curves, contour_thumbnails, sweep_figures, sweep_heatmap
 from .theory import phase_diagram, save_trainability, trainability_heatmap
 
 __all__ = ["COLORS", "LEVELS", "ROUND_STEPS", "RTL_FONT", "confidence_curves", "contour_panels", "contour_thumbnails",
            "diagnosis_panels", "diagnosis_plot", "draws_bidi", "experiment_figures", "legend_below", "phase_diagram",
-           "plt", "probability_contours", "round_ticks", "rtl_text", "save_figure", "save_trainability",
-           "sweep_figures", "sweep_heatmap", "symmetry_trace", "tracking_heatmaps", "trainability_heatmap",
-           "training_curves"]
+           "plt", "probability_contours", "residual_stream_plot", "round_ticks", "rtl_text", "save_figure",
+           "save_trainability", "sweep_figures", "sweep_heatmap", "symmetry_trace", "tracking_heatmaps",
+           "trainability_heatmap", "training_curves"]

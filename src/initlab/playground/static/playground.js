@@ -82,6 +82,9 @@ function outputs() {
   $("speed-value").textContent = $("speed").value;
   const w = $("width").value, d = +$("depth").value;
   $("net-text").textContent = `2 → ${Array(d).fill(w).join(" → ")} → 1, ${$("activation").value}`;
+  // weight decay only for the optimizers that take it (the catalog says which: adamw)
+  const takes = catalog && "weight_decay" in ((catalog.optimizer_params || {})[$("optimizer").value] || {});
+  $("weight_decay").closest("label").style.display = takes ? "" : "none";
 }
 
 function renderSchemes() {

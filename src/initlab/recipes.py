@@ -1,0 +1,282 @@
+"""Recipes: initializations for deep residual networks and transformers that depend on each tensor's
+*role* (the last layer of a residual branch, an embedding, the readout) and on the depth.
+
+A recipe is a scheme that knows roles: ``initlab.initialize(model, "gpt2", n_layer=12)``. It finds the
+roles (``roles.py``) and turns them into a :class:`Plan`, a rule for each tensor, which
+:func:`initlab.initialize` draws with its usual machinery (the layer table, fans, generators from the
+seed); the manifest then says which tensor got which role (``recipe_role``) and rule, and its
+``recipe`` field holds what the recipe found, its notes and what it reports (DeepNet's alpha).
+
+>>> manifest = initlab.initialize(model, "gpt2", n_layer=12, roles={"branch_out": "*.c_proj"})
+>>> manifest.recipe["roles_found"]["branch_out"]
+['h.0.attn.c_proj', 'h.0.mlp.c_proj', ...]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .errors import InitlabError, unknown_name
+from .roles import ROLES, Structure, Target
+from .schemes import check_param, gain, label_of, parse_spec
+
+
+@dataclass
+class Plan:
+    """A recipe's rule for each tensor: ``rules`` (full parameter name, block label) -> scheme spec,
+    drawn by :func:`initialize`; ``scalars`` bare parameters the recipe sets itself; ``base`` the rule of
+    every other tensor."""
+
+    base: dict
+    rules: dict = field(default_factory=dict)
+    role_of: dict = field(default_factory=dict)
+    scalars: dict = field(default_factory=dict)  # parameter name -> (role, value)
+    found: dict = field(default_factory=dict)  # role -> the modules (or parameters) that play it
+    notes: list = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+    def assign(self, targets: list[Target], role: str, spec: dict) -> None:
+        for t in targets:
+            for key in t.keys:
+                if t.param:
+                    self.scalars[key[0]] = (role, spec["params"].get("value", 0.0))
+                else:
+                    self.rules[key] = spec
+                    self.role_of[key] = role
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named recipe: its formula, its paper, the roles it needs (an error when one is not found) and
+    uses when found, its parameters with their defaults, and the function that builds its plan."""
+
+    name: str
+    formula: str
+    paper: str
+    needs: tuple[str, ...]
+    uses: tuple[str, ...]
+    params: Mapping[str, Any]
+    build: Callable[[dict, dict, Structure], Plan]
+
+
+def _spec(name: str, **params) -> dict:
+    return parse_spec({"name": name, "params": params})
+
+
+def _depth(p: dict, s: Structure, key: str = "n_layer") -> int:
+    """The depth the recipe's formula reads: the parameter, else the number of blocks found."""
+    n = p.get(key)
+    if n is None:
+        n = len(s.blocks)
+        if not n:
+            raise InitlabError(f"no residual block was found to count the depth: give {key}=...")
+    return n
+
+
+def gpt2(found: dict, p: dict, s: Structure) -> Plan:
+    """Radford et al. 2019 (GPT-2; as in nanoGPT): every Linear and Embedding weight w ~ N(0, std^2),
+    biases 0, norms 1 and 0; the projection that closes each residual branch w ~ N(0, (std / sqrt(2L))^2),
+    L = n_layer (two branches per block: 2L branches add to the stream)."""
+    L, std = _depth(p, s), p["std"]
+    plan = Plan(_spec("normal", std=std))
+    plan.assign(found["embedding"], "embedding", _spec("normal", std=std))
+    plan.assign(found["branch_out"], "branch_out", _spec("normal", std=std / math.sqrt(2 * L)))
+    plan.report = {"n_layer": L}
+    return plan
+
+
+def fixup(found: dict, p: dict, s: Structure) -> Plan:
+    """Zhang, Dauphin and Ma 2019 (Fixup): L residual branches of m layers each. The branch's layers but
+    its last: He normal scaled by L^(-1/(2m-2)), w ~ N(0, gain^2 L^(-1/(m-1)) / fan_in); the last layer
+    of each branch 0; the classifier (readout) 0, weight and bias. Fixup's scalar biases (0) and
+    multiplier (1) are parts of the architecture: the model must have them; this sets neither.
+    (The authors' code computes He's std from fan_out; the paper says He, and this uses fan_in.)"""
+    L = p["n_branches"] or len(found["branch_out"])
+    m = p["m"]
+    if m is None:
+        n_in, n_out = len(found["branch_in"]), len(found["branch_out"])
+        if (n_in + n_out) % n_out:
+            raise InitlabError(f"the branches have different numbers of layers ({n_in} + {n_out} over {n_out} "
+                               f"branches): give m=...")
+        m = (n_in + n_out) // n_out
+    if m < 2:
+        raise InitlabError(f"fixup scales branches of m >= 2 layers by L^(-1/(2m-2)); got m={m}.")
+    scale = gain(p["nonlinearity"]) ** 2 * L ** (-1.0 / (m - 1))
+    plan = Plan(_spec("he_normal", nonlinearity=p["nonlinearity"]))
+    plan.assign(found["branch_in"], "branch_in", _spec("variance_scaling", scale=scale, mode="fan_in",
+                                                       distribution="normal"))
+    plan.assign(found["branch_out"], "branch_out", _spec("zeros"))
+    plan.assign(found["readout"], "readout", _spec("zeros"))
+    scalars = [n for b in s.blocks for n, q in s.model.get_submodule(b).named_parameters() if q.numel() == 1]
+    plan.notes.append("Fixup's scalar biases (before each layer, 0) and multiplier (after the branch, 1) are "
+                      "architectural: the model must have them; this recipe sets neither"
+                      + (f" (one-element parameters found in blocks: {len(scalars)})" if scalars else
+                         " (this model's blocks have no one-element parameter)"))
+    plan.report = {"L": L, "m": m, "branch_scale": L ** (-1.0 / (2 * m - 2))}
+    return plan
+
+
+def _scaled_branches(found: dict, plan: Plan, scheme: str, g: float) -> None:
+    """Every branch layer drawn by ``scheme`` with gain ``g``, but attention's queries and keys (gain 1)."""
+    plan.assign(found["branch_in"], "branch_in", _spec(scheme, gain=g))
+    plan.assign(found["branch_out"], "branch_out", _spec(scheme, gain=g))
+    plan.assign(found["query_key"], "query_key", _spec(scheme, gain=1.0))
+
+
+def deepnet(found: dict, p: dict, s: Structure) -> Plan:
+    """Wang et al. 2022 (DeepNet, DeepNorm), one stack of N layers (encoder-only or decoder-only):
+    the feed-forward layers (fc1, fc2), the value and the output projections of attention drawn Xavier
+    normal with gain beta = (8N)^(-1/4); queries and keys Xavier normal with gain 1. Here: every layer
+    of a residual branch gets gain beta but the queries and keys (``query_key``). The residual
+    x_{l+1} = LN(alpha x_l + G(x_l)), alpha = (2N)^(1/4), is architectural: reported, not applied.
+    (Encoder-decoder models use other constants: not implemented.)"""
+    N = _depth(p, s)
+    beta, alpha = (8 * N) ** -0.25, (2 * N) ** 0.25
+    plan = Plan(_spec("xavier_normal"))
+    _scaled_branches(found, plan, "xavier_normal", beta)
+    plan.report = {"n_layer": N, "alpha": alpha, "beta": beta}
+    plan.notes.append(f"DeepNorm: multiply the residual by alpha = (2N)^(1/4) = {alpha:.4g} in the model "
+                      f"(x = LN(alpha * x + branch(x))); initialization cannot do it")
+    return plan
+
+
+def t_fixup(found: dict, p: dict, s: Structure) -> Plan:
+    """Huang, Perez, Ba and Volkovs 2020 (T-Fixup), one stack of N layers. What is implemented: Xavier
+    uniform for every weight; the value and output projections and the MLP weights of each block (every
+    branch layer but ``query_key``) scaled by c, i.e. Xavier uniform with gain c; the input embeddings
+    w ~ N(0, (c d^(-1/2))^2), d the embedding size; c = (9N)^(-1/4) for a decoder stack and
+    0.67 N^(-1/4) for an encoder stack. The paper also removes the norms and the warmup: architectural,
+    not done here. (Its encoder-decoder form scales both stacks' embeddings by the decoder's c.)"""
+    N = _depth(p, s)
+    if p["stack"] not in ("decoder", "encoder"):
+        raise InitlabError(f"t_fixup's stack is 'decoder' or 'encoder'; got stack={p['stack']!r}.")
+    c = (9 * N) ** -0.25 if p["stack"] == "decoder" else 0.67 * N ** -0.25
+    plan = Plan(_spec("xavier_uniform"))
+    _scaled_branches(found, plan, "xavier_uniform", c)
+    for t in found["embedding"]:
+        d = s.model.get_submodule(t.module).weight.shape[1]
+        plan.assign([t], "embedding", _spec("normal", std=c * d ** -0.5))
+    plan.report = {"n_layer": N, "scale": c}
+    plan.notes.append("T-Fixup trains without layer norm and without warmup: remove them from the model")
+    return plan
+
+
+def zero_init_residual(found: dict, p: dict, s: Structure) -> Plan:
+    """Goyal et al. 2017; torchvision's ``zero_init_residual``: the scale of the norm that closes each
+    residual branch (a ResNet block's last BatchNorm) set to 0, so each block starts as the identity;
+    every other tensor by ``base``."""
+    plan = Plan(parse_spec(p["base"]))
+    plan.assign(found["branch_norm"], "branch_norm", _spec("zeros"))
+    return plan
+
+
+def skipinit(found: dict, p: dict, s: Structure) -> Plan:
+    """De and Smith 2020 (SkipInit): the scalar gain that multiplies each residual branch set to 0, so
+    each block starts as the identity; every other tensor by ``base``. The gain is a parameter the
+    model must have (``branch_gain``: found by name, or roles={'branch_gain': '*.alpha'})."""
+    plan = Plan(parse_spec(p["base"]))
+    plan.assign(found["branch_gain"], "branch_gain", _spec("zeros"))
+    return plan
+
+
+_SCALED = ("branch_in", "query_key")
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("gpt2", "W, E ~ N(0, std^2), b = 0; branch_out ~ N(0, std^2 / (2 n_layer))", "Radford et al. 2019",
+           ("branch_out",), ("embedding",), {"n_layer": None, "std": 0.02}, gpt2),
+    Recipe("fixup", "branch_in ~ He * L^(-1/(2m-2)); branch_out = 0; readout = 0", "Zhang, Dauphin, Ma 2019",
+           ("branch_in", "branch_out", "readout"), (), {"n_branches": None, "m": None, "nonlinearity": "relu"},
+           fixup),
+    Recipe("t_fixup", "Xavier; v, out, MLP gain (9N)^(-1/4) (encoder 0.67 N^(-1/4)); E ~ N(0, c^2/d)",
+           "Huang et al. 2020", ("branch_out",), (*_SCALED, "embedding"), {"n_layer": None, "stack": "decoder"},
+           t_fixup),
+    Recipe("deepnet", "Xavier normal; fc1, fc2, v, out gain beta = (8N)^(-1/4); alpha = (2N)^(1/4) reported",
+           "Wang et al. 2022", ("branch_out",), _SCALED, {"n_layer": None}, deepnet),
+    Recipe("zero_init_residual", "the last norm's scale of each branch = 0; the rest by base",
+           "Goyal et al. 2017", ("branch_norm",), (), {"base": "default"}, zero_init_residual),
+    Recipe("skipinit", "each branch's scalar gain = 0; the rest by base", "De and Smith 2020",
+           ("branch_gain",), (), {"base": "default"}, skipinit),
+]}
+#: An example pattern for each role, for the error that says how to name it.
+EXAMPLES = {"branch_out": "'*.c_proj'", "branch_in": "'*.c_fc'", "readout": "'head'", "embedding": "'wte'",
+            "branch_norm": "'*.bn2'", "branch_gain": "'*.alpha'", "query_key": "'*.q_proj'", "block": "'h.*'"}
+
+
+def recipes() -> list[str]:
+    """The names of every recipe (:func:`initlab.schemes` lists the per-tensor schemes)."""
+    return sorted(RECIPES)
+
+
+def is_recipe(scheme: Any) -> bool:
+    name = scheme.get("name") if isinstance(scheme, Mapping) else scheme
+    return isinstance(name, str) and name in RECIPES
+
+
+def parse(scheme: Any, params: dict) -> dict:
+    """A recipe's spec ``{"name", "params"}``, every parameter checked."""
+    if isinstance(scheme, Mapping):
+        if params:
+            raise InitlabError("give a recipe's parameters either in the scheme dict or as keywords, not both.")
+        name, params = scheme["name"], dict(scheme.get("params") or {})
+    else:
+        name = scheme
+    recipe = RECIPES[name]
+    for key, value in params.items():
+        if key not in recipe.params:
+            raise InitlabError(f"recipe '{name}' takes no parameter '{key}'; it takes: {', '.join(recipe.params)}.")
+        if key in ("n_layer", "n_branches", "m"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InitlabError(f"recipe '{name}' needs {key} as a whole number >= 1; got {key}={value!r}.")
+        else:
+            check_param(name, key, value, recipe.params[key])
+    return {"name": name, "params": dict(params)}
+
+
+def patterns_of(roles: Mapping | None) -> dict[str, list[str]]:
+    """The user's role patterns, each role's as a list; an unknown role is an error."""
+    out = {}
+    for role, pattern in (roles or {}).items():
+        if role not in ROLES:
+            raise unknown_name("role", role, ROLES)
+        pats = [pattern] if isinstance(pattern, str) else list(pattern)
+        if not pats or not all(isinstance(x, str) and x for x in pats):
+            raise InitlabError(f"role '{role}' takes a name pattern or a list of them; got {pattern!r}.")
+        out[role] = pats
+    return out
+
+
+def plan(model, spec: dict, roles: Mapping | None) -> Plan:
+    """The recipe's plan for ``model``: an error naming each role it needs and did not find."""
+    recipe = RECIPES[spec["name"]]
+    s = Structure(model, patterns_of(roles))
+    found = {role: s.find(role) for role in recipe.needs + recipe.uses}
+    for role in recipe.needs:
+        if not found[role]:
+            raise InitlabError(f"recipe '{recipe.name}' found no tensor for role '{role}' ({ROLES[role]}); "
+                               f"name it with roles={{'{role}': <pattern>}}, e.g. {EXAMPLES[role]}.")
+    result = recipe.build(found, {**recipe.params, **spec["params"]}, s)
+    result.found = {role: [t.keys[0][0] if t.param else t.module for t in ts] for role, ts in found.items()}
+    return result
+
+
+def finish(manifest, model, plan_: Plan) -> None:
+    """Mark each manifest entry with its role, set the scalars the recipe sets itself, and record what
+    the recipe found, its notes and its report in ``manifest.recipe``."""
+    for e in manifest.entries:
+        role = plan_.role_of.get((e["parameter"], e.get("block")))
+        if role:
+            e["recipe_role"] = role
+    for name, (role, value) in plan_.scalars.items():
+        p = model.get_parameter(name)
+        with torch.no_grad():
+            p.fill_(value)
+        manifest.left = [e for e in manifest.left if e["parameter"] != name]
+        manifest.entries.append({"parameter": name, "module": name.rpartition(".")[0], "kind": "parameter",
+                                 "shape": list(p.shape), "stored_in": [name], "role": "scalar", "scheme": "constant",
+                                 "params": {"value": value}, "distribution": "constant", "value": float(value),
+                                 "recipe_role": role})
+    manifest.recipe = {"name": manifest.scheme["name"], "base": label_of(plan_.base), "roles_found": plan_.found,
+                       "notes": plan_.notes, **plan_.report}

@@ -1,0 +1,209 @@
+"""Roles of a model's tensors, for the recipes (``recipes.py``): residual blocks, their branches, the
+last layer of each branch, embeddings, the readout, attention's queries and keys.
+
+A role is found from the model's structure where it can be, and from a name pattern where the user
+gives one (``roles={"branch_out": "*.c_proj"}``). A pattern matches a module's (or a parameter's)
+fully qualified name or any dotted suffix of it, so ``"c_proj"`` and ``"*.c_proj"`` both find
+``h.0.attn.c_proj``. What each role means and how it is found is :data:`ROLES`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from torch import nn
+
+from . import layers as L
+from .errors import InitlabError
+
+#: Each role -> how it is found when no pattern names it.
+ROLES: dict[str, str] = {
+    "block": "a residual block: the most common class among the children of a ModuleList/Sequential that "
+             "holds weight layers (roles={'block': 'h.*'} or a class name declares it)",
+    "branch_in": "the weight layers of a residual branch before its last one",
+    "branch_out": "the last weight layer of each residual branch (a block's child holding weight layers is a "
+                  "branch; when the block holds its layers itself, each attention is a branch and the other "
+                  "layers one more; children named downsample/shortcut/skip are the shortcut)",
+    "branch_norm": "the last norm of a branch, after its last weight layer",
+    "branch_gain": "a one-element parameter of a block whose name holds 'gain' or 'alpha'",
+    "query_key": "attention's queries and keys: MultiheadAttention's q and k, Linear layers named q_proj, "
+                 "k_proj, query or key",
+    "embedding": "every Embedding layer",
+    "readout": "the last weight layer outside every block",
+}
+SHORTCUT_NAMES = ("downsample", "shortcut", "skip", "proj_shortcut")
+QUERY_KEY_NAMES = ("q_proj", "k_proj", "query", "key", "wq", "wk")
+GAIN_WORDS = ("gain", "alpha")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Tensors that play a role: a layer's weight blocks (``labels``: all of them when None) or one
+    parameter of a module initlab does not know (``param``)."""
+
+    module: str
+    kind: str
+    keys: tuple[tuple[str, str | None], ...]  # (full parameter name, block label)
+    param: bool = False  # a bare parameter, set by the recipe itself
+
+
+def matches(pattern: str, name: str) -> bool:
+    """``pattern`` matches ``name`` or any of its dotted suffixes (``"c_proj.weight"`` matches
+    ``h.0.attn.c_proj.weight``)."""
+    return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, "*." + pattern)
+
+
+def _full(module: str, path: str) -> str:
+    return f"{module}.{path}" if module else path
+
+
+class Structure:
+    """The layers, blocks and branches of one model, read once."""
+
+    def __init__(self, model: nn.Module, patterns: Mapping[str, Iterable[str]]):
+        self.model, self.patterns = model, patterns
+        self.layers: dict[str, tuple[nn.Module, list[L.Block]]] = {}
+        attention: list[str] = []
+        for name, m in model.named_modules():
+            if L.adapter_for(m) is None or any(name.startswith(a + ".") for a in attention):
+                continue
+            if isinstance(m, nn.MultiheadAttention):
+                attention.append(name)
+            self.layers[name] = (m, L.check(name, m))
+        self.order = list(self.layers)
+        self.blocks = self._find_blocks()
+
+    # -- kinds of layer
+    def _has(self, name: str, role: str) -> bool:
+        return any(b.role == role for b in self.layers[name][1])
+
+    def weight_layers(self, names: Iterable[str] | None = None) -> list[str]:
+        return [n for n in (self.order if names is None else names) if self._has(n, "weight")]
+
+    def target(self, name: str, labels: tuple | None = None) -> Target:
+        module, blocks = self.layers[name]
+        keys = tuple((_full(name, b.param), b.label) for b in blocks
+                     if b.role in ("weight", "bias", "embedding", "norm_scale")
+                     and (labels is None or b.label in labels))
+        return Target(name, type(module).__name__, keys)
+
+    # -- blocks and branches
+    def _find_blocks(self) -> list[str]:
+        pattern = self.patterns.get("block")
+        mods = dict(self.model.named_modules())
+        if pattern:
+            found = [n for n, m in mods.items() if n and any(matches(p, n) or type(m).__name__ == p for p in pattern)]
+        else:
+            counts: dict[type, int] = {}
+            for m in mods.values():
+                if isinstance(m, (nn.ModuleList, nn.Sequential)):
+                    for c in m.children():
+                        if L.adapter_for(c) is None and any(L.adapter_for(x) for x in c.modules()):
+                            counts[type(c)] = counts.get(type(c), 0) + 1
+            if not counts:
+                return []
+            kind = max(counts, key=counts.get)
+            found = [n for n, m in mods.items() if type(m) is kind and n]
+        return [n for n in found if not any(n.startswith(o + ".") for o in found)]
+
+    def inside(self, block: str) -> list[str]:
+        """The layers of ``block`` but its shortcut, in order."""
+        out = []
+        for n in self.order:
+            if n.startswith(block + "."):
+                rest = n[len(block) + 1:].split(".")
+                if not any(part in SHORTCUT_NAMES for part in rest):
+                    out.append(n)
+        return out
+
+    def branches(self, block: str) -> list[list[str]]:
+        """The layers of each residual branch of ``block``, in order."""
+        inside = self.inside(block)
+        depth = block.count(".") + 1
+        direct = [n for n in inside if n.count(".") == depth]
+        if self.weight_layers(direct):
+            attention = [[n] for n in direct if isinstance(self.layers[n][0], nn.MultiheadAttention)]
+            rest = [n for n in inside if [n] not in attention]
+            return attention + ([rest] if self.weight_layers(rest) else [])
+        groups: dict[str, list[str]] = {}
+        for n in inside:
+            groups.setdefault(n.split(".")[depth], []).append(n)
+        return [g for g in groups.values() if self.weight_layers(g)]
+
+    # -- the roles
+    def find(self, role: str) -> list[Target]:
+        if role in self.patterns and role != "block":
+            return self._by_pattern(role)
+        return getattr(self, "_" + role)()
+
+    def _by_pattern(self, role: str) -> list[Target]:
+        out = []
+        for p in self.patterns[role]:
+            hits = [self.target(n) for n in self.order if n and matches(p, n)]
+            if not hits:
+                hits = [self._parameter(n) for n, _ in self.model.named_parameters() if matches(p, n)]
+            if not hits:
+                raise InitlabError(f"role pattern {role}='{p}' matches no layer or parameter; layers: "
+                                   f"{', '.join(self.order[:12]) or 'none'}.")
+            out += hits
+        return out
+
+    def _parameter(self, name: str) -> Target:
+        """A parameter named by a pattern: the block of a known layer that holds it, else the bare parameter."""
+        for layer in self.order:
+            t = self.target(layer)
+            if any(k[0] == name for k in t.keys):
+                return Target(layer, t.kind, tuple(k for k in t.keys if k[0] == name))
+        return Target(name.rpartition(".")[0], "parameter", ((name, None),), True)
+
+    def _split(self, branch: list[str]) -> tuple[list[Target], Target]:
+        """A branch's layers before its last, and its last (an attention's out_proj)."""
+        weights = self.weight_layers(branch)
+        last = weights[-1]
+        if isinstance(self.layers[last][0], nn.MultiheadAttention):
+            return [self.target(last, ("q", "k", "v"))], self.target(last, ("out",))
+        return [self.target(n) for n in weights[:-1]], self.target(last)
+
+    def _branch_in(self) -> list[Target]:
+        return [t for b in self.blocks for br in self.branches(b) for t in self._split(br)[0]]
+
+    def _branch_out(self) -> list[Target]:
+        return [self._split(br)[1] for b in self.blocks for br in self.branches(b)]
+
+    def _branch_norm(self) -> list[Target]:
+        out = []
+        for b in self.blocks:
+            for br in self.branches(b):
+                last = self.order.index(self.weight_layers(br)[-1])
+                norms = [n for n in br if self._has(n, "norm_scale") and self.order.index(n) > last]
+                if norms:
+                    out.append(self.target(norms[-1]))
+        return out
+
+    def _branch_gain(self) -> list[Target]:
+        out = []
+        for b in self.blocks:
+            for n, p in self.model.get_submodule(b).named_parameters():
+                leaf = n.rpartition(".")[2].lower()
+                if p.numel() == 1 and any(w in leaf for w in GAIN_WORDS):
+                    full = _full(b, n)
+                    out.append(Target(full.rpartition(".")[0], "parameter", ((full, None),), True))
+        return out
+
+    def _query_key(self) -> list[Target]:
+        out = []
+        for n in self.weight_layers():
+            if isinstance(self.layers[n][0], nn.MultiheadAttention):
+                out.append(self.target(n, ("q", "k")))
+            elif n.rpartition(".")[2].lower() in QUERY_KEY_NAMES:
+                out.append(self.target(n))
+        return out
+
+    def _embedding(self) -> list[Target]:
+        return [self.target(n) for n in self.order if self._has(n, "embedding")]
+
+    def _readout(self) -> list[Target]:
+        outside = [n for n in self.weight_layers() if not any(n.startswith(b + ".") for b in self.blocks)]
+        return [self.target(outside[-1])] if outside else []
