@@ -33,6 +33,7 @@ BASE = {
     "results": ["{store}"],
     "playground": ["--no-open"],
     "schemes": [],
+    "audit": ["--model", "mymodels:gpt", "--recipe", "gpt2"],
 }
 
 

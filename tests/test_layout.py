@@ -24,7 +24,7 @@ FLOORS = [
     ("core", ["config", "schemes", "datasets", "layers", "models", "checks", "outputs", "symmetry", "stack"]),
     ("init", ["manifest", "draws", "roles", "recipes", "init", "theory", "probe", "train", "ensemble", "residual"]),
     ("runs", ["verdict", "diagnose", "lsuv", "experiment", "store", "results", "executors", "grid", "sweep",
-              "trainability", "rerun"]),
+              "trainability", "rerun", "audit"]),
     ("plots", ["plots", "plots.base", "plots.chapter", "plots.diagnosis", "plots.residual", "plots.sweep",
                "plots.theory"]),
     ("report", ["report", "report.base", "report.experiment", "report.diagnosis", "report.sweep",
@@ -32,7 +32,7 @@ FLOORS = [
     ("apps", ["demo", "playground", "playground.app", "playground.guard", "playground.session",
               "playground.settings", "playground.stepper"]),
     ("cli", ["cli", "cli.base", "cli.run", "cli.diagnose", "cli.theory", "cli.sweep", "cli.report",
-             "cli.playground", "__main__", ""]),
+             "cli.playground", "cli.audit", "__main__", ""]),
 ]
 #: Packages whose parts import their shared base (and the ground floor's words), never each other;
 #: only the package's front (``cli/__init__.py``, ``report/dispatch.py``) gathers the parts.
@@ -170,3 +170,18 @@ def test_help_loads_neither_torch_nor_sklearn():
 def test_importing_the_package_or_the_words_of_the_pages_loads_no_library():
     assert not any(_loaded_after("import initlab").values())
     assert not any(_loaded_after("import initlab.report.text").values())
+
+
+def test_no_module_imports_a_name_the_package_shadows_with_a_function():
+    """``initlab.schemes``, ``initlab.train``, ``initlab.recipes`` ... are functions; inside the package,
+    ``from . import schemes`` would get the function, not the module. Import names from the module."""
+    import initlab
+
+    shadowed = initlab._SHADOWED
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module is None \
+                    and path.parent == ROOT:
+                bad += [f"{path.name}: from . import {a.name}" for a in node.names if a.name in shadowed]
+    assert bad == []

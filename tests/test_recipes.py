@@ -270,7 +270,8 @@ def test_schemes_lists_recipes_apart_with_their_roles():
 
     rows = json.loads(CliRunner().invoke(main, ["schemes", "--json"]).output)
     recipes = {r["name"]: r for r in rows if r["kind"] == "recipe"}
-    assert set(recipes) == {"gpt2", "fixup", "t_fixup", "deepnet", "zero_init_residual", "skipinit"}
+    assert set(recipes) == {"gpt2", "fixup", "t_fixup", "deepnet", "zero_init_residual", "skipinit",
+                            "mimetic"}
     assert recipes["fixup"]["needs"] == ["branch_in", "branch_out", "readout"]
     assert "delta_orthogonal" in {r["name"] for r in rows if r["kind"] == "scheme"}
     out = CliRunner().invoke(main, ["schemes"]).output

@@ -19,7 +19,7 @@ _HOMES = {
     "mlp": "models", "fans": "schemes", "gain": "schemes", "schemes": "schemes", "variance_scaling": "schemes",
     "load": "results", "effective_width": "symmetry", "TrainResult": "train", "probability_grid": "train",
     "train": "train", "datasets": "datasets", "theory": "theory", "RunConfig": "config", "recipes": "recipes",
-    "ResidualStream": "residual", "residual_stream": "residual",
+    "ResidualStream": "residual", "residual_stream": "residual", "audit": "audit",
 }
 #: Public functions named like the module that defines them: the function, never the module, is ``initlab.<name>``.
 _SHADOWED = {name for name, home in _HOMES.items() if name == home and name not in ("datasets", "theory")}
@@ -27,7 +27,7 @@ _SHADOWED = {name for name, home in _HOMES.items() if name == home and name not 
 __all__ = [
     "Diagnosis", "InitlabError", "LSUVResult", "Manifest", "RunConfig", "TrainResult", "__version__", "datasets", "diagnose",
     "effective_width", "fans", "gain", "initialize", "load", "lsuv", "mlp", "probability_grid", "recipes", "register_layer",
-    "ResidualStream", "residual_stream", "schemes", "theory", "train", "train_many", "variance_scaling",
+    "ResidualStream", "residual_stream", "audit", "schemes", "theory", "train", "train_many", "variance_scaling",
 ]
 
 

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from . import layers as L
-from . import recipes
+from .recipes import finish as finish_recipe, is_recipe, parse as parse_recipe, patterns_of
+from .recipes import plan as recipe_plan
 from .draws import Generators, buffer_dtype, copy_default, default_values, draw_tensor, draw_weight, fill_bias
 from .errors import InitlabError
 from .manifest import Manifest
@@ -108,7 +109,7 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
     Manifest
         Every parameter accounted for (see :class:`Manifest`).
     """
-    if recipes.is_recipe(scheme):
+    if is_recipe(scheme):
         return _initialize_recipe(model, scheme, params, seed, overrides, roles, inputs, include_frozen)
     spec, override_specs, role_specs = _parse_rules(scheme, params, overrides, roles)
     seed = _check_seed(seed)
@@ -127,18 +128,18 @@ def initialize(model: nn.Module | torch.Tensor, scheme: Any = "default", *, seed
 
 def _initialize_recipe(model, scheme, params, seed, overrides, roles, inputs, include_frozen) -> Manifest:
     """A recipe (``recipes.py``): its plan gives each role's tensors their rule, drawn as any scheme's."""
-    spec = recipes.parse(scheme, params)
+    spec = parse_recipe(scheme, params)
     if not isinstance(model, nn.Module):
         raise InitlabError(f"recipe '{spec['name']}' initializes a model by the roles of its layers: give an "
                            f"nn.Module, not {type(model).__name__}.")
     override_specs = {str(p): parse_spec(s) for p, s in (overrides or {}).items()}
-    patterns = recipes.patterns_of(roles)
+    patterns = patterns_of(roles)
     _build_lazy_layers(model, inputs)
-    plan = recipes.plan(model, spec, patterns)
+    plan = recipe_plan(model, spec, patterns)
     manifest = Manifest(scheme=spec, seed=_check_seed(seed), overrides=override_specs, roles=patterns)
     _initialize_module(model, plan.base, override_specs, {}, Generators(manifest.seed), manifest, include_frozen,
                        plan.rules)
-    recipes.finish(manifest, model, plan)
+    finish_recipe(manifest, model, plan)
     return manifest
 
 

@@ -14,12 +14,15 @@ seed); the manifest then says which tensor got which role (``recipe_role``) and 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
+from torch import nn
 
+from . import layers as L
 from .errors import InitlabError, unknown_name
 from .roles import ROLES, Structure, Target
 from .schemes import check_param, gain, label_of, parse_spec
@@ -38,6 +41,10 @@ class Plan:
     found: dict = field(default_factory=dict)  # role -> the modules (or parameters) that play it
     notes: list = field(default_factory=list)
     report: dict = field(default_factory=dict)
+    #: Rules that draw several tensors together (mimetic's W_q W_k^T): ``write(model, generator, drawn)``
+    #: -> ({(parameter, block): (role, record)}, notes), run after the base draw; ``drawn`` the keys the
+    #: base drew (frozen, overridden or unreachable tensors are not in it and are not written).
+    joint: list = field(default_factory=list)
 
     def assign(self, targets: list[Target], role: str, spec: dict) -> None:
         for t in targets:
@@ -183,6 +190,82 @@ def skipinit(found: dict, p: dict, s: Structure) -> Plan:
     return plan
 
 
+def mimetic(found: dict, p: dict, s: Structure) -> Plan:
+    """Trockman and Kolter 2023 (Mimetic initialization of self-attention layers), in the paper's
+    row-vector convention (q = x W_q, W_q and W_k d x k per head, W_v and W_proj d x d over all heads):
+
+    - per head, W_q W_k^T ~ alpha1 Z1 + beta1 I (d x d);
+    - over the layer, W_v W_proj ~ alpha2 Z2 - beta2 I (d x d);
+
+    Z1 (a new one per head) and Z2 with N(0, 1/d) entries. Each target T = U S V^T is factored by its
+    SVD: W_q = U_k S_k^(1/2), W_k = V_k S_k^(1/2) with the k = d / heads largest singular values (so
+    W_q W_k^T is T's best rank-k approximation, not T), and W_v = U S^(1/2), W_proj = S^(1/2) V^T
+    (full rank: W_v W_proj = T). Defaults are the paper's for vision transformers (alpha1 = beta1 =
+    0.7, alpha2 = beta2 = 0.4); the paper sees the opposite signs in GPT-2's trained weights (negative
+    betas give them). Only ``nn.MultiheadAttention`` with one embedding size for q, k and v (its packed
+    ``in_proj_weight`` and ``out_proj``): the roles do not name a layer's value and output projections.
+    Every other tensor (biases too) by ``base``."""
+    attention = [n for n, (m, _) in s.layers.items() if isinstance(m, nn.MultiheadAttention)]
+    if not attention:
+        raise InitlabError("recipe 'mimetic' found no nn.MultiheadAttention: it initializes only that layer's "
+                           "query, key, value and output projections.")
+    for n in attention:
+        if not s.layers[n][0]._qkv_same_embed_dim:
+            raise InitlabError(f"recipe 'mimetic' needs q, k and v of one size; attention '{n}' has kdim or vdim "
+                               f"!= embed_dim, so W_q W_k^T is not square.")
+    plan = Plan(parse_spec(p["base"]))
+    plan.joint.append(lambda model, g, drawn: _mimetic_write(model, g, drawn, attention, p))
+    plan.report = {"attention": attention}
+    return plan
+
+
+def _factor(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """W1 = U_r S_r^(1/2), W2 = V_r S_r^(1/2): W1 W2^T is the best rank-r approximation of ``target``."""
+    u, sv, vh = torch.linalg.svd(target)
+    root = sv[:rank].sqrt()
+    return u[:, :rank] * root, vh[:rank].T * root
+
+
+def _mimetic_write(model, g: torch.Generator, drawn: set, attention: list[str], p: dict):
+    """Write each attention's q, k, v and out weights by :func:`mimetic`'s rule (a joint rule of the plan)."""
+    out, notes = {}, []
+    for name in attention:
+        m = model.get_submodule(name)
+        pre = f"{name}." if name else ""
+        keys = [(f"{pre}in_proj_weight", b) for b in "qkv"] + [(f"{pre}out_proj.weight", "out")]
+        if not all(k in drawn for k in keys):
+            notes.append(f"mimetic left '{name}' to the base draw: some of its projections were not drawn by it "
+                         f"(frozen, overridden or unreachable)")
+            continue
+        d, h, k = m.embed_dim, m.num_heads, m.head_dim
+        eye = torch.eye(d, dtype=torch.float64)
+        w_in = torch.empty(3 * d, d, dtype=torch.float64)
+        qk_error = []
+        for head in range(h):
+            target = p["alpha1"] * torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d) + p["beta1"] * eye
+            wq, wk = _factor(target, k)
+            w_in[head * k:(head + 1) * k], w_in[d + head * k:d + (head + 1) * k] = wq.T, wk.T
+            qk_error.append(float((wq @ wk.T - target).norm() / target.norm()))
+        target = p["alpha2"] * torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d) - p["beta2"] * eye
+        wv, wo = _factor(target, d)
+        w_in[2 * d:] = wv.T
+        try:
+            L.write(m, "in_proj_weight", w_in.to(L.read(m, "in_proj_weight").dtype))
+            L.write(m, "out_proj.weight", wo.to(L.read(m, "out_proj.weight").dtype))
+        except L.Unreachable as e:
+            notes.append(f"mimetic left '{name}' to the base draw: {e}")
+            continue
+        qk = {"distribution": "mimetic", "target": "W_q W_k^T ~ alpha1 Z1 + beta1 I per head, rank head_dim",
+              "alpha": p["alpha1"], "beta": p["beta1"], "heads": h, "head_dim": k,
+              "target_error": sum(qk_error) / h}
+        vo = {"distribution": "mimetic", "target": "W_v W_proj ~ alpha2 Z2 - beta2 I over the heads, full rank",
+              "alpha": p["alpha2"], "beta": -p["beta2"], "heads": h, "head_dim": k,
+              "target_error": float((wv @ wo.T - target).norm() / target.norm())}
+        out.update({keys[0]: ("query_key", qk), keys[1]: ("query_key", qk), keys[2]: ("value_out", vo),
+                    keys[3]: ("value_out", vo)})
+    return out, notes
+
+
 _SCALED = ("branch_in", "query_key")
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("gpt2", "W, E ~ N(0, std^2), b = 0; branch_out ~ N(0, std^2 / (2 n_layer))", "Radford et al. 2019",
@@ -199,6 +282,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "Goyal et al. 2017", ("branch_norm",), (), {"base": "default"}, zero_init_residual),
     Recipe("skipinit", "each branch's scalar gain = 0; the rest by base", "De and Smith 2020",
            ("branch_gain",), (), {"base": "default"}, skipinit),
+    Recipe("mimetic", "per head W_q W_k^T ~ a1 Z1 + b1 I (rank head_dim), W_v W_proj ~ a2 Z2 - b2 I; Z ~ N(0, 1/d); "
+           "by SVD; MultiheadAttention only", "Trockman and Kolter 2023", (), (),
+           {"alpha1": 0.7, "beta1": 0.7, "alpha2": 0.4, "beta2": 0.4, "base": "default"}, mimetic),
 ]}
 #: An example pattern for each role, for the error that says how to name it.
 EXAMPLES = {"branch_out": "'*.c_proj'", "branch_in": "'*.c_fc'", "readout": "'head'", "embedding": "'wte'",
@@ -262,9 +348,33 @@ def plan(model, spec: dict, roles: Mapping | None) -> Plan:
     return result
 
 
+#: What a joint rule keeps of the base draw's manifest entry (the tensor it names); the rest is its own.
+_ENTRY_KEYS = ("parameter", "module", "kind", "shape", "stored_in", "stored_as", "role", "block", "rows")
+
+
+def _write_joint(manifest, model, plan_: Plan) -> None:
+    """Run the plan's joint rules over what the base drew, from a generator of the manifest's seed (a
+    stream apart from the base draw's), and rewrite the entries of the tensors they wrote."""
+    digest = hashlib.sha256(f"{manifest.seed}:{manifest.scheme['name']}".encode()).digest()
+    g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    base = plan_.base["name"]
+    entries = {(e["parameter"], e.get("block")): i for i, e in enumerate(manifest.entries) if e["scheme"] == base}
+    for write in plan_.joint:
+        with torch.no_grad():
+            records, notes = write(model, g, set(entries))
+        plan_.notes += notes
+        for key, (role, rec) in records.items():
+            old = manifest.entries[entries[key]]
+            manifest.entries[entries[key]] = {**{k: old[k] for k in _ENTRY_KEYS if k in old},
+                                              "scheme": manifest.scheme["name"], "params": {}, **rec}
+            plan_.role_of[key] = role
+
+
 def finish(manifest, model, plan_: Plan) -> None:
     """Mark each manifest entry with its role, set the scalars the recipe sets itself, and record what
     the recipe found, its notes and its report in ``manifest.recipe``."""
+    if plan_.joint:
+        _write_joint(manifest, model, plan_)
     for e in manifest.entries:
         role = plan_.role_of.get((e["parameter"], e.get("block")))
         if role:

@@ -221,6 +221,46 @@ def delta_orthogonal(weight, generator=None, gain: float = 1.0) -> dict:
     return {"distribution": "delta_orthogonal", "gain": float(gain), "fan_in": fan_in, "fan_out": fan_out}
 
 
+def hadamard(n: int) -> torch.Tensor:
+    """Sylvester's Hadamard matrix of order n = 2^m: H_1 = [1], H_2k = [[H_k, H_k], [H_k, -H_k]]."""
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while h.shape[0] < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+def zero(weight, generator=None) -> dict:
+    """Zhao, Schaefer and Anandkumar 2021 (ZerO: initializing neural networks with only zeros and ones),
+    their Algorithm 1; deterministic (``generator`` is not read). For a weight of P_out x P_in:
+
+    - P_out = P_in: W = I;
+    - P_out < P_in: W = I*, the partial identity (W_ij = 1 where i = j, else 0);
+    - P_out > P_in: W = c I* H_m I* = c H[:P_out, :P_in], H Sylvester's Hadamard matrix of order 2^m,
+      m = ceil(log2 P_out), c = 2^(-(m-1)/2) as the paper writes it (the authors' MNIST notebook divides
+      by 2^(m/2) instead, an orthonormal H: sqrt(2) smaller);
+    - a convolution (P_out, P_in, *k): 0 everywhere but its spatial centre (index k // 2 on each kernel
+      axis), which is the matrix above, as the paper does for convolutions.
+
+    >>> w = torch.empty(8, 3); zero(w)["structure"], float(w[0, 0])   # c = 2^(-(3-1)/2)
+    ('hadamard', 0.5)
+    """
+    fan_in, fan_out = fans(weight)
+    n_out, n_in = weight.shape[:2]
+    record = {"distribution": "zero", "fan_in": fan_in, "fan_out": fan_out}
+    if n_out <= n_in:
+        matrix = torch.eye(n_out, n_in, dtype=torch.float64)
+        record["structure"] = "identity" if n_out == n_in else "partial_identity"
+    else:
+        m = math.ceil(math.log2(n_out))
+        c = 2.0 ** (-(m - 1) / 2)
+        matrix = c * hadamard(2**m)[:n_out, :n_in]
+        record.update(structure="hadamard", m=m, c=c)
+    with torch.no_grad():
+        weight.zero_()
+        weight[(slice(None), slice(None), *(k // 2 for k in weight.shape[2:]))] = matrix.to(weight.device, weight.dtype)
+    return record
+
+
 @dataclass(frozen=True)
 class Scheme:
     """A named scheme: its function, its formula in one line, and the aliases' fixed parameters."""
@@ -267,6 +307,8 @@ _REGISTRY: dict[str, Scheme] = {s.name: s for s in [
     Scheme("lecun_normal", "w ~ N(0, 1/K_in)", lecun_normal),
     Scheme("orthogonal", "w = gain * Q, Q (semi-)orthogonal", orthogonal),
     Scheme("delta_orthogonal", "conv kernel 0 but its centre = gain * Q, Q (semi-)orthogonal", delta_orthogonal),
+    Scheme("zero", "ZerO: w = I; partial I if out < in; c*H[:out, :in], c = 2^(-(m-1)/2), m = ceil(log2 out) "
+           "if out > in; conv: the centre only", zero),
 ]}
 _ALIASES = {"glorot_uniform": "xavier_uniform", "glorot_normal": "xavier_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}

@@ -1,0 +1,251 @@
+"""The audit: a model built by its recipe passes for any seed; a model with a role scaled by sqrt(2),
+a role skipped or the depth scaling on the wrong names fails, naming the tensors; a tied tensor is
+reported and measured once; `initlab audit` exits 0 or 1 and prints JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import initlab
+from initlab.audit import std_tolerance
+from initlab.cli import main
+from initlab.errors import InitlabError
+
+L_LAYERS, D = 4, 32
+
+
+class Attn(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+
+class MLP(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.c_fc, self.c_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.ln_1, self.attn, self.ln_2, self.mlp = nn.LayerNorm(d), Attn(d), nn.LayerNorm(d), MLP(d)
+
+
+class GPT(nn.Module):
+    """GPT-2's layout from plain torch.nn; ``tie``: the head is the token embedding."""
+
+    def __init__(self, n_layer=L_LAYERS, d=D, vocab=100, ctx=16, tie=False):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
+        self.h = nn.ModuleList([Block(d) for _ in range(n_layer)])
+        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+        if tie:
+            self.head.weight = self.wte.weight
+
+
+def built(seed=0, **kw):
+    model = GPT(**kw)
+    initlab.initialize(model, "gpt2", n_layer=L_LAYERS, seed=seed)
+    return model
+
+
+def layers_named(model, leaf):
+    return [m for n, m in model.named_modules() if n.endswith(leaf)]
+
+
+def group(result, role, tensor="weight"):
+    return next(g for g in result.groups if g["role"] == role and g["layer"] == "Linear" and g["tensor"] == tensor)
+
+
+C_PROJ = [f"h.{i}.{part}.c_proj.weight" for i in range(L_LAYERS) for part in ("attn", "mlp")]
+C_FC = [f"h.{i}.mlp.c_fc.weight" for i in range(L_LAYERS)]
+
+
+# ------------------------------------------------------------------------------ the right model
+@pytest.mark.parametrize("seed", range(20))
+def test_a_model_built_by_the_recipe_passes_for_every_seed(seed):
+    result = initlab.audit(built(seed), "gpt2", n_layer=L_LAYERS)
+    assert result.passed, result.table()
+    out = group(result, "branch_out")
+    assert out["expected"] == pytest.approx(0.02 / math.sqrt(2 * L_LAYERS))
+    assert sorted(out["tensors"]) == sorted(C_PROJ) and out["n"] == L_LAYERS * (D * D + 4 * D * D)
+    assert not result.untouched and not result.uncovered and not result.failures
+
+
+def test_the_tolerance_is_the_normal_standard_error_of_a_sample_std():
+    assert std_tolerance(1.0, 5001, sigmas=5, floor=0) == pytest.approx(5 / math.sqrt(10000))
+    assert std_tolerance(2.0, 5001, sigmas=0, floor=0.01) == pytest.approx(0.02)
+
+
+def test_exact_zeros_are_checked_exactly():
+    model = built()
+    with torch.no_grad():
+        model.h[2].mlp.c_fc.bias[3] = 1e-12
+    result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert not result.passed and group(result, "base", "bias")["failing"] == ["h.2.mlp.c_fc.bias"]
+
+
+# ----------------------------------------------------------------------------- broken variants
+def test_a_role_scaled_by_sqrt_2_fails_naming_its_tensors():
+    for seed in range(5):
+        model = built(seed)
+        with torch.no_grad():
+            for m in layers_named(model, "c_proj"):
+                m.weight.mul_(math.sqrt(2))
+        result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+        assert not result.passed
+        bad = group(result, "branch_out")
+        assert not bad["passed"] and sorted(bad["failing"]) == sorted(C_PROJ)
+        assert bad["measured"] == pytest.approx(bad["expected"] * math.sqrt(2), rel=0.05)
+        assert [g["role"] for g in result.groups if not g["passed"]] == ["branch_out"]  # nothing else fires
+        assert not result.untouched  # scaled, not PyTorch's default
+        assert "h.0.attn.c_proj.weight" in result.failures[0] and "h.0.attn.c_proj.weight" in result.table()
+
+
+def test_a_role_skipped_fails_and_its_tensors_look_untouched():
+    model = built()
+    torch.manual_seed(0)
+    for m in layers_named(model, "c_proj"):
+        m.reset_parameters()
+    result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert not result.passed
+    assert sorted(group(result, "branch_out")["failing"]) == sorted(C_PROJ)
+    assert sorted(group(result, "branch_out", "bias")["failing"]) == sorted(n.replace("weight", "bias") for n in C_PROJ)
+    untouched = {u["tensor"]: u for u in result.untouched}
+    assert set(C_PROJ) <= set(untouched)
+    assert untouched["h.0.mlp.c_proj.weight"]["default_std"] == pytest.approx(1 / math.sqrt(3 * 4 * D))
+    assert "untouched: h.0.attn.c_proj.weight" in result.table()
+
+
+def test_the_depth_scaling_on_the_wrong_names_fails_naming_both():
+    model = GPT()
+    initlab.initialize(model, "gpt2", n_layer=L_LAYERS, roles={"branch_out": "*.c_fc"}, seed=0)
+    result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert not result.passed
+    assert sorted(group(result, "branch_out")["failing"]) == sorted(C_PROJ)  # std 0.02, not 0.02 / sqrt(2L)
+    assert sorted(group(result, "base")["failing"]) == C_FC  # std 0.02 / sqrt(2L), not 0.02
+    assert not result.untouched
+    text = "\n".join(result.failures)
+    assert all(n in text for n in C_PROJ + C_FC)
+    # the same model audited with the names it was built by passes
+    assert initlab.audit(model, "gpt2", roles={"branch_out": "*.c_fc"}, n_layer=L_LAYERS).passed
+
+
+def test_one_wrong_tensor_in_a_large_group_is_found():
+    model = built()
+    with torch.no_grad():
+        model.h[1].attn.c_attn.weight.mul_(1.5)
+    result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert group(result, "base")["failing"] == ["h.1.attn.c_attn.weight"]
+
+
+# ------------------------------------------------------------------------------ tied, uncovered
+def test_a_tied_tensor_is_reported_and_measured_once():
+    model = built(tie=True)
+    result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert result.passed, result.table()
+    assert result.tied == [{"tensor": "wte.weight", "names": ["wte.weight", "head.weight"],
+                            "roles": {"wte.weight": "embedding"}}]
+    emb = next(g for g in result.groups if g["role"] == "embedding")
+    assert emb["tensors"] == ["wte.weight", "wpe.weight"] and emb["n"] == (100 + 16) * D  # wte counted once
+    assert "head.weight" not in group(result, "base")["tensors"]
+    assert "tied: wte.weight = head.weight" in result.table()
+
+
+def test_tensors_no_rule_covers_are_listed():
+    model = built()
+    model.h[0].scale = nn.Parameter(torch.ones(D))  # a parameter of a module initlab does not know
+    result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert [u["tensor"] for u in result.uncovered] == ["h.0.scale"]
+    assert result.passed and "no rule: h.0.scale" in result.table()
+
+
+def test_the_result_as_dict_and_html():
+    result = initlab.audit(built(), "gpt2", n_layer=L_LAYERS)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["passed"] is True and d["recipe"] == {"name": "gpt2", "params": {"n_layer": L_LAYERS}}
+    assert {"groups", "untouched", "tied", "uncovered", "failures", "tolerance"} <= set(d)
+    html = result._repr_html_()
+    assert html.count("<tr>") == len(result.groups) + 1 and "branch_out" in html
+    assert repr(result) == "AuditResult(gpt2: 7 groups, all pass)"
+
+
+def test_bad_input_is_an_error():
+    with pytest.raises(InitlabError, match="nn.Module"):
+        initlab.audit(torch.zeros(3, 3), "gpt2")
+    with pytest.raises(InitlabError, match="sigmas"):
+        initlab.audit(built(), "gpt2", sigmas=-1)
+    with pytest.raises(InitlabError, match="n_layr"):
+        initlab.audit(built(), "gpt2", n_layr=3)
+
+
+def test_the_model_is_only_read():
+    model = built()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    initlab.audit(model, "gpt2", n_layer=L_LAYERS)
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+# ------------------------------------------------------------------------------------------ CLI
+@pytest.fixture()
+def gpt_module(tmp_path, monkeypatch):
+    (tmp_path / "auditmodels.py").write_text(
+        "import math, torch, initlab\n"
+        "from tests_audit_gpt import GPT\n"
+        "def good():\n    m = GPT(); initlab.initialize(m, 'gpt2', n_layer=4, seed=3); return m\n"
+        "def scaled():\n    m = good()\n"
+        "    with torch.no_grad():\n"
+        "        for n, p in m.named_parameters():\n"
+        "            if n.endswith('c_proj.weight'): p.mul_(math.sqrt(2))\n"
+        "    return m\n")
+    (tmp_path / "tests_audit_gpt.py").write_text(
+        "from torch import nn\n" + "".join(_source(c) for c in (Attn, MLP, Block)) + _source(GPT).replace(
+            "n_layer=L_LAYERS, d=D", "n_layer=4, d=32"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("auditmodels", "tests_audit_gpt"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return "auditmodels"
+
+
+def _source(cls) -> str:
+    import inspect
+    import textwrap
+
+    return textwrap.dedent(inspect.getsource(cls)) + "\n"
+
+
+def test_cli_exit_codes_and_json(gpt_module):
+    run = CliRunner().invoke
+    ok = run(main, ["audit", "--model", f"{gpt_module}:good", "--recipe", "gpt2", "--param", "n_layer=4"])
+    assert ok.exit_code == 0, ok.output
+    assert "every group passes" in ok.output and "branch_out" in ok.output
+    bad = run(main, ["audit", "--model", f"{gpt_module}:scaled", "--recipe", "gpt2", "--param", "n_layer=4"])
+    assert bad.exit_code == 1, bad.output
+    assert "FAIL branch_out Linear weight" in bad.output and "h.3.mlp.c_proj.weight" in bad.output
+    js = run(main, ["audit", "--model", f"{gpt_module}:scaled", "--recipe", "gpt2", "--param", "n_layer=4",
+                    "--role", "branch_out=*.c_proj", "--json"])
+    assert js.exit_code == 1
+    doc = json.loads(js.output)
+    assert doc["passed"] is False and doc["recipe"]["params"] == {"n_layer": 4}
+    assert any(g["role"] == "branch_out" and not g["passed"] for g in doc["groups"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nosuchmodule:f", "--recipe", "gpt2"], "cannot import 'nosuchmodule'"),
+    (["--model", "auditmodels:good", "--recipe", "gpt3"], "gpt3"),
+    (["--model", "auditmodels:good", "--recipe", "gpt2", "--param", "n_layer"], "KEY=VALUE"),
+    (["--model", "auditmodels:good", "--recipe", "gpt2", "--role", "branch_out"], "ROLE=PATTERN"),
+    (["--model", "auditmodels:good", "--recipe", "gpt2", "--role", "branch_out=*.nothing"], "matches no layer"),
+])
+def test_cli_bad_input_is_one_line(gpt_module, args, message):
+    result = CliRunner().invoke(main, ["audit", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.output.strip().count("\n") == 0
