@@ -249,3 +249,16 @@ def test_cli_bad_input_is_one_line(gpt_module, args, message):
     result = CliRunner().invoke(main, ["audit", *args])
     assert result.exit_code == 2 and message in result.output, result.output
     assert result.output.strip().count("\n") == 0
+
+
+def test_the_readme_audit_commands_on_the_gallery_factories(monkeypatch):
+    """The README's two commands: the GPT-style model as PyTorch builds it fails GPT-2's recipe
+    (exit 1, naming the branch projections); the same model initialized by the recipe passes."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
+    args = ["--recipe", "gpt2", "--param", "n_layer=12"]
+    bad = CliRunner().invoke(main, ["audit", "--model", "mymodels:make_gpt", *args])
+    assert bad.exit_code == 1 and "h.11.mlp.c_proj.weight" in bad.output, bad.output
+    good = CliRunner().invoke(main, ["audit", "--model", "mymodels:make_gpt2_initialized", *args])
+    assert good.exit_code == 0, good.output
