@@ -262,3 +262,25 @@ def test_the_readme_audit_commands_on_the_gallery_factories(monkeypatch):
     assert bad.exit_code == 1 and "h.11.mlp.c_proj.weight" in bad.output, bad.output
     good = CliRunner().invoke(main, ["audit", "--model", "mymodels:make_gpt2_initialized", *args])
     assert good.exit_code == 0, good.output
+
+
+def test_audit_out_writes_the_folder_and_its_page(tmp_path, monkeypatch):
+    """``initlab audit --out DIR`` writes audit.json (kind audit, schema 1) and index.html; the page
+    says which groups failed and names their tensors, every name escaped; a second run rewrites it."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
+    out = tmp_path / "audit"
+    args = ["audit", "--model", "mymodels:make_gpt", "--recipe", "gpt2", "--param", "n_layer=12", "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "audit.json").read_text())
+    assert (doc["kind"], doc["schema_version"], doc["audit"]["passed"]) == ("audit", 1, False)
+    html = (out / "index.html").read_text()
+    assert "Failed." in html and "h.11.mlp.c_proj.weight" in html and "FAIL" in html
+    assert CliRunner().invoke(main, args).exit_code == 1  # its own folder: rewritten without --force
+    from initlab.report import render
+
+    page = render(out, tmp_path / "again.html")
+    assert "initlab audit" in page.read_text()

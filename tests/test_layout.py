@@ -28,7 +28,7 @@ FLOORS = [
     ("plots", ["plots", "plots.base", "plots.chapter", "plots.diagnosis", "plots.residual", "plots.sweep",
                "plots.theory"]),
     ("report", ["report", "report.base", "report.experiment", "report.diagnosis", "report.sweep",
-                "report.dispatch"]),
+                "report.audit", "report.dispatch"]),
     ("apps", ["demo", "playground", "playground.app", "playground.guard", "playground.session",
               "playground.settings", "playground.stepper"]),
     ("cli", ["cli", "cli.base", "cli.run", "cli.diagnose", "cli.theory", "cli.sweep", "cli.report",

@@ -7,6 +7,7 @@ format                    main file                   version       written by
 experiment (demo, train)  ``results.json``            2 (reads 1)   :func:`write_results` (``experiment.save``)
 diagnose folder           ``diagnoses.json``          1             :func:`write_diagnoses`
 trainability result       ``trainability.json``       1             :func:`write_trainability`
+audit folder              ``audit.json``              1             :func:`write_audit`
 results store             ``runs.db`` (SQLite)        2 (reads 1)   :class:`initlab.store.Store`
 ========================  ==========================  ============  ======================================
 
@@ -35,13 +36,14 @@ from .errors import InitlabError
 KINDS = ("demo", "train")
 #: The results store's format name and schema version (see :mod:`initlab.store`).
 STORE_FORMAT, STORE_VERSION = "initlab results store", 2
-DIAGNOSES_VERSION = TRAINABILITY_VERSION = 1
+DIAGNOSES_VERSION = TRAINABILITY_VERSION = AUDIT_VERSION = 1
 #: The files each kind of output folder holds (the first one marks it; see :func:`is_initlab_folder`).
 FILES = {
     "experiment": ("results.json", "arrays.npz", "index.html",
                    *(f"{name}.{ext}" for name in ("contours", "curves", "scale", "symmetry") for ext in ("png", "svg"))),
     "diagnose": ("diagnoses.json", "diagnose.png", "diagnose.svg"),
     "trainability": ("trainability.json", "trainability.png", "trainability.svg"),
+    "audit": ("audit.json", "index.html"),
 }
 #: The roles the demo's page reads, one result each.
 DEMO_ROLES = ("symmetry", "default", "exercise", "variance", "vanishing", "exploding")
@@ -338,6 +340,42 @@ def read_results(out: str | Path) -> dict:
     return doc
 
 
+def write_audit(folder: str | Path, audit: dict, command: str = "", environment: dict | None = None) -> Path:
+    """``audit.json`` of an audit folder: :meth:`initlab.audit.AuditResult.to_dict`."""
+    return write_json(Path(folder) / "audit.json", {"audit": audit, "command": command,
+                                                     "environment": environment or {}}, "audit", AUDIT_VERSION)
+
+
+def check_audit(doc, file: str | Path = "audit.json") -> dict:
+    """Check a parsed ``audit.json``; returns it, or raises one line."""
+    mapping(file, "the file", doc)
+    if doc.get("kind") != "audit":
+        raise _bad(file, "kind", "'audit'", doc.get("kind"))
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > AUDIT_VERSION:
+        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
+                           f"{AUDIT_VERSION}): upgrade initlab to read it.")
+    text(file, "command", doc.get("command", ""))
+    a = mapping(file, "audit", doc.get("audit"))
+    if not isinstance(a.get("passed"), bool):
+        raise _bad(file, "audit.passed", "true or false", a.get("passed"))
+    for i, g in enumerate(sequence(file, "audit.groups", a.get("groups"))):
+        g = mapping(file, f"audit.groups[{i}]", g)
+        for key in ("role", "layer", "tensor", "check"):
+            text(file, f"audit.groups[{i}].{key}", g.get(key))
+        for key in ("expected", "measured", "tolerance"):
+            v = g.get(key)
+            if not isinstance(v, (str, list)) and v is not None:
+                number(file, f"audit.groups[{i}].{key}", v)
+        if not isinstance(g.get("passed"), bool):
+            raise _bad(file, f"audit.groups[{i}].passed", "true or false", g.get("passed"))
+        for j, name in enumerate(sequence(file, f"audit.groups[{i}].tensors", g.get("tensors"))):
+            text(file, f"audit.groups[{i}].tensors[{j}]", name)
+    for key in ("failures", "untouched", "tied", "uncovered", "unchecked"):
+        sequence(file, f"audit.{key}", a.get(key), optional=True)
+    return doc
+
+
 def read_json(path: Path) -> object:
     """The parsed JSON at ``path``; a file that is not JSON is one line."""
     try:
@@ -348,14 +386,19 @@ def read_json(path: Path) -> object:
 
 def is_initlab_folder(folder: Path, marker: str) -> bool:
     """Whether ``folder`` holds the output initlab wrote whose ``marker`` file is given: a
-    ``results.json`` of a known kind (demo, train) or a ``diagnoses.json`` with its diagnoses. The
-    files of that output may be rewritten by initlab; a user's file of the same name is never taken
-    for one."""
-    key = {"results.json": "kind", "diagnoses.json": "diagnoses"}.get(marker)
-    if key is None:  # a figure or another file initlab cannot tell from a user's
+    ``results.json`` of a known kind (demo, train), a ``diagnoses.json`` with its diagnoses or an
+    ``audit.json`` of kind audit. The files of that output may be rewritten by initlab; a user's file
+    of the same name is never taken for one."""
+    if marker not in ("results.json", "diagnoses.json", "audit.json"):  # a file initlab cannot tell apart
         return False
     try:
         doc = json.loads((Path(folder) / marker).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(doc, dict) and (doc.get(key) in KINDS if key == "kind" else isinstance(doc.get(key), list))
+    if not isinstance(doc, dict):
+        return False
+    if marker == "results.json":
+        return doc.get("kind") in KINDS
+    if marker == "audit.json":
+        return doc.get("kind") == "audit"
+    return isinstance(doc.get("diagnoses"), list)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InitlabError
+from .audit import render_audit
 from .base import target
 from .diagnosis import render_diagnoses
 from .experiment import render_experiment
@@ -17,7 +18,7 @@ def render(path: str | Path, out: str | Path | None = None, lang: str = "en") ->
     """Write the page for what ``path`` holds and return the page's path.
 
     ``path`` is a demo or train output folder (``results.json``), a diagnose output (a folder with
-    ``diagnoses.json``, or that file), or a sweep's database (``runs.db`` or its folder). The page is
+    ``diagnoses.json``, or that file), an audit folder (``audit.json``), or a sweep's database (``runs.db`` or its folder). The page is
     ``out`` when given, else ``report.html`` beside what was read (:func:`target`). What is read is
     checked first (:mod:`initlab.outputs`): a field of the wrong type is one :class:`InitlabError`.
     ``lang="he"``: a demo or train folder's page in Hebrew, with its figures drawn in Hebrew beside the
@@ -34,10 +35,13 @@ def render(path: str | Path, out: str | Path | None = None, lang: str = "en") ->
         raise InitlabError(f"--lang {lang} is for the demo's report and a train folder's; this is neither.")
     if path.name == "diagnoses.json" or (path.is_dir() and (path / "diagnoses.json").is_file()):
         return render_diagnoses(folder, page_path)
+    if path.name == "audit.json" or (path.is_dir() and (path / "audit.json").is_file()):
+        return render_audit(folder, page_path)
     db = path if path.suffix == ".db" else path / "runs.db"
     if db.is_file():
         html = sweep_page(db, page_path.parent, prefix=f"{page_path.stem}-")
         page_path.write_text(html, encoding="utf-8")
         return page_path
     raise InitlabError(f"'{path}' is not something initlab can report on: give a demo or train folder "
-                       f"(results.json), a diagnose folder (diagnoses.json) or a sweep database (runs.db).")
+                       f"(results.json), a diagnose folder (diagnoses.json), an audit folder (audit.json) "
+                       f"or a sweep database (runs.db).")
