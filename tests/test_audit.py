@@ -251,12 +251,22 @@ def test_cli_bad_input_is_one_line(gpt_module, args, message):
     assert result.output.strip().count("\n") == 0
 
 
-def test_the_readme_audit_commands_on_the_gallery_factories(monkeypatch):
-    """The README's two commands: the GPT-style model as PyTorch builds it fails GPT-2's recipe
-    (exit 1, naming the branch projections); the same model initialized by the recipe passes."""
+@pytest.fixture
+def gallery_models(monkeypatch):
+    """examples/ on the path for ``mymodels:...``; the module is forgotten afterwards, so that another
+    test's own ``mymodels.py`` is imported, not this one."""
+    import sys
     from pathlib import Path
 
+    sys.modules.pop("mymodels", None)
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
+    yield
+    sys.modules.pop("mymodels", None)
+
+
+def test_the_readme_audit_commands_on_the_gallery_factories(gallery_models):
+    """The README's two commands: the GPT-style model as PyTorch builds it fails GPT-2's recipe
+    (exit 1, naming the branch projections); the same model initialized by the recipe passes."""
     args = ["--recipe", "gpt2", "--param", "n_layer=12"]
     bad = CliRunner().invoke(main, ["audit", "--model", "mymodels:make_gpt", *args])
     assert bad.exit_code == 1 and "h.11.mlp.c_proj.weight" in bad.output, bad.output
@@ -264,13 +274,11 @@ def test_the_readme_audit_commands_on_the_gallery_factories(monkeypatch):
     assert good.exit_code == 0, good.output
 
 
-def test_audit_out_writes_the_folder_and_its_page(tmp_path, monkeypatch):
+def test_audit_out_writes_the_folder_and_its_page(tmp_path, gallery_models):
     """``initlab audit --out DIR`` writes audit.json (kind audit, schema 1) and index.html; the page
     says which groups failed and names their tensors, every name escaped; a second run rewrites it."""
     import json
-    from pathlib import Path
 
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
     out = tmp_path / "audit"
     args = ["audit", "--model", "mymodels:make_gpt", "--recipe", "gpt2", "--param", "n_layer=12", "--out", str(out)]
     r = CliRunner().invoke(main, args)
