@@ -10,9 +10,9 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("plot_*.py"))
 
 
-def test_the_gallery_has_the_eight_examples():
+def test_the_gallery_has_the_nine_examples():
     assert [p.stem for p in EXAMPLES] == ["plot_chapter_comparison", "plot_diagnose_cnn", "plot_diagnose_lstm",
-                                          "plot_diagnose_transformer", "plot_lsuv_deep_net",
+                                          "plot_diagnose_transformer", "plot_fixup_resnet", "plot_lsuv_deep_net",
                                           "plot_recipe_training", "plot_residual_recipes",
                                           "plot_sweep_confidence_bands"]
 
