@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from torch import nn
 
 import initlab
+from gptlike import GPT as GPTLike
 from initlab.audit import std_tolerance
 from initlab.cli import main
 from initlab.errors import InitlabError
@@ -21,34 +22,9 @@ from initlab.errors import InitlabError
 L_LAYERS, D = 4, 32
 
 
-class Attn(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-
-
-class MLP(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.c_fc, self.c_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-
-class Block(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.ln_1, self.attn, self.ln_2, self.mlp = nn.LayerNorm(d), Attn(d), nn.LayerNorm(d), MLP(d)
-
-
-class GPT(nn.Module):
-    """GPT-2's layout from plain torch.nn; ``tie``: the head is the token embedding."""
-
-    def __init__(self, n_layer=L_LAYERS, d=D, vocab=100, ctx=16, tie=False):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
-        self.h = nn.ModuleList([Block(d) for _ in range(n_layer)])
-        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
-        if tie:
-            self.head.weight = self.wte.weight
+def GPT(n_layer=L_LAYERS, d=D, vocab=100, ctx=16, tie=False):
+    """GPT-2's layout (tests/gptlike.py), small."""
+    return GPTLike(n_layer=n_layer, d=d, vocab=vocab, ctx=ctx, tie=tie)
 
 
 def built(seed=0, **kw):
@@ -199,27 +175,16 @@ def test_the_model_is_only_read():
 def gpt_module(tmp_path, monkeypatch):
     (tmp_path / "auditmodels.py").write_text(
         "import math, torch, initlab\n"
-        "from tests_audit_gpt import GPT\n"
-        "def good():\n    m = GPT(); initlab.initialize(m, 'gpt2', n_layer=4, seed=3); return m\n"
+        "from gptlike import GPT\n"
+        "def good():\n    m = GPT(n_layer=4, d=32, ctx=16); initlab.initialize(m, 'gpt2', n_layer=4, seed=3); return m\n"
         "def scaled():\n    m = good()\n"
         "    with torch.no_grad():\n"
         "        for n, p in m.named_parameters():\n"
         "            if n.endswith('c_proj.weight'): p.mul_(math.sqrt(2))\n"
         "    return m\n")
-    (tmp_path / "tests_audit_gpt.py").write_text(
-        "from torch import nn\n" + "".join(_source(c) for c in (Attn, MLP, Block)) + _source(GPT).replace(
-            "n_layer=L_LAYERS, d=D", "n_layer=4, d=32"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("auditmodels", "tests_audit_gpt"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delitem(sys.modules, "auditmodels", raising=False)
     return "auditmodels"
-
-
-def _source(cls) -> str:
-    import inspect
-    import textwrap
-
-    return textwrap.dedent(inspect.getsource(cls)) + "\n"
 
 
 def test_cli_exit_codes_and_json(gpt_module):

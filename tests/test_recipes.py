@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gptlike import GPT
 import initlab
 from initlab.errors import InitlabError
 
@@ -20,32 +21,7 @@ def close_std(t: torch.Tensor, std: float, k: float = 5.0) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- models
-class Attn(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-
-
-class MLP(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.c_fc, self.c_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-
-class GPTBlock(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.ln_1, self.attn, self.ln_2, self.mlp = nn.LayerNorm(d), Attn(d), nn.LayerNorm(d), MLP(d)
-
-
-class GPT(nn.Module):
-    """GPT-2's layout from plain torch.nn (the forward pass is not needed to initialize)."""
-
-    def __init__(self, n_layer=4, d=64, vocab=100, ctx=32):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
-        self.h = nn.ModuleList([GPTBlock(d) for _ in range(n_layer)])
-        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+# GPT: GPT-2's layout, from tests/gptlike.py
 
 
 class BasicBlock(nn.Module):
