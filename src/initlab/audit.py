@@ -221,7 +221,7 @@ class AuditResult:
         return lines
 
     def table(self) -> str:
-        head = (f"audit of {recipes_label(self.recipe)}: " + ("every group passes" if self.passed else
+        head = (f"audit of {label_of(self.recipe)}: " + ("every group passes" if self.passed else
                 f"{sum(not g['passed'] for g in self.groups)} of {len(self.groups)} groups fail")
                 + f" (std within {significant(self.sigmas)} standard errors + {significant(self.floor * 100)}%)")
         return "\n".join([head, text_table(COLUMNS, self.rows()), *self._notes()])
@@ -244,11 +244,6 @@ class AuditResult:
                           "failures": self.failures, "untouched": self.untouched, "tied": self.tied,
                           "uncovered": self.uncovered, "unchecked": self.unchecked,
                           "tolerance": {"sigmas": self.sigmas, "floor": self.floor}})
-
-
-def recipes_label(spec: dict) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in (spec.get("params") or {}).items())
-    return f"{spec['name']}({params})" if params else spec["name"]
 
 
 # ---------------------------------------------------------------------------------------- audit

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Callable
 
 from .config import RunConfig
-from .experiment import DTYPES, linear_baseline, run_scheme, save
+from .experiment import linear_baseline, run_scheme, save
 from .schemes import label_of
 from .models import mlp
 from .init import initialize
 from .symmetry import effective_width
-from .train import train
+from .train import DTYPES, train
 
 #: The chapter's runs, in the order its sections tell them: (scheme spec, the point it makes).
 CHAPTER_RUNS = [

@@ -39,12 +39,9 @@ TABLE_COLUMNS = ["name", "kind", "fan_in", "fan_out", "preact_std", "predicted_p
                  "predicted_grad_std", "dead_fraction", "saturated_fraction", "effective_width"]
 
 
-def _default_loss(out: torch.Tensor) -> torch.Tensor:
-    """Without targets: a fixed random direction, so the gradient reaching the output has unit scale
-    per sample whatever the output's scale (drawn from its own generator, never the global one)."""
-    gen = torch.Generator(device=out.device).manual_seed(0x10_55_D1A6)  # a stream no scheme seed uses
-    r = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
-    return (out * r).sum() / out.shape[0]
+#: The seed of the default loss's random direction (:func:`initlab.probe.direction_loss`): a stream no
+#: scheme seed uses.
+DIRECTION_SEED = 0x10_55_D1A6
 
 
 def _loss(out, targets, loss_fn):
@@ -52,7 +49,7 @@ def _loss(out, targets, loss_fn):
         return loss_fn(out, targets) if targets is not None else loss_fn(out)
     out = probe.first_tensor(out)
     if targets is None:
-        return _default_loss(out)
+        return probe.direction_loss(out, DIRECTION_SEED)
     if targets.dtype in (torch.long, torch.int):
         return nn.functional.cross_entropy(out, targets)
     if out.dim() == 2 and out.shape[1] == 1 and targets.dim() == 1:

@@ -36,9 +36,8 @@ from .models import mlp, parse_hidden
 from .optimizers import get as get_optimizer
 from .schemes import parse_spec
 from .stack import StackedMLP
-from .train import TrainResult, check_arguments, epoch_order, resolve_device
+from .train import DTYPES, TrainResult, check_arguments, epoch_order, resolve_device
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 RUN_KEYS = {"scheme", "params", "seed", "lr"}
 ACTIVATION_BUDGET = 1 << 21      # layer outputs' elements per chunk of models (8 MB in float32; measured best)
 #: On a GPU caches matter little and every kernel launch costs: chunks as large as 1 GB in float32.

@@ -24,9 +24,8 @@ from .report.text import TEXT
 from .schemes import label_of, parse_spec
 from .metrics import null_diverged_accuracy, steps_to
 from .symmetry import effective_width
-from .train import probability_grid, resolve_device, train
+from .train import DTYPES, probability_grid, resolve_device, train
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 #: Below this spread (max - min) of p an output is a weak signal; contour lines 0.1 ... 0.9 mostly absent.
 WEAK_SPREAD = 0.1

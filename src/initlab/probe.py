@@ -65,6 +65,15 @@ def units(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t.movedim(axis, -1).reshape(-1, t.shape[axis])
 
 
+def direction_loss(out: torch.Tensor, seed: int) -> torch.Tensor:
+    """A loss for a model without targets: the output dotted with a fixed random direction drawn from
+    its own generator seeded with ``seed`` (never the global one), over the batch, so the gradient
+    reaching the output has unit scale per sample whatever the output's scale."""
+    gen = torch.Generator(device=out.device).manual_seed(seed)
+    r = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
+    return (out * r).sum() / max(out.shape[0], 1)
+
+
 class Recorder:
     """The per-layer probe's hooks: while :attr:`active`, every call of a weight layer or an activation
     module of ``model`` is kept as a :class:`Call` (in forward order), and, when ``gradients``, the

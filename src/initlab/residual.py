@@ -26,6 +26,7 @@ from torch import nn
 
 from .errors import InitlabError
 from .init import call
+from .probe import direction_loss
 from .tables import text_table
 
 __all__ = ["ResidualStream", "find_blocks", "residual_stream"]
@@ -175,13 +176,6 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float | None:
     return float(a @ b) / den if den > 0 else None
 
 
-def _direction(out: torch.Tensor, seed: int) -> torch.Tensor:
-    """The output dotted with a fixed random direction of unit scale per sample (from ``seed``)."""
-    gen = torch.Generator(device=out.device).manual_seed(seed)
-    r = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
-    return (out * r).sum() / max(out.shape[0], 1)
-
-
 def residual_stream(model: nn.Module, inputs, blocks: str | Sequence[nn.Module] | None = None,
                     loss_fn: Callable | None = None, gradients: bool = True, seed: int = 0) -> ResidualStream:
     """Measure the residual stream of ``model`` on ``inputs``: the std after each block, what each block
@@ -269,7 +263,7 @@ def _gradients(rows, mods, seen, out, loss_fn, seed) -> None:
     if not wanted:
         return
     out_t = _output(out) if loss_fn is None else None
-    value = loss_fn(out) if loss_fn is not None else _direction(out_t, seed)
+    value = loss_fn(out) if loss_fn is not None else direction_loss(out_t, seed)
     grads = torch.autograd.grad(value, [ins[i] for i in wanted], allow_unused=True)
     for i, g in zip(wanted, grads):
         rows[i]["grad_std"] = None if g is None else _std(g)

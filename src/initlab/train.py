@@ -24,6 +24,10 @@ from .jsonsafe import json_safe
 
 
 
+#: The torch dtype of each :data:`initlab.config.DTYPES` name.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> CPU; ``"cuda"`` only where a CUDA device is present (else a clear error)."""
     if device is None:
@@ -54,10 +58,6 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float,
     """``(loss, accuracy)`` of ``model`` on ``(X, y)``; the loss is NaN or inf for a diverged model."""
     logits = model(X)
     return float(_loss_fn(logits, y)), float(_correct(logits, y).float().mean())
-
-
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_arguments(steps: int, lr: float, optimizer: str, batch_size: int | None,
