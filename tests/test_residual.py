@@ -201,3 +201,15 @@ def test_the_figure_draws_measured_and_predicted_lines_per_initialization():
     with pytest.raises(InitlabError, match="unknown quantity"):
         plots.residual_stream_plot(results, ax=ax, quantity="nope")
     plots.plt.close(fig)
+
+
+def test_a_trend_in_a_growing_residual_stack_is_fixed_by_the_recipe_the_verdict_names():
+    """PyTorch's own pre-norm TransformerEncoder, 24 layers at its default init: the gradient explodes
+    toward the input and the stream grows; the message's fix is the recipe the verdict names, never
+    another rule beside it."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(64, 4, 256, dropout=0.0, batch_first=True, norm_first=True)
+    enc = nn.TransformerEncoder(layer, 24, enable_nested_tensor=False)
+    v = initlab.diagnose(enc, torch.randn(8, 16, 64) * 0.2).verdict
+    assert "growing (residual stream)" in v["labels"] and v["recipe"] == "gpt2"
+    assert "initialize(model, 'gpt2', n_layer=24)" in v["message"] and "lsuv" not in v["message"]

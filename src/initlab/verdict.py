@@ -116,6 +116,12 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
             "message": _message(who, fwd, bwd, time, flags, suggestion, fix, residual)}
 
 
+def _trend_fix(fix: str, residual: dict) -> str:
+    """The fix for a trend along the depth: in a residual stack whose stream grows, the depth recipe
+    (or why it is not the cause), which is what ``recipe`` names; else the scheme's ``fix``."""
+    return residual["fix"] if residual["status"] != "ok" else fix
+
+
 def _residual(stream: dict | None, scheme: str | None) -> dict:
     """'growing' when a residual stack of at least STREAM_BLOCKS blocks has a stream whose std grows more
     than STREAM_FACTOR from the first block's output to the last's: each branch adds a variance that
@@ -166,17 +172,18 @@ def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion
              residual: dict) -> str:
     """The verdict in one sentence: the first problem found (forward, backward, through time, the
     residual stream, symmetry, dead or saturated units), or that there is none."""
+    trend_fix = _trend_fix(fix, residual)
     if fwd["status"] != "ok":
         r = fwd["ratio"]
         per = r ** (2 / max(fwd["steps"], 1)) if r and math.isfinite(r) else math.inf
         change = "shrinks" if fwd["status"] == "vanishing" else "grows"
         return (f"{who}: activation variance {change} by a factor {per:.2g} per layer, the std at layer "
                 f"{fwd['extreme']} ({fwd['extreme_name']}) is {r:.2g} of layer {fwd['base']} "
-                f"({fwd['base_name']}); {fix}")
+                f"({fwd['base_name']}); {trend_fix}")
     if bwd["status"] != "ok":
         return (f"{who}: the gradient std at layer {bwd['extreme']} ({bwd['extreme_name']}) is "
                 f"{bwd['ratio']:.2g} of layer {bwd['base']} ({bwd['base_name']}), {bwd['status']} toward the "
-                f"input; {fix}")
+                f"input; {trend_fix}")
     if time["status"] != "ok":
         return (f"{who}: the gradient reaching the first of {time['steps']} steps of '{time['name']}' is "
                 f"{time['ratio']:.2g} of the largest step's, {time['status']} through time; {time['fix']}")
