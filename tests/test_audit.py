@@ -257,3 +257,70 @@ def test_audit_out_writes_the_folder_and_its_page(tmp_path, gallery_models):
 
     page = render(out, tmp_path / "again.html")
     assert "initlab audit" in page.read_text()
+
+
+# ------------------------------------ the recipes beyond gpt2: mimetic, ZerO's residual form, DeepNet enc-dec
+class SplitAttention(nn.Module):
+    def __init__(self, d=64, n_heads=4):
+        super().__init__()
+        self.num_heads = n_heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
+
+
+def transformer():
+    return nn.Transformer(d_model=32, nhead=4, num_encoder_layers=3, num_decoder_layers=2, dim_feedforward=64,
+                          batch_first=True)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+
+def zero_resnet():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(ResBlock(), ResBlock()), nn.Flatten(), nn.Linear(8, 4))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_models_built_by_mimetic_deepnet_and_zero_residual_pass_for_every_seed(seed):
+    for make, recipe in ((SplitAttention, "mimetic"), (lambda: nn.MultiheadAttention(32, 4), "mimetic"),
+                         (transformer, "deepnet"), (zero_resnet, "zero_residual")):
+        model = make()
+        initlab.initialize(model, recipe, seed=seed)
+        result = initlab.audit(model, recipe)
+        assert result.passed, (recipe, result.table())
+        assert not result.unchecked
+
+
+@pytest.mark.parametrize("name", ["q_proj", "k_proj", "v_proj", "out_proj"])
+def test_a_mimetic_projection_scaled_by_sqrt_2_fails_its_product(name):
+    model = SplitAttention()
+    initlab.initialize(model, "mimetic", seed=7)
+    with torch.no_grad():
+        getattr(model, name).weight.mul_(math.sqrt(2))
+    result = initlab.audit(model, "mimetic")
+    role = "query_key" if name in ("q_proj", "k_proj") else "value_out"
+    assert not result.passed and all(f.startswith(role) for f in result.failures)
+
+
+def test_deepnet_decoder_drawn_with_the_encoders_beta_fails_naming_the_decoder_layers():
+    model = transformer()
+    initlab.initialize(model, "deepnet", seed=0)
+    n, m = 3, 2
+    ratio = (0.87 * (n ** 4 * m) ** (-1 / 16)) / (12 * m) ** -0.25  # the encoder's beta over the decoder's
+    with torch.no_grad():
+        for blk in model.decoder.layers:
+            blk.linear1.weight.mul_(ratio)
+    result = initlab.audit(model, "deepnet")
+    assert not result.passed
+    assert "decoder.layers.0.linear1.weight" in " ".join(result.failures)
+    assert "encoder" not in " ".join(result.failures)
+
+
+def test_zero_residual_with_a_branch_left_at_the_default_fails():
+    model = zero_resnet()
+    initlab.initialize(model, "zero_residual", seed=0)
+    model[1][1].conv2.reset_parameters()  # the last branch layer is no longer 0
+    result = initlab.audit(model, "zero_residual")
+    assert not result.passed and "1.1.conv2.weight" in " ".join(result.failures)

@@ -203,6 +203,33 @@ def test_deepnet_scales_values_outputs_and_ffn_by_beta_not_queries_and_keys():
     assert entry(manifest, "layers.0.self_attn.out_proj.weight", "out")["recipe_role"] == "branch_out"
 
 
+def test_deepnet_on_an_encoder_decoder_uses_each_stacks_constants():
+    n, m, d = 3, 2, 64
+    model = nn.Transformer(d_model=d, nhead=4, num_encoder_layers=n, num_decoder_layers=m, dim_feedforward=2 * d,
+                           batch_first=True)
+    manifest = initlab.initialize(model, "deepnet", seed=0)
+    beta = {"encoder": 0.87 * (n ** 4 * m) ** (-1 / 16), "decoder": (12 * m) ** -0.25}
+    xavier, ffn = math.sqrt(2 / (2 * d)), math.sqrt(2 / (3 * d))
+    for stack, layers in (("encoder", model.encoder.layers), ("decoder", model.decoder.layers)):
+        b = beta[stack]
+        for blk in layers:
+            attentions = [blk.self_attn] + ([blk.multihead_attn] if stack == "decoder" else [])
+            for att in attentions:  # the decoder's cross-attention too
+                w = att.in_proj_weight
+                assert close_std(w[:d], xavier) and close_std(w[d:2 * d], xavier)  # q, k: gain 1
+                assert close_std(w[2 * d:], b * xavier) and close_std(att.out_proj.weight, b * xavier)
+            assert close_std(blk.linear1.weight, b * ffn) and close_std(blk.linear2.weight, b * ffn)
+    assert manifest.recipe["alpha"] == pytest.approx({"encoder": 0.81 * (n ** 4 * m) ** (1 / 16),
+                                                      "decoder": (3 * m) ** 0.25})
+    assert (manifest.recipe["encoder_layers"], manifest.recipe["decoder_layers"]) == (n, m)
+    # the encoder's beta sits between the two one-stack values it interpolates: not the decoder's
+    assert beta["encoder"] != pytest.approx(beta["decoder"], rel=0.05)
+    with pytest.raises(InitlabError, match="encoder_layers"):
+        initlab.initialize(model, "deepnet", n_layer=5, seed=0)
+    with pytest.raises(InitlabError, match="one stack"):
+        initlab.initialize(Encoder(n=2), "deepnet", encoder_layers=2, decoder_layers=2, seed=0)
+
+
 @pytest.mark.parametrize("stack", ["decoder", "encoder"])
 def test_t_fixup_scales_branches_and_embeddings(stack):
     n, d = 6, 64
@@ -247,7 +274,7 @@ def test_schemes_lists_recipes_apart_with_their_roles():
     rows = json.loads(CliRunner().invoke(main, ["schemes", "--json"]).output)
     recipes = {r["name"]: r for r in rows if r["kind"] == "recipe"}
     assert set(recipes) == {"gpt2", "fixup", "t_fixup", "deepnet", "zero_init_residual", "skipinit",
-                            "mimetic"}
+                            "mimetic", "zero_residual"}
     assert recipes["fixup"]["needs"] == ["branch_in", "branch_out", "readout"]
     assert "delta_orthogonal" in {r["name"] for r in rows if r["kind"] == "scheme"}
     out = CliRunner().invoke(main, ["schemes"]).output

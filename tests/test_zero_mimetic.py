@@ -214,3 +214,106 @@ def test_a_frozen_attention_is_left_as_it_was_and_the_notes_say_so():
     manifest = initlab.initialize(mha, "mimetic", seed=0)
     assert torch.equal(mha.in_proj_weight, before)
     assert any("left" in n for n in manifest.recipe["notes"])
+
+
+# ----------------------------------------------------------- mimetic on hand-written attention layers
+class SplitAttention(nn.Module):
+    """Separate q/k/v/out projections, as Hugging Face's and LLaMA-style code names them."""
+
+    def __init__(self, d=64, n_heads=4):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj, self.k_proj, self.v_proj = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.o_proj = nn.Linear(d, d)
+        self.mlp_fc = nn.Linear(d, 4 * d)  # not part of the attention
+
+
+def products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, h: int):
+    """As :func:`heads`, from PyTorch's (out, in) weights of separate projections."""
+    d = q.shape[0]
+    kd = d // h
+    q, k, v, o = (t.detach().double() for t in (q, k, v, o))
+    return [q[i * kd:(i + 1) * kd].T @ k[i * kd:(i + 1) * kd] for i in range(h)], v.T @ o.T
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mimetic_writes_separate_query_key_value_and_output_projections(seed):
+    att = SplitAttention()
+    manifest = initlab.initialize(att, "mimetic", seed=seed)
+    qk, vo = products(att.q_proj.weight, att.k_proj.weight, att.v_proj.weight, att.o_proj.weight, 4)
+    for p in qk:  # as nn.MultiheadAttention's: rank head_dim, a positive diagonal
+        assert int(torch.linalg.matrix_rank(p)) == 16 and 0.25 < float(p.diagonal().mean()) < 0.4
+    assert float(vo.diagonal().mean()) == pytest.approx(-0.4, abs=5 * 0.4 / 64)
+    roles = {e["parameter"]: e.get("recipe_role") for e in manifest.entries}
+    assert roles["q_proj.weight"] == roles["k_proj.weight"] == "query_key"
+    assert roles["v_proj.weight"] == roles["o_proj.weight"] == "value_out"
+    assert roles["mlp_fc.weight"] is None and manifest.recipe["heads"] == {"": 4}
+
+
+def test_mimetic_writes_a_fused_c_attn_with_heads_given():
+    from gptlike import GPT
+
+    model = GPT(n_layer=2, d=64)
+    with pytest.raises(InitlabError, match="heads=") as err:
+        initlab.initialize(model, "mimetic", seed=0)
+    assert "h.0.attn" in str(err.value)
+    manifest = initlab.initialize(model, "mimetic", heads=4, seed=0)
+    assert manifest.recipe["attention"] == ["h.0.attn", "h.1.attn"]
+    for blk in model.h:
+        w = blk.attn.c_attn.weight
+        qk, vo = products(w[:64], w[64:128], w[128:], blk.attn.c_proj.weight, 4)
+        assert all(0.25 < float(p.diagonal().mean()) < 0.4 for p in qk)
+        assert float(vo.diagonal().mean()) == pytest.approx(-0.4, abs=5 * 0.4 / 64)
+        # the MLP's c_proj is not an attention's output: the base draw (PyTorch's default) keeps it
+        bound = 1 / math.sqrt(256)
+        assert float(blk.mlp.c_proj.weight.abs().max()) <= bound
+    entry = next(e for e in manifest.entries if e["parameter"] == "h.0.attn.c_attn.weight")
+    assert entry["recipe_role"] == "query_key_value" and entry["value"]["target_error"] < 1e-6
+
+
+def test_mimetic_refuses_projections_of_mixed_sizes_naming_them():
+    att = SplitAttention()
+    att.v_proj = nn.Linear(64, 32)
+    with pytest.raises(InitlabError, match=r"v_proj \(32, 64\)"):
+        initlab.initialize(att, "mimetic", seed=0)
+
+
+# ------------------------------------------------------------------- ZerO's residual form (a recipe)
+class ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+class ResNetZ(nn.Module):
+    def __init__(self, c=8, blocks=3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.layers = nn.Sequential(*[ResBlock(c) for _ in range(blocks)])
+        self.fc = nn.Linear(c, 16)
+
+    def forward(self, x):
+        return self.fc(self.layers(self.stem(x)).mean((2, 3)))
+
+
+def test_zero_residual_zeroes_each_branch_end_and_draws_the_rest_by_zero():
+    model = ResNetZ()
+    manifest = initlab.initialize(model, "zero_residual", seed=3)
+    for blk in model.layers:
+        assert torch.all(blk.conv2.weight == 0) and torch.all(blk.conv2.bias == 0)
+        centre = blk.conv1.weight[:, :, 1, 1]
+        assert torch.equal(centre, torch.eye(8)) and float(blk.conv1.weight.detach().abs().sum()) == 8.0
+    # every block starts as the identity: the stack passes the stem's output through unchanged
+    x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    stem = model.stem(x)
+    assert torch.equal(model.layers(stem), stem)
+    # the readout, 16 x 8, is c H[:16, :8] with m = log2 16 = 4, c = 2^(-3/2); Sylvester's H has 1 in column 0
+    assert float(model.fc.weight[8, 0]) == pytest.approx(2 ** -1.5, rel=1e-6)  # float32
+    roles = {e["parameter"]: e.get("recipe_role") for e in manifest.entries}
+    assert roles["layers.0.conv2.weight"] == "branch_out" and roles["stem.weight"] is None
+    other = ResNetZ()
+    initlab.initialize(other, "zero_residual", seed=99)  # deterministic: the seed does not matter
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))

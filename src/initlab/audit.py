@@ -34,7 +34,7 @@ from .draws import default_record, default_values
 from .errors import InitlabError
 from .init import initialize
 from .jsonsafe import json_safe
-from .recipes import is_recipe, patterns_of
+from .recipes import RECIPES, attentions, is_recipe, patterns_of
 from .recipes import plan as recipe_plan
 from .schemes import label_of
 from .tables import html_table, significant, text_table
@@ -97,6 +97,8 @@ EXPECT: dict[str, Callable[[dict], dict | None]] = {
     "orthogonal": lambda rec: {"check": "orthogonal", "gain": float(rec.get("gain", 1.0))},
     "delta_orthogonal": lambda rec: {"check": "delta_orthogonal", "gain": float(rec.get("gain", 1.0))},
     "identity": lambda rec: {"check": "identity", "gain": float(rec.get("gain", rec.get("value", 1.0)))},
+    # ZerO is deterministic: the tensor must equal what the rule builds (the scratch copy's values)
+    "zero": lambda rec: {"check": "as built", "distribution": "zero"},
 }
 
 
@@ -294,6 +296,8 @@ def audit(model: nn.Module, recipe: Any, roles: Mapping | None = None, *, sigmas
     plan = recipe_plan(model, spec, patterns_of(roles)) if is_recipe(spec["name"]) else None
     mine, theirs, uncovered, unchecked = [], {}, [], []
     for e in manifest.entries:
+        if e.get("distribution") == "mimetic":
+            continue  # checked as products of the attention's tensors: _mimetic_groups
         if e.get("distribution") == "left as it was":
             uncovered.append({"tensor": e["parameter"], "reason": e.get("reason")})
             continue
@@ -306,6 +310,8 @@ def audit(model: nn.Module, recipe: Any, roles: Mapping | None = None, *, sigmas
         theirs[t.title] = s
     uncovered += [{"tensor": e["parameter"], "reason": e["reason"]} for e in manifest.left]
     groups, untouched = _groups(model, mine, theirs, sigmas, floor)
+    if any(e.get("distribution") == "mimetic" for e in manifest.entries):
+        groups += _mimetic_groups(model, scratch, {**RECIPES["mimetic"].params, **spec["params"]}, sigmas, floor)
     return AuditResult(spec, groups, untouched, _tied(manifest, plan), uncovered, unchecked, float(sigmas), float(floor))
 
 
@@ -364,6 +370,70 @@ def _groups(model, mine, theirs, sigmas, floor) -> tuple[list[dict], list[dict]]
                        passed=not row["failing"])
         groups.append(row)
     return groups, untouched
+
+
+def _products(model: nn.Module, a) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Per head W_q W_k^T, and W_v W_proj, in the paper's row-vector convention, of one attention."""
+    def rows(b):
+        param, _, first = a.rows[b]
+        module, _, leaf = param.rpartition(".")
+        return L.read(model.get_submodule(module), leaf).detach().double()[first:first + a.d]
+
+    q, k, v = rows("q"), rows("k"), rows("v")
+    module, _, leaf = a.out[0].rpartition(".")
+    o = L.read(model.get_submodule(module), leaf).detach().double()
+    kd = a.d // a.heads
+    return [q[i * kd:(i + 1) * kd].T @ k[i * kd:(i + 1) * kd] for i in range(a.heads)], v.T @ o.T
+
+
+def _diag_off(m: torch.Tensor) -> tuple[float, float]:
+    off = m[~torch.eye(m.shape[0], dtype=torch.bool, device=m.device)]
+    return float(m.diagonal().mean()), float(off.std())
+
+
+def _mimetic_groups(model, scratch, p: dict, sigmas: float, floor: float) -> list[dict]:
+    """Mimetic's products, per attention. W_v W_proj = alpha2 Z2 - beta2 I exactly, Z2 ~ N(0, 1/d): its
+    diagonal's mean is -beta2 within sigmas * alpha2 / d, its off-diagonal std alpha2 / sqrt(d) within
+    :func:`std_tolerance`. W_q W_k^T per head is a rank-head_dim truncation of alpha1 Z1 + beta1 I, whose
+    statistics have no closed form: its heads' mean diagonal and off-diagonal std are compared with a
+    reference drawn by the same rule (the scratch copy), within sigmas standard errors of the mean over
+    heads plus 10%."""
+    mine, ref = attentions(model, p["heads"]), {a.name: a for a in attentions(scratch, p["heads"])}
+    rows = {key: {"role": role, "layer": "attention", "tensor": tensor, "check": "mimetic", "tensors": [],
+                  "failing": [], "expected": [], "measured": [], "tolerance": [], "n": 0}
+            for key, role, tensor in (("vo_diag", "value_out", "diag(W_v W_proj) mean"),
+                                      ("vo_off", "value_out", "W_v W_proj off-diagonal std"),
+                                      ("qk_diag", "query_key", "diag(W_q W_k^T) mean over heads"),
+                                      ("qk_off", "query_key", "W_q W_k^T off-diagonal std over heads"))}
+    for a in mine:
+        qk, vo = _products(model, a)
+        qk_ref, _ = _products(scratch, ref[a.name])
+        d, h = a.d, a.heads
+        diag, off = _diag_off(vo)
+        s_off = p["alpha2"] / math.sqrt(d)
+        checks = {"vo_diag": (-p["beta2"], diag, sigmas * p["alpha2"] / d + floor * abs(p["beta2"])),
+                  "vo_off": (s_off, off, std_tolerance(s_off, d * d - d, sigmas, floor))}
+        for key, stat in (("qk_diag", 0), ("qk_off", 1)):
+            got = torch.tensor([_diag_off(m)[stat] for m in qk], dtype=torch.float64)
+            want = torch.tensor([_diag_off(m)[stat] for m in qk_ref], dtype=torch.float64)
+            spread = float(want.std()) if h > 1 else 0.0
+            checks[key] = (float(want.mean()), float(got.mean()),
+                           sigmas * spread / math.sqrt(h) + 0.1 * abs(float(want.mean())))
+        for key, (want, got, tol) in checks.items():
+            row = rows[key]
+            row["tensors"].append(a.name or "(the model)")
+            row["expected"].append(want)
+            row["measured"].append(got)
+            row["tolerance"].append(tol)
+            row["n"] += d * d
+            if not abs(got - want) <= tol:
+                row["failing"].append(a.name or "(the model)")
+    out = []
+    for row in rows.values():
+        worst = max(range(len(row["measured"])), key=lambda i: abs(row["measured"][i] - row["expected"][i]))
+        out.append({**row, "expected": row["expected"][worst], "measured": row["measured"][worst],
+                    "tolerance": row["tolerance"][worst], "passed": not row["failing"]})
+    return out
 
 
 def _untouched(model, t: _Tensor, std: float | None, e: dict, sigmas: float, floor: float, cache: dict) -> dict | None:

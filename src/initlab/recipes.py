@@ -134,20 +134,64 @@ def _scaled_branches(found: dict, plan: Plan, scheme: str, g: float) -> None:
     plan.assign(found["query_key"], "query_key", _spec(scheme, gain=1.0))
 
 
+def _stack_of(block: str) -> str | None:
+    """``"encoder"`` or ``"decoder"`` when a component of the block's name says so (nn.Transformer's
+    ``encoder.layers.0``, a user's ``decoder.blocks.3``), else None."""
+    words = {w for part in block.split(".") for w in ("encoder", "decoder") if w in part.lower()}
+    return words.pop() if len(words) == 1 else None
+
+
+def _in_blocks(targets: list[Target], blocks: list[str]) -> list[Target]:
+    return [t for t in targets if any(t.module.startswith(b + ".") for b in blocks)]
+
+
 def deepnet(found: dict, p: dict, s: Structure) -> Plan:
-    """Wang et al. 2022 (DeepNet, DeepNorm), one stack of N layers (encoder-only or decoder-only):
-    the feed-forward layers (fc1, fc2), the value and the output projections of attention drawn Xavier
-    normal with gain beta = (8N)^(-1/4); queries and keys Xavier normal with gain 1. Here: every layer
-    of a residual branch gets gain beta but the queries and keys (``query_key``). The residual
-    x_{l+1} = LN(alpha x_l + G(x_l)), alpha = (2N)^(1/4), is architectural: reported, not applied.
-    (Encoder-decoder models use other constants: not implemented.)"""
-    N = _depth(p, s)
-    beta, alpha = (8 * N) ** -0.25, (2 * N) ** 0.25
+    """Wang et al. 2022 (DeepNet, DeepNorm): x_{l+1} = LN(alpha x_l + G(x_l)), and in each residual
+    branch the feed-forward layers (fc1, fc2) and attention's value and output projections drawn
+    Xavier normal with gain beta, queries and keys Xavier normal with gain 1. The constants, by the
+    paper's table:
+
+    - one stack of N layers (encoder-only or decoder-only): alpha = (2N)^(1/4), beta = (8N)^(-1/4);
+    - an encoder of N layers and a decoder of M layers: the encoder's alpha = 0.81 (N^4 M)^(1/16),
+      beta = 0.87 (N^4 M)^(-1/16); the decoder's alpha = (3M)^(1/4), beta = (12M)^(-1/4) (its
+      cross-attention's value and output projections too).
+
+    Here every layer of a residual branch gets its stack's beta but the queries and keys
+    (``query_key``). A model is encoder-decoder when its blocks' names say ``encoder`` and ``decoder``
+    (nn.Transformer's do): N and M are counted, or given as ``encoder_layers`` and ``decoder_layers``.
+    alpha is architectural: reported, not applied."""
+    stacks: dict[str, list[str]] = {}
+    for b in s.blocks:
+        stacks.setdefault(_stack_of(b) or "", []).append(b)
     plan = Plan(_spec("xavier_normal"))
-    _scaled_branches(found, plan, "xavier_normal", beta)
-    plan.report = {"n_layer": N, "alpha": alpha, "beta": beta}
-    plan.notes.append(f"DeepNorm: multiply the residual by alpha = (2N)^(1/4) = {alpha:.4g} in the model "
-                      f"(x = LN(alpha * x + branch(x))); initialization cannot do it")
+    if not {"encoder", "decoder"} <= set(stacks):
+        if p["encoder_layers"] is not None or p["decoder_layers"] is not None:
+            raise InitlabError("deepnet's encoder_layers and decoder_layers are for an encoder-decoder model; this "
+                               "model's blocks are one stack (give n_layer=..., or name its blocks with "
+                               "roles={'block': [...]}, their names holding 'encoder' and 'decoder').")
+        N = _depth(p, s)
+        beta, alpha = (8 * N) ** -0.25, (2 * N) ** 0.25
+        _scaled_branches(found, plan, "xavier_normal", beta)
+        plan.report = {"n_layer": N, "alpha": alpha, "beta": beta}
+        plan.notes.append(f"DeepNorm: multiply the residual by alpha = (2N)^(1/4) = {alpha:.4g} in the model "
+                          f"(x = LN(alpha * x + branch(x))); initialization cannot do it")
+        return plan
+    if p["n_layer"] is not None:
+        raise InitlabError("this model is encoder-decoder (its blocks' names hold 'encoder' and 'decoder'): give "
+                           "encoder_layers=... and decoder_layers=..., not n_layer.")
+    N = p["encoder_layers"] or len(stacks["encoder"])
+    M = p["decoder_layers"] or len(stacks["decoder"])
+    constants = {"encoder": (0.81 * (N ** 4 * M) ** (1 / 16), 0.87 * (N ** 4 * M) ** (-1 / 16)),
+                 "decoder": ((3 * M) ** 0.25, (12 * M) ** -0.25)}
+    for stack, (alpha, beta) in constants.items():
+        part = {role: _in_blocks(ts, stacks[stack]) for role, ts in found.items()}
+        _scaled_branches(part, plan, "xavier_normal", beta)
+        plan.notes.append(f"DeepNorm: multiply the {stack}'s residual by alpha = {alpha:.4g} in the model; "
+                          f"initialization cannot do it")
+    if stacks.get(""):
+        plan.notes.append(f"blocks in neither stack, left to the base (Xavier normal): {', '.join(stacks[''])}")
+    plan.report = {"encoder_layers": N, "decoder_layers": M,
+                   "alpha": {k: a for k, (a, _) in constants.items()}, "beta": {k: b for k, (_, b) in constants.items()}}
     return plan
 
 
@@ -190,6 +234,97 @@ def skipinit(found: dict, p: dict, s: Structure) -> Plan:
     return plan
 
 
+def zero_residual(found: dict, p: dict, s: Structure) -> Plan:
+    """Zhao, Schaefer and Anandkumar 2021 (ZerO), its residual form: every weight by the deterministic
+    ``zero`` scheme (identity, partial identity, or c H[:out, :in] from a Hadamard matrix; see
+    :func:`initlab.schemes.zero`), biases 0, and the last layer of each residual branch 0, so every
+    block starts as the identity and the network's start holds only zeros and (scaled) ones. The extra
+    skip connections with Hadamard transforms the paper adds where a ResNet changes its width are
+    architectural: the model must have them; this sets none."""
+    plan = Plan(_spec("zero"))
+    plan.assign(found["branch_out"], "branch_out", _spec("zeros"))
+    plan.notes.append("ZerO's Hadamard skip connections at width changes are architectural: the model must have "
+                      "them; this recipe only draws the weights")
+    return plan
+
+
+#: Child names of a hand-written attention: its query, key, value and output projections (nn.Linear),
+#: or one fused query-key-value projection whose rows are [q; k; v], each head's rows together (nanoGPT's
+#: and GPT-2's ``c_attn``, timm's ``qkv``). GPT-NeoX's ``query_key_value`` interleaves heads: not here.
+ATTENTION_NAMES = {"q": ("q_proj", "q", "query", "wq", "q_lin"), "k": ("k_proj", "k", "key", "wk", "k_lin"),
+                   "v": ("v_proj", "v", "value", "wv", "v_lin"), "qkv": ("c_attn", "qkv", "qkv_proj", "wqkv"),
+                   "out": ("out_proj", "o_proj", "c_proj", "proj", "wo", "o", "out", "dense", "out_lin")}
+#: Attributes where a hand-written attention keeps its number of heads.
+HEAD_ATTRS = ("num_heads", "n_head", "n_heads", "nhead", "heads", "num_attention_heads")
+
+
+@dataclass
+class Attention:
+    """One attention layer's projections as mimetic writes them: ``rows[b]`` (b in q, k, v) is the
+    (parameter, block label, first row) of the d rows of PyTorch's (out, in) weight that compute b, and
+    ``out`` the output projection's (parameter, block label)."""
+
+    name: str
+    d: int
+    heads: int
+    rows: dict
+    out: tuple
+
+    def keys(self) -> list[tuple]:
+        return list(dict.fromkeys([r[:2] for r in self.rows.values()] + [self.out]))
+
+
+def _child(module: nn.Module, names: tuple) -> tuple[str, nn.Module] | None:
+    children = dict(module.named_children())
+    hit = next((n for n in names if isinstance(children.get(n), nn.Linear)), None)
+    return None if hit is None else (hit, children[hit])
+
+
+def attentions(model: nn.Module, heads: int | None = None) -> list[Attention]:
+    """Every attention layer mimetic can write: ``nn.MultiheadAttention`` (q, k and v of one size), and
+    a module whose nn.Linear children are named as :data:`ATTENTION_NAMES` says (separate q, k, v and
+    output projections, or a fused ``c_attn``/``qkv`` and an output), its heads read from an attribute
+    (:data:`HEAD_ATTRS`) or given as ``heads``. Any other size is an error that names the layer."""
+    found = []
+    for name, m in model.named_modules():
+        pre = f"{name}." if name else ""
+        if isinstance(m, nn.MultiheadAttention):
+            if not m._qkv_same_embed_dim:
+                raise InitlabError(f"recipe 'mimetic' needs q, k and v of one size; attention '{name}' has kdim or "
+                                   f"vdim != embed_dim, so W_q W_k^T is not square.")
+            d = m.embed_dim
+            found.append(Attention(name, d, m.num_heads, {b: (f"{pre}in_proj_weight", b, i * d)
+                                                          for i, b in enumerate("qkv")}, (f"{pre}out_proj.weight", "out")))
+            continue
+        parts = {b: _child(m, ATTENTION_NAMES[b]) for b in ATTENTION_NAMES}
+        if parts["out"] is None or not (parts["qkv"] or all(parts[b] for b in "qkv")):
+            continue
+        out_name, out = parts["out"]
+        d = out.out_features
+        if parts["qkv"] and not all(parts[b] for b in "qkv"):
+            fused_name, fused = parts["qkv"]
+            if fused.weight.shape != (3 * d, d) or out.weight.shape != (d, d):
+                raise InitlabError(f"recipe 'mimetic': attention '{name}' has {fused_name} of shape "
+                                   f"{tuple(fused.weight.shape)} and {out_name} of {tuple(out.weight.shape)}; it "
+                                   f"needs (3d, d) and (d, d).")
+            rows = {b: (f"{pre}{fused_name}.weight", None, i * d) for i, b in enumerate("qkv")}
+        else:
+            bad = [f"{parts[b][0]} {tuple(parts[b][1].weight.shape)}" for b in ("q", "k", "v", "out")
+                   if parts[b][1].weight.shape != (d, d)]
+            if bad:
+                raise InitlabError(f"recipe 'mimetic' needs square query, key, value and output projections of one "
+                                   f"size d; attention '{name}' has {', '.join(bad)}.")
+            rows = {b: (f"{pre}{parts[b][0]}.weight", None, 0) for b in "qkv"}
+        h = heads or next((getattr(m, a) for a in HEAD_ATTRS if isinstance(getattr(m, a, None), int)), None)
+        if h is None:
+            raise InitlabError(f"recipe 'mimetic' cannot tell how many heads attention '{name}' has (no attribute "
+                               f"{', '.join(HEAD_ATTRS[:3])}, ...): give heads=...")
+        if d % h:
+            raise InitlabError(f"attention '{name}': its size {d} is not a multiple of heads={h}.")
+        found.append(Attention(name, d, h, rows, (f"{pre}{out_name}.weight", None)))
+    return found
+
+
 def mimetic(found: dict, p: dict, s: Structure) -> Plan:
     """Trockman and Kolter 2023 (Mimetic initialization of self-attention layers), in the paper's
     row-vector convention (q = x W_q, W_q and W_k d x k per head, W_v and W_proj d x d over all heads):
@@ -202,20 +337,17 @@ def mimetic(found: dict, p: dict, s: Structure) -> Plan:
     W_q W_k^T is T's best rank-k approximation, not T), and W_v = U S^(1/2), W_proj = S^(1/2) V^T
     (full rank: W_v W_proj = T). Defaults are the paper's for vision transformers (alpha1 = beta1 =
     0.7, alpha2 = beta2 = 0.4); the paper sees the opposite signs in GPT-2's trained weights (negative
-    betas give them). Only ``nn.MultiheadAttention`` with one embedding size for q, k and v (its packed
-    ``in_proj_weight`` and ``out_proj``): the roles do not name a layer's value and output projections.
-    Every other tensor (biases too) by ``base``."""
-    attention = [n for n, (m, _) in s.layers.items() if isinstance(m, nn.MultiheadAttention)]
-    if not attention:
-        raise InitlabError("recipe 'mimetic' found no nn.MultiheadAttention: it initializes only that layer's "
-                           "query, key, value and output projections.")
-    for n in attention:
-        if not s.layers[n][0]._qkv_same_embed_dim:
-            raise InitlabError(f"recipe 'mimetic' needs q, k and v of one size; attention '{n}' has kdim or vdim "
-                               f"!= embed_dim, so W_q W_k^T is not square.")
+    betas give them). Attention layers as :func:`attentions` finds them: ``nn.MultiheadAttention``,
+    separate q/k/v/output nn.Linear projections, or a fused ``c_attn``/``qkv``. Every other tensor
+    (biases too) by ``base``."""
+    layers = attentions(s.model, p["heads"])
+    if not layers:
+        raise InitlabError("recipe 'mimetic' found no attention layer: it initializes nn.MultiheadAttention, or a "
+                           "module with nn.Linear children q_proj/k_proj/v_proj/out_proj (or query/key/value, "
+                           "wq/wk/wv/wo), or a fused c_attn/qkv with an output c_proj/proj.")
     plan = Plan(parse_spec(p["base"]))
-    plan.joint.append(lambda model, g, drawn: _mimetic_write(model, g, drawn, attention, p))
-    plan.report = {"attention": attention}
+    plan.joint.append(lambda model, g, drawn: _mimetic_write(model, g, drawn, layers, p))
+    plan.report = {"attention": [a.name for a in layers], "heads": {a.name: a.heads for a in layers}}
     return plan
 
 
@@ -226,34 +358,44 @@ def _factor(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor
     return u[:, :rank] * root, vh[:rank].T * root
 
 
-def _mimetic_write(model, g: torch.Generator, drawn: set, attention: list[str], p: dict):
+def _read(model, param: str) -> torch.Tensor:
+    module, _, leaf = param.rpartition(".")
+    return L.read(model.get_submodule(module), leaf)
+
+
+def _mimetic_write(model, g: torch.Generator, drawn: set, layers: list[Attention], p: dict):
     """Write each attention's q, k, v and out weights by :func:`mimetic`'s rule (a joint rule of the plan)."""
     out, notes = {}, []
-    for name in attention:
-        m = model.get_submodule(name)
-        pre = f"{name}." if name else ""
-        keys = [(f"{pre}in_proj_weight", b) for b in "qkv"] + [(f"{pre}out_proj.weight", "out")]
-        if not all(k in drawn for k in keys):
-            notes.append(f"mimetic left '{name}' to the base draw: some of its projections were not drawn by it "
+    for a in layers:
+        if not all(k in drawn for k in a.keys()):
+            notes.append(f"mimetic left '{a.name}' to the base draw: some of its projections were not drawn by it "
                          f"(frozen, overridden or unreachable)")
             continue
-        d, h, k = m.embed_dim, m.num_heads, m.head_dim
+        d, h = a.d, a.heads
+        k = d // h
         eye = torch.eye(d, dtype=torch.float64)
-        w_in = torch.empty(3 * d, d, dtype=torch.float64)
+        rows = {b: torch.empty(d, d, dtype=torch.float64) for b in "qkv"}  # PyTorch's (out, in) rows of each
         qk_error = []
         for head in range(h):
             target = p["alpha1"] * torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d) + p["beta1"] * eye
             wq, wk = _factor(target, k)
-            w_in[head * k:(head + 1) * k], w_in[d + head * k:d + (head + 1) * k] = wq.T, wk.T
+            rows["q"][head * k:(head + 1) * k], rows["k"][head * k:(head + 1) * k] = wq.T, wk.T
             qk_error.append(float((wq @ wk.T - target).norm() / target.norm()))
         target = p["alpha2"] * torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d) - p["beta2"] * eye
         wv, wo = _factor(target, d)
-        w_in[2 * d:] = wv.T
+        rows["v"] = wv.T
         try:
-            L.write(m, "in_proj_weight", w_in.to(L.read(m, "in_proj_weight").dtype))
-            L.write(m, "out_proj.weight", wo.to(L.read(m, "out_proj.weight").dtype))
+            values = {}  # q, k and v may share one tensor (MultiheadAttention's, a fused c_attn)
+            for b, (param, _, first) in a.rows.items():
+                if param not in values:
+                    values[param] = _read(model, param).detach().clone()
+                values[param][first:first + d] = rows[b].to(values[param].dtype)
+            values[a.out[0]] = wo.to(_read(model, a.out[0]).dtype)
+            for param, value in values.items():
+                module, _, leaf = param.rpartition(".")
+                L.write(model.get_submodule(module), leaf, value)
         except L.Unreachable as e:
-            notes.append(f"mimetic left '{name}' to the base draw: {e}")
+            notes.append(f"mimetic left '{a.name}' to the base draw: {e}")
             continue
         qk = {"distribution": "mimetic", "target": "W_q W_k^T ~ alpha1 Z1 + beta1 I per head, rank head_dim",
               "alpha": p["alpha1"], "beta": p["beta1"], "heads": h, "head_dim": k,
@@ -261,8 +403,12 @@ def _mimetic_write(model, g: torch.Generator, drawn: set, attention: list[str], 
         vo = {"distribution": "mimetic", "target": "W_v W_proj ~ alpha2 Z2 - beta2 I over the heads, full rank",
               "alpha": p["alpha2"], "beta": -p["beta2"], "heads": h, "head_dim": k,
               "target_error": float((wv @ wo.T - target).norm() / target.norm())}
-        out.update({keys[0]: ("query_key", qk), keys[1]: ("query_key", qk), keys[2]: ("value_out", vo),
-                    keys[3]: ("value_out", vo)})
+        if a.rows["q"][:2] == a.rows["v"][:2] and a.rows["q"][1] is None:  # one fused q, k, v tensor
+            out[a.rows["q"][:2]] = ("query_key_value", {**qk, "value": vo})
+        else:
+            out.update({a.rows["q"][:2]: ("query_key", qk), a.rows["k"][:2]: ("query_key", qk),
+                        a.rows["v"][:2]: ("value_out", vo)})
+        out[a.out] = ("value_out", vo)
     return out, notes
 
 
@@ -276,15 +422,19 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("t_fixup", "Xavier; v, out, MLP gain (9N)^(-1/4) (encoder 0.67 N^(-1/4)); E ~ N(0, c^2/d)",
            "Huang et al. 2020", ("branch_out",), (*_SCALED, "embedding"), {"n_layer": None, "stack": "decoder"},
            t_fixup),
-    Recipe("deepnet", "Xavier normal; fc1, fc2, v, out gain beta = (8N)^(-1/4); alpha = (2N)^(1/4) reported",
-           "Wang et al. 2022", ("branch_out",), _SCALED, {"n_layer": None}, deepnet),
+    Recipe("deepnet", "Xavier normal; fc1, fc2, v, out gain beta = (8N)^(-1/4), alpha = (2N)^(1/4) reported; "
+           "encoder-decoder: encoder beta = 0.87 (N^4 M)^(-1/16), decoder beta = (12M)^(-1/4)",
+           "Wang et al. 2022", ("branch_out",), _SCALED, {"n_layer": None, "encoder_layers": None,
+                                                          "decoder_layers": None}, deepnet),
     Recipe("zero_init_residual", "the last norm's scale of each branch = 0; the rest by base",
            "Goyal et al. 2017", ("branch_norm",), (), {"base": "default"}, zero_init_residual),
     Recipe("skipinit", "each branch's scalar gain = 0; the rest by base", "De and Smith 2020",
            ("branch_gain",), (), {"base": "default"}, skipinit),
     Recipe("mimetic", "per head W_q W_k^T ~ a1 Z1 + b1 I (rank head_dim), W_v W_proj ~ a2 Z2 - b2 I; Z ~ N(0, 1/d); "
-           "by SVD; MultiheadAttention only", "Trockman and Kolter 2023", (), (),
-           {"alpha1": 0.7, "beta1": 0.7, "alpha2": 0.4, "beta2": 0.4, "base": "default"}, mimetic),
+           "by SVD; MultiheadAttention, q/k/v/out Linear or a fused c_attn/qkv", "Trockman and Kolter 2023", (), (),
+           {"alpha1": 0.7, "beta1": 0.7, "alpha2": 0.4, "beta2": 0.4, "heads": None, "base": "default"}, mimetic),
+    Recipe("zero_residual", "every weight by ZerO (identity / Hadamard), biases 0; branch_out = 0",
+           "Zhao, Schaefer, Anandkumar 2021", ("branch_out",), (), {}, zero_residual),
 ]}
 #: An example pattern for each role, for the error that says how to name it.
 EXAMPLES = {"branch_out": "'*.c_proj'", "branch_in": "'*.c_fc'", "readout": "'head'", "embedding": "'wte'",
@@ -313,7 +463,7 @@ def parse(scheme: Any, params: dict) -> dict:
     for key, value in params.items():
         if key not in recipe.params:
             raise InitlabError(f"recipe '{name}' takes no parameter '{key}'; it takes: {', '.join(recipe.params)}.")
-        if key in ("n_layer", "n_branches", "m"):
+        if key in ("n_layer", "n_branches", "m", "encoder_layers", "decoder_layers", "heads"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InitlabError(f"recipe '{name}' needs {key} as a whole number >= 1; got {key}={value!r}.")
         else:

@@ -20,8 +20,8 @@ from .errors import InitlabError
 
 #: Each role -> how it is found when no pattern names it.
 ROLES: dict[str, str] = {
-    "block": "a residual block: the most common class among the children of a ModuleList/Sequential that "
-             "holds weight layers (roles={'block': 'h.*'} or a class name declares it)",
+    "block": "a residual block: the outermost entry of a ModuleList/Sequential that holds weight layers and "
+             "is neither a known layer nor a plain container (roles={'block': 'h.*'} or a class name declares it)",
     "branch_in": "the weight layers of a residual branch before its last one",
     "branch_out": "the last weight layer of each residual branch (a block's child holding weight layers is a "
                   "branch; when the block holds its layers itself, each attention is a branch and the other "
@@ -91,21 +91,20 @@ class Structure:
 
     # -- blocks and branches
     def _find_blocks(self) -> list[str]:
+        """The outermost modules that are an entry of a ModuleList or Sequential, hold a weight layer, and
+        are neither a layer initlab knows nor a plain container (a stage of blocks is not a block): a GPT's
+        ``h.i``, a ResNet's blocks inside ``layer1``..``layer4``, and both stacks of an encoder-decoder
+        (``encoder.layers.i`` and ``decoder.layers.i``); the heads of a hand-written multi-head attention
+        sit inside a block and are not blocks."""
         pattern = self.patterns.get("block")
         mods = dict(self.model.named_modules())
         if pattern:
             found = [n for n, m in mods.items() if n and any(matches(p, n) or type(m).__name__ == p for p in pattern)]
         else:
-            counts: dict[type, int] = {}
-            for m in mods.values():
-                if isinstance(m, (nn.ModuleList, nn.Sequential)):
-                    for c in m.children():
-                        if L.adapter_for(c) is None and any(L.adapter_for(x) for x in c.modules()):
-                            counts[type(c)] = counts.get(type(c), 0) + 1
-            if not counts:
-                return []
-            kind = max(counts, key=counts.get)
-            found = [n for n, m in mods.items() if type(m) is kind and n]
+            found = [_full(n, k) for n, m in mods.items() if isinstance(m, (nn.ModuleList, nn.Sequential))
+                     for k, c in m.named_children()
+                     if L.adapter_for(c) is None and not isinstance(c, (nn.ModuleList, nn.Sequential))
+                     and any(L.adapter_for(x) for x in c.modules())]
         return [n for n in found if not any(n.startswith(o + ".") for o in found)]
 
     def inside(self, block: str) -> list[str]:
