@@ -1,8 +1,9 @@
 """Load test of ``initlab playground`` on loopback: N sessions train at once, each watched by an SSE
 stream, while every client keeps sending control requests; prints the control latency (p50, p95,
-max), the training rate, and the server's memory before, during and after.
+max), the training rate, and the server's memory before, during and after. Every other session trains
+on its own uploaded CSV (400 rows, ``--custom-every 2``), as a user's own data would be.
 
-    .venv/bin/python benchmarks/playground_load.py [--sessions 20] [--seconds 30]
+    .venv/bin/python benchmarks/playground_load.py [--sessions 20] [--seconds 30] [--custom-every 2]
 
 Bounded: the server is started here on 127.0.0.1 (a free port), the run stops by itself after
 ``--seconds`` plus a few seconds of setup, and the server is stopped at the end whatever happens.
@@ -20,8 +21,18 @@ import sys
 import time
 
 import httpx
+import numpy as np
 
 SETTINGS = "depth=4&width=16&n=400&speed=30&scheme=xavier_uniform&scheme=constant(value=0.05)"
+
+
+def custom_csv(rows: int = 400, seed: int = 0) -> str:
+    """A user's CSV: two rings on their own scale, a header and ``rows`` rows."""
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(0, 2, rows)
+    t = rng.uniform(0, 2 * np.pi, rows)
+    lines = [f"{50 + 10 * a * np.cos(b):.3f},{-3 + a * np.sin(b):.4f},{int(a < 1)}" for a, b in zip(r, t)]
+    return "x1,x2,label\n" + "\n".join(lines) + "\n"
 
 
 def rss_mib(pid: int) -> float:
@@ -63,7 +74,7 @@ async def controller(client: httpx.AsyncClient, sid: str, until: float, latencie
         await asyncio.sleep(0.5)
 
 
-async def run(base: str, pid: int, sessions: int, seconds: float) -> dict:
+async def run(base: str, pid: int, sessions: int, seconds: float, custom_every: int) -> dict:
     limits = httpx.Limits(max_connections=4 * sessions + 10)
     # the playground takes state changes only as JSON requests (a guard against other web pages)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
@@ -75,8 +86,16 @@ async def run(base: str, pid: int, sessions: int, seconds: float) -> dict:
         before = rss_mib(pid)
         t = time.perf_counter()
         docs = [(await client.post(f"/api/sessions?{SETTINGS}")) for _ in range(sessions)]
-        create_s = time.perf_counter() - t
         sids = [d.json()["session"] for d in docs]
+        uploads = []
+        for k, s in enumerate(sids):
+            if custom_every and k % custom_every == custom_every - 1:
+                u = time.perf_counter()
+                r = await client.post(f"/api/sessions/{s}/data", json={"csv": custom_csv(seed=k)})
+                uploads.append(time.perf_counter() - u)
+                if r.status_code != 200:
+                    raise RuntimeError(f"upload refused: {r.text}")
+        create_s = time.perf_counter() - t
         counts, stop = {}, asyncio.Event()
         watchers = [asyncio.create_task(watch(client, s, counts, stop)) for s in sids]
         for s in sids:
@@ -100,7 +119,9 @@ async def run(base: str, pid: int, sessions: int, seconds: float) -> dict:
         after = rss_mib(pid)
     lat = sorted(latencies)
     steps = [s["step"] for s in states]
-    return {"sessions": sessions, "seconds": seconds, "create_s": create_s,
+    customs = sum(s["settings"]["dataset"] == "custom" for s in states)
+    return {"sessions": sessions, "seconds": seconds, "create_s": create_s, "custom": customs,
+            "upload_ms": 1000 * max(uploads) if uploads else None,
             "control_requests": len(lat), "errors": len(errors),
             "p50_ms": 1000 * statistics.median(lat), "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))],
             "max_ms": 1000 * lat[-1], "steps_mean": statistics.mean(steps), "steps_min": min(steps),
@@ -112,6 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--custom-every", type=int, default=2, help="every k-th session uploads its own CSV (0: none)")
     args = ap.parse_args()
     if not (1 <= args.sessions <= 32 and 1 <= args.seconds <= 120):
         sys.exit("keep it bounded: 1-32 sessions, 1-120 seconds")
@@ -132,7 +154,7 @@ def main() -> None:
                     sys.exit(f"the server did not start: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.2)
         start_rss = rss_mib(server.pid)
-        r = asyncio.run(asyncio.wait_for(run(base, server.pid, args.sessions, args.seconds), args.seconds + 120))
+        r = asyncio.run(asyncio.wait_for(run(base, server.pid, args.sessions, args.seconds, args.custom_every), args.seconds + 120))
     finally:
         server.terminate()
         try:
@@ -141,7 +163,8 @@ def main() -> None:
             server.kill()
     print(f"initlab playground on 127.0.0.1, {r['sessions']} sessions x 2 models ({SETTINGS}), "
           f"{r['seconds']:g} s, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs")
-    print(f"  created {r['sessions']} sessions in {r['create_s']:.1f} s")
+    print(f"  created {r['sessions']} sessions in {r['create_s']:.1f} s; {r['custom']} of them train on an uploaded "
+          f"CSV of 400 rows" + (f" (slowest upload {r['upload_ms']:.0f} ms)" if r["upload_ms"] else ""))
     print(f"  control requests: {r['control_requests']}, errors {r['errors']}; latency p50 {r['p50_ms']:.1f} ms, "
           f"p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms")
     print(f"  training: {r['steps_mean'] / r['seconds']:.1f} steps/s per session on average (asked 30), "

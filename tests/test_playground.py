@@ -133,7 +133,7 @@ def test_page_catalog_and_static_assets_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "initlab playground" in page.text
     assert client.get("/api/catalog").json()["max_schemes"] == settings.MAX_SCHEMES
-    for asset in ("playground.js", "playground.css"):
+    for asset in ("playground.js", "charts.js", "playground.css"):
         assert client.get(f"/static/{asset}").status_code == 200
     for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/../../../../etc/passwd"):
         r = client.get(path)
@@ -250,3 +250,135 @@ def test_cli_playground_help_and_bad_input():
     assert r.exit_code == 2 and "port" in r.output
     r = runner.invoke(main, ["playground", "--settings", "depth=99", "--no-open"])
     assert r.exit_code == 2 and "depth must lie between 1 and 8" in r.output
+
+
+# ------------------------------------------------------------------------------------------------
+# your own data, the network taken home, a refused link's nearest settings (issue 19)
+
+def _csv(n=200, header=True, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2)) * [3.0, 0.5] + [10.0, -4.0]
+    rows = [f"{a:.4f},{b:.4f},{int(a > 10)}" for a, b in X]
+    return ("x1,x2,label\n" if header else "") + "\n".join(rows) + "\n"
+
+
+def test_an_uploaded_csv_is_standardized_like_a_built_in_and_trains(client, manager):
+    sid = client.post(f"/api/sessions?{SMALL}&scheme=he_normal&batch_size=16").json()["session"]
+    r = client.post(f"/api/sessions/{sid}/data", json={"csv": _csv()})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["settings"]["dataset"] == "custom" and "dataset=custom" in doc["query"]
+    assert doc["points"]["custom"] is True and len(doc["points"]["x"]) == 200 and doc["step"] == 0
+    data = manager.get(sid).data
+    assert data.X_train.mean(0).abs().max() < 1e-5 and (data.X_train.std(0, unbiased=False) - 1).abs().max() < 1e-4
+    # it is what datasets.split makes of the same points: one home for the standardization
+    from initlab.playground import upload
+    X, y = upload.parse(_csv())
+    same = initlab.datasets.split(X, y, __import__("numpy").random.default_rng(0))
+    assert torch.equal(same.X_train, data.X_train) and torch.equal(same.y_test, data.y_test)
+    client.post(f"/api/sessions/{sid}/play")
+    manager.get(sid)._last_tick -= 1.0
+    manager.work_once()
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert state["step"] == 30 and state["settings"]["dataset"] == "custom"
+    # a change of settings keeps the uploaded points; a built-in dataset and back again too
+    again = client.post(f"/api/sessions/{sid}/settings?{doc['query'].replace('depth=2', 'depth=3')}").json()
+    assert again["points"]["x"] == doc["points"]["x"] and again["settings"]["depth"] == 3
+    assert client.post(f"/api/sessions/{sid}/settings?{SMALL}&dataset=xor").json()["settings"]["dataset"] == "xor"
+    assert client.post(f"/api/sessions/{sid}/settings?{doc['query']}").json()["points"]["x"] == doc["points"]["x"]
+
+
+def test_a_link_cannot_carry_uploaded_data(client):
+    r = client.post(f"/api/sessions?{SMALL}&dataset=custom")
+    assert r.status_code == 400 and "a link cannot carry uploaded data" in r.json()["error"]
+    near = client.get("/api/settings/nearest?n=100&dataset=custom&depth=99&width=7").json()
+    assert near["settings"]["dataset"] == "moons" and near["settings"]["depth"] == 8 and near["settings"]["width"] == 7
+    assert {(x["setting"], x["nearest"]) for x in near["refused"]} == {("dataset", "moons"), ("depth", "8")}
+
+
+@pytest.mark.parametrize("query, refused, kept", [
+    ("depth=99&width=8&activation=tanh", {"depth": "8"}, {"width": 8, "activation": "tanh"}),
+    ("lr=0&seed=7", {"lr": "1e-05"}, {"seed": 7}),
+    ("activation=swish&n=300", {"activation": None}, {"n": 300, "activation": "relu"}),
+    ("scheme=xavier&scheme=he_normal", {"scheme": None}, {"schemes": ["he_normal"]}),
+    ("optimizer=sgd&weight_decay=0.1&speed=30", {"weight_decay": None}, {"speed": 30}),
+])
+def test_a_refused_link_keeps_the_rest_and_names_the_nearest_allowed(client, query, refused, kept):
+    near = client.get(f"/api/settings/nearest?{query}").json()
+    assert {x["setting"]: x["nearest"] for x in near["refused"]} == refused
+    for key, value in kept.items():
+        assert near["settings"][key] == value
+    assert client.post(f"/api/sessions?{near['query']}").status_code == 201
+
+
+def test_the_snippet_rebuilds_the_initial_weights_exactly(client, manager):
+    import io
+
+    query = f"{SMALL}&activation=tanh&scheme=orthogonal(gain=1.5)&scheme=lsuv&seed=11&data_seed=3&dataset=circles"
+    sid = client.post(f"/api/sessions?{query}").json()["session"]
+    for run in (0, 1):
+        text = client.get(f"/api/sessions/{sid}/export/snippet?run={run}").text
+        space = {}
+        exec(compile(text, "snippet", "exec"), space)
+        weights = torch.load(io.BytesIO(client.get(f"/api/sessions/{sid}/export/weights?run={run}").content))
+        rebuilt = space["model"].state_dict()
+        assert list(rebuilt) == list(weights)
+        assert all(torch.equal(rebuilt[k], weights[k]) for k in weights), run
+    record = client.get(f"/api/sessions/{sid}/export/record").json()
+    assert record["kind"] == "initlab playground record" and record["schema_version"] == 1
+    assert [r["label"] for r in record["runs"]] == ["orthogonal(gain=1.5)", "lsuv"]
+    assert record["query"] == client.get(f"/api/sessions/{sid}").json()["query"]
+    assert client.get(f"/api/sessions/{sid}/export/snippet?run=5").status_code == 400
+    assert client.get(f"/api/sessions/{sid}/export/bogus").status_code == 404
+
+
+def test_rewind_restores_the_same_start_and_the_same_data_order(client, manager):
+    sid = client.post(f"/api/sessions?{SMALL}&batch_size=8&optimizer=adam&lr=0.01").json()["session"]
+    model = lambda: {k: v.clone() for k, v in manager.get(sid).runs[0].model.state_dict().items()}  # noqa: E731
+    start = model()
+    for _ in range(5):
+        client.post(f"/api/sessions/{sid}/step")
+        manager.work_once()
+    after5 = model()
+    assert not torch.equal(after5["fc1.weight"], start["fc1.weight"])
+    client.post(f"/api/sessions/{sid}/reset")
+    assert all(torch.equal(v, start[k]) for k, v in model().items())
+    for _ in range(5):
+        client.post(f"/api/sessions/{sid}/step")
+        manager.work_once()
+    assert all(torch.equal(v, after5[k]) for k, v in model().items())
+
+
+def test_neuron_lines_coincide_for_a_constant_start_and_units_of_later_layers(client):
+    doc = client.post(f"/api/sessions?{SMALL}&scheme=constant(value=0.05)&scheme=xavier_uniform").json()
+    constant, xavier = (r["neurons"] for r in doc["runs"])
+    assert len(constant["w"]) == 6 and len({tuple(w) + (b,) for w, b in zip(constant["w"], constant["b"])}) == 1
+    assert len({tuple(w) for w in xavier["w"]}) == 6
+    units = client.get(f"/api/sessions/{doc['session']}/units?run=1&layer=2").json()
+    assert units["layer"] == 2 and len(units["units"]) == 6 and len(units["units"][0]) == units["grid"] ** 2
+    assert client.get(f"/api/sessions/{doc['session']}/units?run=1&layer=3").status_code == 400
+    assert client.get(f"/api/sessions/{doc['session']}/units?run=x").status_code == 400
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "elu", "leaky_relu", "sigmoid", "sine"])
+def test_every_activation_trains_with_its_theory_at_step_0(client, manager, activation):
+    doc = client.post(f"/api/sessions?{SMALL}&activation={activation}").json()
+    assert activation in settings.catalog()["activations"]
+    layers = doc["runs"][0]["initial_layers"]
+    assert all(v is not None and v > 0 for v in layers["predicted_preact_std"] + layers["predicted_grad_std"])
+    client.post(f"/api/sessions/{doc['session']}/step")
+    manager.work_once()
+    assert client.get(f"/api/sessions/{doc['session']}").json()["step"] == 1
+
+
+def test_the_achieved_rate_is_reported_when_playing(client, manager):
+    sid = client.post(f"/api/sessions?{SMALL}&speed=200").json()["session"]
+    client.post(f"/api/sessions/{sid}/play")
+    session = manager.get(sid)
+    session._last_tick -= 0.2
+    session._rate_since -= 2.0  # two seconds in which only the steps made were made
+    manager.work_once()
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert state["rate"] is not None and state["rate"] < 200 * 0.9

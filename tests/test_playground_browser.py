@@ -122,10 +122,15 @@ def test_compare_mode_side_by_side_and_a_bad_link(server, page):
     assert "diverged" in page.locator("#run-3 .acc").inner_text()
     page.screenshot(path=str(_shots() / "playground-compare.png"), full_page=True)
 
-    page.goto(f"{server}/?depth=99")
+    # a refused link keeps the rest: what was refused, the nearest allowed value, the other settings as given
+    page.goto(f"{server}/?depth=99&width=8&activation=tanh&scheme=he_normal&lr=0.03")
     page.wait_for_selector("#error:not([hidden])")
-    assert "depth must lie between 1 and 8" in page.locator("#error").inner_text()
+    message = page.locator("#error").inner_text()
+    assert "depth must lie between 1 and 8" in message and "using 8" in message and "rest of it is kept" in message
     page.wait_for_function("document.querySelectorAll('.run').length === 1")
+    settings = parse_qs(urlparse(page.url).query)
+    assert settings["depth"] == ["8"] and settings["width"] == ["8"] and settings["activation"] == ["tanh"]
+    assert settings["scheme"] == ["he_normal"] and settings["lr"] == ["0.03"]
 
 
 #: Canvas text is drawn 20-22 px tall in the canvas's own pixels; on screen it must stay this tall.
@@ -133,14 +138,24 @@ CANVAS_FONT_PX, READABLE_PX = 20, 8.0
 
 
 def test_a_phone_gets_the_playground_in_one_column(server, page):
-    """At 390 x 844 nothing sticks out sideways but the shared charts, each in a box that scrolls; the
-    runs are as wide as the screen; no canvas is shrunk until its text cannot be read."""
+    """At 390 x 844 nothing sticks out sideways; the controls fold into a drawer; the runs and charts
+    are as wide as the screen; no canvas is shrunk until its text cannot be read."""
     context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                                device_scale_factor=2)
     phone = context.new_page()
     phone.goto(f"{server}/?depth=3&width=8&n=200&speed=60&scheme=constant(value=0.05)&scheme=xavier_uniform")
     phone.wait_for_function("document.querySelectorAll('.run').length === 2 && "
                             "document.querySelector('[data-testid=contour-1]').dataset.step === '0'")
+    # the controls are in a drawer, closed: off the screen until the settings button opens it
+    assert phone.locator("aside").bounding_box()["x"] + phone.locator("aside").bounding_box()["width"] <= 0
+    phone.click("#drawer-toggle")
+    phone.wait_for_function("document.querySelector('aside').getBoundingClientRect().left >= 0")
+    box = phone.locator("aside").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    phone.check("#lines")
+    phone.click("#drawer-close")
+    phone.wait_for_function("document.querySelector('aside').getBoundingClientRect().right <= 0")
+    phone.wait_for_function("document.querySelector('[data-testid=contour-0]').dataset.lines === '1'")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     outside = phone.evaluate("""() => Array.from(document.body.querySelectorAll('*')).filter(e => {
         const r = e.getBoundingClientRect();
@@ -150,13 +165,136 @@ def test_a_phone_gets_the_playground_in_one_column(server, page):
             return p.getBoundingClientRect().right > innerWidth + 0.5;
         return true; }).map(e => e.tagName + '#' + e.id + '.' + e.className)""")
     assert outside == []
-    # one column: the controls above the runs, each run below the other
-    aside, first, second = (phone.locator(s).bounding_box() for s in ("aside", "#run-0", "#run-1"))
-    assert aside["y"] + aside["height"] <= first["y"] and first["y"] + first["height"] <= second["y"]
-    assert first["width"] >= 300
+    # one column: each run below the other and as wide as the screen allows, the charts too
+    first, second, depth = (phone.locator(s).bounding_box() for s in ("#run-0", "#run-1", "figure.depth"))
+    assert first["y"] + first["height"] <= second["y"] and second["y"] + second["height"] <= depth["y"]
+    assert first["width"] >= 360 and depth["width"] >= 360
     scales = phone.evaluate("Array.from(document.querySelectorAll('canvas')).map(c => [c.id || c.className, "
                             "c.clientWidth / c.width])")
     for name, scale in scales:
         assert CANVAS_FONT_PX * scale >= READABLE_PX, f"{name}: its text is {CANVAS_FONT_PX * scale:.1f} CSS px"
     phone.screenshot(path=str(_shots() / "playground-phone.png"), full_page=True)
     context.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 19: your own data, the network taken home, rewind, each neuron's line
+
+def _weights(page, i=0):
+    import io
+
+    import torch
+
+    href = page.get_by_test_id(f"weights-{i}").get_attribute("href")
+    response = page.request.get(page.url.split("/?")[0] + href)
+    assert response.ok, response.text()
+    return torch.load(io.BytesIO(response.body()))
+
+
+def _same(a, b) -> bool:
+    import torch
+
+    return list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _step_to(page, count):
+    for k in range(count):
+        before = int(page.get_by_test_id("step").inner_text())
+        page.click("#step")
+        page.wait_for_function(f"+document.querySelector('[data-testid=step]').textContent === {before + 1}")
+
+
+def test_upload_a_csv_and_train_on_it(server, page, tmp_path):
+    page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&speed=60&scheme=he_normal")
+    page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
+    # a malformed paste is refused with what is wrong, and nothing changes
+    page.click(".upload summary")
+    page.fill("#upload-text", "x1,x2,label\n" + "\n".join(f"{i},{i},{i % 3}" for i in range(30)))
+    page.click("#upload-paste")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "the labels take 3 values" in page.locator("#error").inner_text()
+    assert page.locator("#dataset").input_value() == "moons"
+    # a good file: a ring of black inside white, far from the origin and on another scale
+    import math
+    rows = ["x1,x2,label"] + [f"{100 + r * math.cos(t):.3f},{-50 + 0.1 * r * math.sin(t):.4f},{int(r < 2)}"
+                              for k in range(240) for r, t in [((k % 4) + 0.5, k * 0.7)]]
+    csv = tmp_path / "ring.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    page.set_input_files("#upload-file", str(csv))
+    page.wait_for_function("location.search.includes('dataset=custom')")
+    assert page.locator("#dataset").input_value() == "custom"
+    assert page.locator("#custom-note").is_visible() or page.locator("#custom-note").get_attribute("hidden") is None
+    assert "cannot carry" in page.locator("#custom-note").inner_text()
+    page.wait_for_function("document.querySelector('[data-testid=contour-0]').dataset.step === '0'")
+    assert _train_until(page, lambda: int(page.get_by_test_id("contour-0").get_attribute("data-step")) >= 60)
+    state = page.evaluate("state")
+    assert state["settings"]["dataset"] == "custom" and state["runs"][0]["final"]["train_loss"] is not None
+    assert len(page.evaluate("points").get("x")) == 240
+
+
+def test_the_exported_snippet_rebuilds_the_initial_weights_in_another_process(server, page, tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    page.goto(f"{server}/?depth=3&width={WIDTH}&n=200&activation=tanh&scheme=orthogonal&scheme=he_normal&seed=42")
+    page.wait_for_function("document.querySelector('[data-testid=contour-1]')?.dataset.step === '0'")
+    for i in (0, 1):
+        page.get_by_test_id(f"snippet-{i}").click()
+        page.wait_for_function(f"document.querySelector('#snippet-text').textContent.includes('run {i}')")
+        code = page.get_by_test_id("snippet").inner_text()
+        assert "initlab.mlp(2, [8, 8, 8], 1, 'tanh')" in code and "seed=42" in code
+        out = tmp_path / f"run{i}.pt"
+        script = tmp_path / f"run{i}.py"
+        script.write_text(code + "\nimport sys, torch\ntorch.save(model.state_dict(), sys.argv[1])\n")
+        subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert _same(torch.load(out), _weights(page, i)), f"run {i}: the snippet's weights differ"
+    record = page.request.get(f"{server}" + page.locator("#record-link").get_attribute("href")).json()
+    assert record["kind"] == "initlab playground record" and len(record["runs"]) == 2
+
+
+def test_rewind_gives_the_same_start_and_new_seed_another(server, page):
+    page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&scheme=xavier_uniform&batch_size=8&optimizer=adam&lr=0.01&seed=5")
+    page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
+    first = _weights(page)
+    _step_to(page, 5)
+    after5 = _weights(page)
+    assert not _same(first, after5)
+    page.click("#reset")
+    page.wait_for_function("document.querySelector('[data-testid=step]').textContent === '0'")
+    assert _same(_weights(page), first)              # the same initial weights
+    _step_to(page, 5)
+    assert _same(_weights(page), after5)             # and the same data order
+    page.click("#new-seed")
+    page.wait_for_function("!location.search.includes('seed=5&')")
+    page.wait_for_function("document.querySelector('[data-testid=step]').textContent === '0'")
+    page.wait_for_timeout(300)
+    assert not _same(_weights(page), first)
+
+
+def test_neuron_lines_coincide_for_a_constant_start_and_fan_out_for_xavier(server, page):
+    page.goto(f"{server}/?depth=3&width={WIDTH}&n=200&scheme=constant(value=0.05)&scheme=xavier_uniform")
+    page.wait_for_function("document.querySelector('[data-testid=contour-1]')?.dataset.step === '0'")
+    lines = "[0, 1].map(i => document.querySelector(`[data-testid=contour-${i}]`).dataset.lines)"
+    assert page.evaluate(lines) == ["", ""]
+    page.check("#lines")
+    page.wait_for_function(f"{lines}.every(v => v !== '')")
+    assert page.evaluate(lines) == ["1", str(WIDTH)]  # one distinct line for the constant start
+    page.screenshot(path=str(_shots() / "playground-lines.png"), full_page=True)
+    # a later layer: each unit's curve where its pre-activation is 0 (a constant ReLU start's units are
+    # all the same and positive everywhere: at most one curve, none here; Xavier's fan out)
+    page.select_option("#lines-layer", "2")
+    page.wait_for_function("Object.keys(units).length === 2 && units[0].layer === 2")
+    page.wait_for_function(f"+{lines}[0] <= 1 && +{lines}[1] > 1")
+    page.select_option("#lines-layer", "1")
+    page.uncheck("#lines")
+    page.wait_for_function(f"{lines}.every(v => v === '')")
+
+
+def test_a_zero_start_says_why_its_log_charts_have_no_points(server, page):
+    page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&scheme=zeros")
+    page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
+    layers = page.locator("#run-0 canvas.layers")
+    assert layers.get_attribute("data-zero") == "fc1,fc2" or layers.get_attribute("data-empty") == "1"

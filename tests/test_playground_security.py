@@ -302,3 +302,90 @@ def test_a_page_from_another_origin_cannot_create_sessions(browser):
         attacker.shutdown()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# ------------------------------------------------------------------------------------------------
+# uploads (issue 19): limits enforced before parsing, every malformed file a 4xx, nothing on disk
+
+def _rows(n, cols=3, label=lambda i: i % 2):
+    return "x1,x2,label\n" + "\n".join(",".join([f"{i * 0.01:.2f}", f"{-i * 0.02:.2f}", str(label(i))][:cols]
+                                               + ["7"] * (cols - 3)) for i in range(n))
+
+
+@pytest.fixture
+def sid(client):
+    return client.post(f"/api/sessions?{SMALL}", headers=JSON).json()["session"]
+
+
+def test_an_upload_larger_than_the_limit_is_refused_before_it_is_parsed(client, sid, monkeypatch):
+    from initlab.playground import upload
+
+    parsed = []
+    monkeypatch.setattr(upload, "body_text", lambda raw: parsed.append(raw) or "")
+    big = b'{"csv": "' + b"1,2,0\\n" * (upload.MAX_BYTES // 6) + b'"}'
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, content=big)
+    assert r.status_code == 413 and "256 KiB" in r.json()["error"]
+    # announced small, sent large (a lying or missing Content-Length): cut off as it arrives
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, content=iter([big[:1000]] * 300))
+    assert r.status_code == 413
+    assert parsed == []
+    assert client.get(f"/api/sessions/{sid}").json()["settings"]["dataset"] == "moons"  # unchanged
+
+
+@pytest.mark.parametrize("csv, status, words", [
+    (_rows(2001), 400, "2001 rows; the playground takes at most 2000"),
+    (_rows(50, cols=4), 400, "has 4 columns"),
+    ("x1,x2\n" + "\n".join(f"{i},{i}" for i in range(20)), 400, "has 2 columns"),
+    (_rows(50).replace("\n0.10,", "\nabc,", 1), 400, "row 11: its x1 'abc' is not a finite number"),
+    (_rows(50).replace("-0.20,0", "-0.20,nan", 1), 400, "label 'nan' is not a finite number"),
+    (_rows(50, label=lambda i: i % 3), 400, "the labels take 3 values (0, 1, 2)"),
+    (_rows(50, label=lambda i: 2 * (i % 2)), 400, "label each row 0 (white) or 1 (black)"),
+    (_rows(50, label=lambda i: int(i == 0)), 400, "each class needs at least 3"),
+    (_rows(5), 400, "needs at least 10"),
+    ("", 400, "needs at least 10"),
+])
+def test_a_malformed_upload_gets_a_4xx_that_says_what_is_wrong(client, sid, csv, status, words):
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, json={"csv": csv})
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
+    assert client.get(f"/api/sessions/{sid}").json()["settings"]["dataset"] == "moons"
+
+
+@pytest.mark.parametrize("body", [b"x1,x2,label\n1,2,0", b'{"data": "1,2,0"}', b"[1, 2]", b"\xff\xfe"])
+def test_an_upload_that_is_not_the_json_it_should_be_is_a_400(client, sid, body):
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, content=body)
+    assert r.status_code == 400 and '{"csv"' in r.json()["error"]
+
+
+def test_an_upload_is_refused_from_another_origin_or_as_a_form(client, sid):
+    r = client.post(f"/api/sessions/{sid}/data", headers={**JSON, "Origin": "http://evil.example"},
+                    json={"csv": _rows(50)})
+    assert r.status_code == 403
+    r = client.post(f"/api/sessions/{sid}/data", headers={"Content-Type": "multipart/form-data; boundary=x"},
+                    content=b"--x\r\n")
+    assert r.status_code == 415
+    assert client.get(f"/api/sessions/{sid}").json()["settings"]["dataset"] == "moons"
+
+
+def test_uploaded_data_is_kept_in_memory_only(client, sid, monkeypatch, tmp_path):
+    import builtins
+    import os
+
+    writes = []
+    real_open, real_os_open = builtins.open, os.open
+
+    def spy_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            writes.append(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def spy_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            writes.append(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(os, "open", spy_os_open)
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, json={"csv": _rows(300)})
+    assert r.status_code == 200 and r.json()["settings"]["dataset"] == "custom"
+    assert writes == []

@@ -213,3 +213,20 @@ def test_a_trend_in_a_growing_residual_stack_is_fixed_by_the_recipe_the_verdict_
     v = initlab.diagnose(enc, torch.randn(8, 16, 64) * 0.2).verdict
     assert "growing (residual stream)" in v["labels"] and v["recipe"] == "gpt2"
     assert "initialize(model, 'gpt2', n_layer=24)" in v["message"] and "lsuv" not in v["message"]
+
+
+@pytest.mark.parametrize("n", [12, 32])
+def test_a_model_built_by_the_gpt2_recipe_gets_a_clean_verdict(n):
+    """GPT-2's own init (embedding std 0.02, branches' last layers 0.02/sqrt(2L)): the stream grows from
+    its small start, and the gradient with it, but neither is a depth problem and the verdict says so
+    (it once read the small branch projections as vanishing and told the user to use gpt2 again)."""
+    model = gpt(n)
+    manifest = initlab.initialize(model, "gpt2", n_layer=n, seed=0)
+    assert manifest.recipe["roles_found"]["branch_out"]
+    v = diagnose(model, ids()).verdict
+    assert v["summary"] == "ok", v["message"]
+    assert v["recipe"] is None and v["residual_stream"]["branch_out_ratio"] < 1 / math.sqrt(n)
+    assert "stay within" in v["message"] and "initialize(" not in v["message"]
+    broken = gpt(n)  # GPT-2's std everywhere, the depth scaling left out: the ratio is 1 or more
+    initlab.initialize(broken, "normal", std=0.02, seed=0)
+    assert diagnose(broken, ids()).verdict["residual_stream"]["branch_out_ratio"] >= 1

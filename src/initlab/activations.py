@@ -45,6 +45,23 @@ def _gelu(x):
     return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
 
 
+def _silu(x):
+    return x * _sigmoid(x)
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def _second_moment_gain(phi: Callable) -> Callable[[], float]:
+    """1 / sqrt(E[phi(z)^2]), z ~ N(0, 1): the gain that keeps a layer's second moment where torch's
+    ``calculate_gain`` has none (it gives ReLU's sqrt(2) for ReLU)."""
+    def gain() -> float:
+        z, w = np.polynomial.hermite_e.hermegauss(120)
+        return float(1 / math.sqrt(np.sum(w * phi(z) ** 2) / np.sum(w)))
+    return gain
+
+
 def _leaky_relu_gain(negative_slope: float = LEAKY_SLOPE) -> float:
     """sqrt(2 / (1 + a^2)) for slope a (He et al. 2015)."""
     return math.sqrt(2.0 / (1.0 + negative_slope**2))
@@ -77,20 +94,26 @@ class Activation:
     nodes: tuple[str, ...] = field(default=())
     can_die: bool = False
     saturated: Callable | None = None
+    module_home: str = "torch.nn"
 
     @property
     def module(self):
-        """The ``torch.nn`` class (imports torch)."""
-        from torch import nn
+        """The module class (imports torch): ``torch.nn.<module_name>``, or initlab's own for the
+        activations torch has no module for (``module_home``, like ``initlab.models.Sine``)."""
+        import importlib
 
-        return getattr(nn, self.module_name)
+        return getattr(importlib.import_module(self.module_home), self.module_name)
 
     @property
     def function(self):
-        """The tensor function (imports torch): ``torch.nn.functional.<function_name>``."""
+        """The tensor function (imports torch): ``torch.nn.functional.<function_name>``, else
+        ``torch.<function_name>`` (``torch.sin``)."""
+        import torch
         from torch.nn import functional as F
 
-        return (lambda x: x) if self.function_name is None else getattr(F, self.function_name)
+        if self.function_name is None:
+            return lambda x: x
+        return getattr(F, self.function_name, None) or getattr(torch, self.function_name)
 
     def make(self):
         """A fresh module of this activation."""
@@ -123,6 +146,20 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
                lambda x: SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0))),
                lambda x: SELU_SCALE * np.where(x > 0, 0.0, SELU_ALPHA * np.exp(np.minimum(x, 0))),
                lambda: 0.75, "lecun_normal", 1.0, ("EluBackward0",)),
+    # SiLU (swish) and ELU have no gain in torch: theirs keeps the second moment, as ReLU's sqrt(2) does.
+    Activation("silu", "SiLU", "silu",
+               _silu, lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x))),
+               lambda x: _sigmoid(x) * (1 - _sigmoid(x)) * (2 + x * (1 - 2 * _sigmoid(x))),
+               _second_moment_gain(_silu), "he_normal", _second_moment_gain(_silu)() ** 2, ("SiluBackward0",)),
+    # ELU leaves SELU's autograd node (EluBackward0): a functional F.elu reads as selu; its module is its own.
+    Activation("elu", "ELU", "elu",
+               _elu, lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0))),
+               lambda x: np.where(x > 0, 0.0, np.exp(np.minimum(x, 0))),
+               _second_moment_gain(_elu), "he_normal", _second_moment_gain(_elu)() ** 2, ()),
+    # sin(x): linear near 0 like tanh, so Xavier's sigma_w^2 = 1; its module is initlab.models.Sine.
+    Activation("sine", "Sine", "sin",
+               np.sin, np.cos, lambda x: -np.sin(x),
+               _second_moment_gain(np.sin), "xavier_uniform", 1.0, ("SinBackward0",), module_home="initlab.models"),
     Activation("identity", "Identity", None,
                lambda x: x, lambda x: np.ones_like(x), lambda x: np.zeros_like(x),
                lambda: 1.0, "xavier_uniform", 1.0, ()),

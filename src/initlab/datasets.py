@@ -125,9 +125,21 @@ def make(name: str = "moons", n: int = 1000, noise: float = 0.2, seed: int = 0,
     n, seed = int(n), int(seed)
     rng = np.random.default_rng(seed)
     X, y = GENERATORS[name](n, noise, rng)
+    return split(X, y, rng, test_fraction, name,
+                 {"name": name, "n": n, "noise": noise, "seed": seed, "test_fraction": test_fraction})
+
+
+def split(X, y, rng: np.random.Generator, test_fraction: float = 0.3, name: str = "custom",
+          config: dict | None = None) -> Dataset:
+    """Points ``X`` (n, 2) and 0/1 labels ``y`` split as :func:`make` splits them (stratified, the split
+    drawn from ``rng``) and standardized with the training set's mean and std (a constant column
+    is only centred). The one home of the built-in datasets' standardization, for data of any origin
+    (the playground's uploads)."""
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
                                               random_state=int(rng.integers(2**31)))
     mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     return Dataset(as_t((X_tr - mean) / std), as_t(y_tr), as_t((X_te - mean) / std), as_t(y_te), name,
-                   {"name": name, "n": n, "noise": noise, "seed": seed, "test_fraction": test_fraction})
+                   config if config is not None else {"name": name, "n": len(X), "test_fraction": test_fraction})

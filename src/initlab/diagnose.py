@@ -214,15 +214,19 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
 
 
 def _stream(model: nn.Module, inputs) -> dict | None:
-    """The residual stream (forward only) when the model has a stack of at least STREAM_BLOCKS same-typed
+    """The residual stream (and its gradient) when the model has a stack of at least STREAM_BLOCKS same-typed
     blocks that keep their input's shape; None otherwise."""
     found = residual.candidates(model)
     if not found or len(found[0][1]) < STREAM_BLOCKS:
         return None
+    from .roles import branch_out_ratio
+
     try:
-        return residual.residual_stream(model, inputs, blocks=found[0][0], gradients=False).to_dict()
+        stream = residual.residual_stream(model, inputs, blocks=found[0][0]).to_dict()
     except InitlabError:  # not blocks that map the stream to itself: no stream to judge
         return None
+    stream["branch_out_ratio"] = branch_out_ratio(model)
+    return stream
 
 
 def _model_activation(rows: list[dict]) -> str:

@@ -21,6 +21,14 @@ from torch import nn
 from .activations import get as get_activation
 from .errors import InitlabError
 
+
+class Sine(nn.Module):
+    """``sin(x)``, the activation row ``sine`` (torch has no module for it)."""
+
+    def forward(self, x):
+        return x.sin()
+
+
 def make_activation(name: str) -> nn.Module:
     """A fresh activation module called ``name`` (a row of :data:`initlab.activations.ACTIVATIONS`)."""
     return get_activation(name).make()
@@ -62,7 +70,7 @@ def mlp(in_features: int = 2, hidden: int | str | Sequence[int] = (16, 16, 16), 
         Width of each hidden layer: ``[32, 32, 32]``, ``"32,32,32"`` or ``"32x3"``.
     activation : str
         A name of :data:`initlab.activations.ACTIVATIONS` (relu, leaky_relu, tanh, sigmoid, gelu, selu,
-        identity).
+        silu, elu, sine, identity).
     """
     widths = parse_hidden(hidden)
     if in_features < 1 or out_features < 1:

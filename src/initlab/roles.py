@@ -206,3 +206,34 @@ class Structure:
     def _readout(self) -> list[Target]:
         outside = [n for n in self.weight_layers() if not any(n.startswith(b + ".") for b in self.blocks)]
         return [self.target(outside[-1])] if outside else []
+
+
+def branch_out_ratio(model: nn.Module) -> float | None:
+    """How much smaller the last layer of each residual branch is drawn than the branch's other layers:
+    the median over branches of sigma_w^2(branch_out) / median sigma_w^2(branch_in), sigma_w^2 = fan_in
+    * mean(w^2). About 1 for a depth-blind rule (PyTorch's default, Xavier), about 1/(2L) to 2/L under
+    GPT-2's scaling, 0 under Fixup's zero branches; None without a branch of two layers or more."""
+    s = Structure(model, {})
+
+    def sigma_w2(t: Target) -> float | None:
+        vals = []
+        for name, label in t.keys:
+            w = s.model.get_parameter(name).detach().double()
+            if w.dim() < 2:
+                continue
+            if label in ("q", "k", "v"):
+                d = w.shape[0] // 3
+                w = w["qkv".index(label) * d:("qkv".index(label) + 1) * d]
+            vals.append(float(w.pow(2).mean()) * w[0].numel())
+        return sum(vals) / len(vals) if vals else None
+
+    ratios = []
+    for b in s.blocks:
+        for br in s.branches(b):
+            ins, out = s._split(br)
+            before = sorted(x for x in (sigma_w2(t) for t in ins) if x)
+            last = sigma_w2(out)
+            if before and last is not None:
+                ratios.append(last / before[len(before) // 2])
+    return sorted(ratios)[len(ratios) // 2] if ratios else None
+

@@ -24,16 +24,32 @@ FLAG_TESTS = (("symmetric", lambda r: r["effective_width"] is not None and r["wi
               ("saturated", lambda r: (r["saturated_fraction"] or 0) > 0.5))
 
 
+def _position(row: dict) -> str | None:
+    """A layer's place within its repeated block: its name after the last index of a ModuleList or
+    Sequential (``h.3.attn.c_proj`` -> ``attn.c_proj``, ``layer2.1.conv2`` -> ``conv2``, ``features.6``
+    -> ``""``), None when its name has no index."""
+    parts = str(row.get("module") or row["name"]).split(".")
+    idx = [i for i, p in enumerate(parts) if p.isdigit()]
+    return None if not idx else ".".join(parts[idx[-1] + 1:])
+
+
 def _series(rows: list[dict]) -> list[list[int]]:
-    """Groups of rows whose stds can be compared along depth: the hidden layers of one kind, in forward
-    order (an MLP's Linears, a VGG's convolutions whatever their widths: a rule that keeps the variance
-    keeps it across widths; a transformer's attention rows apart from its Linears, as attention
-    averages over the sequence by construction). The readout (the last layer) is never in a group:
-    its scale is set by its width, often one unit, not by the depth."""
-    groups: dict[str, list[int]] = {}
+    """Groups of rows whose stds can be compared along depth: the layers at one place in a repeated
+    block (every block's ``attn.c_proj``, every block's ``conv2``, an nn.Sequential MLP's Linears), and
+    the other hidden layers by kind (an MLP's fc1, fc2, fc3; a VGG's convolutions whatever their widths:
+    a rule that keeps the variance keeps it across widths), in forward order. Comparing one place across
+    blocks, never a block's layers with each other, keeps a residual branch's last layer (small by
+    design under gpt2, fixup, zero_init_residual) from reading as a vanishing signal; attention rows
+    stay apart from Linears, as attention averages over the sequence by construction. The readout (the
+    last layer) is never in a group: its scale is set by its width, often one unit, not by the depth."""
+    groups: dict[tuple, list[int]] = {}
     for i in range(len(rows) - 1):
-        groups.setdefault(rows[i]["kind"], []).append(i)
-    return [g for g in groups.values() if len(g) >= 2]
+        groups.setdefault((rows[i]["kind"], _position(rows[i])), []).append(i)
+    merged: dict[tuple, list[int]] = {}
+    for (kind, pos), idx in groups.items():  # a place met once is no series: back with its kind
+        key = (kind, pos) if pos is not None and len(idx) >= 2 else (kind, None)
+        merged.setdefault(key, []).extend(idx)
+    return [sorted(g) for g in merged.values() if len(g) >= 2]
 
 
 def _trend(values: list[float | None], idx: list[int], reverse: bool = False) -> dict:
@@ -55,9 +71,15 @@ def _trend(values: list[float | None], idx: list[int], reverse: bool = False) ->
             "steps": abs(idx.index(ext_i))}
 
 
-def _worst(rows: list[dict], key: str, reverse: bool) -> dict:
+def _worst(rows: list[dict], key: str, reverse: bool, skip: str | None = None) -> dict:
+    """The worst trend of ``key`` over the series; rows whose module starts with ``skip`` (the blocks of a
+    residual stack whose stream was measured) are left to the stream's judgement."""
     values = [r[key] for r in rows]
-    found = [_trend(values, g, reverse) for g in _series(rows)]
+    series = _series(rows)
+    if skip is not None:
+        series = [[i for i in g if not str(rows[i].get("module") or rows[i]["name"]).startswith(skip)] for g in series]
+        series = [g for g in series if len(g) >= 2]
+    found = [_trend(values, g, reverse) for g in series]
     bad = [t for t in found if t["status"] != "ok"]
     if not bad:
         return found[0] if found else {**_trend(values, []), "judged": False}
@@ -92,8 +114,9 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     """Judge a diagnosis: forward and backward trends, symmetry, dead and saturated units, the residual
     stream (``stream``: :meth:`initlab.residual.ResidualStream.to_dict`, when measured), and a fix that
     is never the rule already in use."""
-    fwd = _worst(rows, "preact_std", reverse=False)
-    bwd = _worst(rows, "grad_std", reverse=True)
+    skip = _stack(stream)
+    fwd = _worst(rows, "preact_std", reverse=False, skip=skip)
+    bwd = _worst(rows, "grad_std", reverse=True, skip=skip)
     for t in (fwd, bwd):
         _name_layers(t, rows)
     labels = [f"{t['status']} ({d})" for t, d in ((fwd, "forward"), (bwd, "backward")) if t["status"] != "ok"]
@@ -105,6 +128,10 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     residual = _residual(stream, scheme)
     if residual["status"] != "ok":
         labels.append(f"{residual['status']} (residual stream)")
+    if skip is not None:
+        residual["gradient"] = _stream_gradient(stream)
+        if residual["gradient"]["status"] != "ok":
+            labels.append(f"{residual['gradient']['status']} (stream gradient)")
     suggestion = ACTIVATIONS[activation].suggested if activation in ACTIVATIONS else UNKNOWN_SUGGESTED
     right_rule = _rule_in_use(rows, activation) or (scheme is not None and scheme == suggestion)
     net = "network" if activation == "unknown" else f"{activation} network"
@@ -122,18 +149,52 @@ def _trend_fix(fix: str, residual: dict) -> str:
     return residual["fix"] if residual["status"] != "ok" else fix
 
 
+def _stack(stream: dict | None) -> str | None:
+    """The name prefix of a measured residual stack's blocks (``"h."``; ``""``: the model is the stack),
+    whose layers the stream judges along the depth instead of one another: inside a pre-norm block a
+    layer's output is set by its norm and its gradient by the stream's scale at that block, so comparing
+    one block's layers with another's reads the stream's growth twice, or a small start (GPT-2's
+    embedding) as exploding gradients. None when no stack of STREAM_BLOCKS residual blocks was measured."""
+    if not stream or not stream.get("residual") or len(stream.get("rows") or []) < STREAM_BLOCKS:
+        return None
+    return f"{stream['container']}." if stream.get("container") else ""
+
+
+def _stream_gradient(stream: dict) -> dict:
+    """The gradient along the stream: its std at the first block's input over its std at the last's,
+    'exploding' above FACTOR, 'vanishing' below 1/FACTOR (measured when the stream's gradients were)."""
+    grads = [r.get("grad_std") for r in stream["rows"]]
+    if not grads or grads[0] is None or not grads[-1]:
+        return {"status": "ok"}
+    ratio = grads[0] / grads[-1]
+    status = ("exploding" if not math.isfinite(ratio) or ratio > FACTOR else
+              "vanishing" if ratio < 1 / FACTOR else "ok")
+    return {"status": status, "ratio": ratio, "blocks": len(grads)}
+
+
 def _residual(stream: dict | None, scheme: str | None) -> dict:
     """'growing' when a residual stack of at least STREAM_BLOCKS blocks has a stream whose std grows more
     than STREAM_FACTOR from the first block's output to the last's: each branch adds a variance that
-    does not shrink with the depth, which is what the depth recipes fix (named, unless one is in use)."""
+    does not shrink with the depth, which is what the depth recipes fix (named, unless one is in use).
+    Not when the branches' last layers are drawn smaller than their others by more than sqrt(L) in std
+    (``branch_out_ratio`` < 1/sqrt(L), :func:`initlab.roles.branch_out_ratio`): a depth scaling is in use,
+    whatever the scheme's name, and the growth is from a small start (a GPT-2's embedding), not depth."""
     if not stream or not stream.get("residual") or len(stream["rows"]) < STREAM_BLOCKS:
         return {"status": "ok"}
     rows = stream["rows"]
-    growth = stream["growth"]
+    growth, ratio = stream["growth"], stream.get("branch_out_ratio")
     if not (growth > STREAM_FACTOR):
-        return {"status": "ok", "growth": growth, "blocks": len(rows)}
+        return {"status": "ok", "growth": growth, "blocks": len(rows), "branch_out_ratio": ratio}
+    if ratio is not None and ratio < 1 / math.sqrt(len(rows)):
+        # the branches' last layers are drawn smaller with the depth (gpt2, fixup): the stream's variance is
+        # bounded in the depth, and what it grows from is a small start (GPT-2's embedding std 0.02)
+        return {"status": "ok", "growth": growth, "blocks": len(rows), "branch_out_ratio": ratio,
+                "note": f"the stream's std grows {growth:.3g}x over {len(rows)} blocks from a small start, but each "
+                        f"branch's last layer is drawn {1 / math.sqrt(ratio) if ratio else math.inf:.3g}x smaller "
+                        f"than its others (a depth scaling is in use), so what the branches add is bounded in the depth"}
     in_use = scheme is not None and scheme.split("(")[0] in DEPTH_RECIPES
-    return {"status": "growing", "growth": growth, "blocks": len(rows), "container": stream.get("container", ""),
+    return {"status": "growing", "growth": growth, "blocks": len(rows), "branch_out_ratio": ratio,
+            "container": stream.get("container", ""),
             "first": rows[0]["stream_std"], "last": rows[-1]["stream_std"], "recipe": None if in_use else "gpt2",
             "fix": (f"{scheme} is in use already, so the recipe is not the cause: look at the branches' own layers"
                     if in_use else f"use initialize(model, 'gpt2', n_layer={len(rows)}) (or fixup), which scale each "
@@ -193,12 +254,21 @@ def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion
                 f"{where} ({residual['first']:.2g} after block 1, {residual['last']:.2g} after block "
                 f"{residual['blocks']}): each block adds a branch whose variance does not shrink with the depth; "
                 f"{residual['fix']}")
+    grad = residual.get("gradient") or {"status": "ok"}
+    if grad["status"] != "ok":
+        return (f"{who}: the gradient along the residual stream is {grad['ratio']:.2g}x larger at the first "
+                f"block's input than at the last's ({grad['blocks']} blocks), {grad['status']} toward the input; "
+                f"{trend_fix}")
     if flags["symmetric"]:
         return (f"{who}: units of layer '{flags['symmetric']}' are copies of each other (a constant or "
                 f"repeated initialization); use a random scheme ({suggestion})")
     if flags["dead"] or flags["saturated"]:
         which = "dead" if flags["dead"] else "saturated"
         return f"{who}: most units of layer '{flags[which]}' are {which}; {fix}"
+    note = f" ({residual['note']})" if residual.get("note") else ""
+    if "gradient" in residual:
+        return (f"{who}: the residual stream and its gradient stay within {FACTOR:g}x along the "
+                f"{residual['blocks']} blocks{note}")
     if fwd.get("judged") is False:
         return (f"{who}: no two hidden layers of one kind to compare, so no trend along the depth was judged; "
                 f"nothing else is wrong")

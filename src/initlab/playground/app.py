@@ -6,7 +6,13 @@ Routes (all JSON but the page and the stream; every error is ``{"error": message
 - ``GET /api/catalog``                       datasets, activations, optimizers, ranges, every scheme
 - ``POST /api/sessions?<settings>``          a new session from URL settings -> its state and points
 - ``POST /api/sessions/{id}/settings?<...>`` new settings (a fresh start) -> state and points
-- ``POST /api/sessions/{id}/{action}``       play, pause, step or reset -> state
+- ``POST /api/sessions/{id}/{action}``       play, pause, step or reset (rewind: the same start) -> state
+- ``POST /api/sessions/{id}/data``            ``{"csv": text}``: train on your own points (at most
+  ``upload.MAX_BYTES``, refused with 413 before anything is parsed) -> state and points
+- ``GET /api/sessions/{id}/export/snippet?run=i``  Python that rebuilds run i's initial weights;
+  ``.../export/weights?run=i`` its current weights (a ``.pt`` state dict); ``.../export/record`` JSON
+- ``GET /api/sessions/{id}/units?run=i&layer=l``  hidden layer l's units' pre-activations on a grid
+- ``GET /api/settings/nearest?<settings>``   a refused link's nearest allowed settings and what was refused
 - ``GET /api/sessions/{id}``                 the latest state; ``.../points`` the data
 - ``GET /api/sessions/{id}/stream``          Server-Sent Events: a ``state`` event per new snapshot
   (at most ``streams_per_session`` per session and ``max_streams`` in all, 429 beyond)
@@ -36,7 +42,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import InitlabError
+from . import export
 from . import settings as settings_mod
+from . import upload
 from .guard import Guard
 from .session import Manager, Session, TooMany
 
@@ -106,6 +114,10 @@ def _routes(api: "_Api") -> list:
         Route("/api/sessions/{sid}/points", api.points),
         Route("/api/sessions/{sid}/stream", api.stream),
         Route("/api/sessions/{sid}/settings", api.update, methods=["POST"]),
+        Route("/api/sessions/{sid}/data", api.upload, methods=["POST"]),
+        Route("/api/sessions/{sid}/units", api.units),
+        Route("/api/sessions/{sid}/export/{what}", api.export),
+        Route("/api/settings/nearest", _nearest),
         Route("/api/sessions/{sid}/{action}", api.control, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
@@ -119,12 +131,41 @@ async def _catalog(request: Request) -> Response:
     return JSONResponse(settings_mod.catalog())
 
 
+async def _nearest(request: Request) -> Response:
+    s, refused = settings_mod.nearest(request.query_params.multi_items())
+    return JSONResponse({"query": s.query(), "settings": s.to_dict(), "refused": refused})
+
+
+def _index(request: Request, key: str, default: int = 0) -> int:
+    text = request.query_params.get(key, str(default))
+    if not text.isdigit() or len(text) > 3:
+        raise InitlabError(f"{key} must be a small whole number; got {text[:20]!r}.")
+    return int(text)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it is larger than ``limit`` bytes: first by the
+    length it announces, then by what arrives, so nothing larger is ever read whole or parsed."""
+    too_large = upload.TooLarge(f"the upload is larger than {limit // 1024} KiB, the playground's limit "
+                                f"({upload.MAX_ROWS} rows of x1, x2, label fit in it).")
+    length = request.headers.get("content-length", "")
+    if length and (not length.isdigit() or int(length) > limit):
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _parsed(request: Request) -> settings_mod.Settings:
     return settings_mod.parse(request.query_params.multi_items())
 
 
 async def _bad_input(request: Request, exc: Exception) -> Response:
-    status = 429 if isinstance(exc, TooMany) else 400
+    status = 429 if isinstance(exc, TooMany) else 413 if isinstance(exc, upload.TooLarge) else 400
     return _error(status, str(exc))
 
 
@@ -170,6 +211,34 @@ class _Api:
             return _error(404, f"unknown action '{action}'; use play, pause, step or reset.")
         await run_in_threadpool(session.control, action)
         return JSONResponse(session.state())
+
+    async def upload(self, request: Request) -> Response:
+        session = self.session_of(request)
+        raw = await _body(request, upload.MAX_BYTES)
+        X, y = await run_in_threadpool(lambda: upload.parse(upload.body_text(raw)))
+        await run_in_threadpool(session.upload, X, y)
+        return JSONResponse({**session.state(), "points": session.points})
+
+    async def units(self, request: Request) -> Response:
+        session = self.session_of(request)
+        run, layer = _index(request, "run"), _index(request, "layer", 1)
+        return JSONResponse(await run_in_threadpool(session.units, run, layer))
+
+    async def export(self, request: Request) -> Response:
+        session = self.session_of(request)
+        what, run = request.path_params["what"], _index(request, "run")
+        if what == "snippet":
+            text = await run_in_threadpool(export.snippet, session, run)
+            return Response(text, media_type="text/x-python; charset=utf-8", headers={
+                "Content-Disposition": f'inline; filename="initlab-playground-run{run}.py"'})
+        if what == "weights":
+            data = await run_in_threadpool(export.weights, session, run)
+            return Response(data, media_type="application/octet-stream", headers={
+                "Content-Disposition": f'attachment; filename="initlab-playground-run{run}.pt"'})
+        if what == "record":
+            doc = await run_in_threadpool(export.record, session)
+            return JSONResponse(doc, headers={"Content-Disposition": 'attachment; filename="initlab-playground-record.json"'})
+        return _error(404, f"unknown export '{what[:40]}'; use snippet, weights or record.")
 
     async def state(self, request: Request) -> Response:
         return JSONResponse(self.session_of(request).state())

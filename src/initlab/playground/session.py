@@ -34,10 +34,12 @@ from ..models import mlp
 from ..init import initialize
 from ..symmetry import effective_width
 from ..train import probability_grid
-from .settings import Settings
+from . import upload
+from .settings import CUSTOM, Settings
 from .stepper import Stepper
 
 GRID = 48                 # probability grid resolution sent to the page
+UNIT_GRID = 32            # grid of a later layer's units' pre-activations (their boundary curves)
 EVAL_EVERY = 5            # steps between recorded losses and accuracies
 MAX_HISTORY = 400         # history points sent per snapshot (thinned evenly beyond that)
 MAX_STEPS = 100_000       # a run pauses by itself here
@@ -80,8 +82,8 @@ class Run:
         self.diagnosis = {"summary": d.verdict["summary"], "message": d.verdict["message"],
                           "labels": d.verdict["labels"]}
         self.initial_stats = {"names": [r["name"] for r in d.rows],
-                              "preact_std": [_clean(r["preact_std"]) for r in d.rows],
-                              "grad_std": [_clean(r["grad_std"]) for r in d.rows]}
+                              **{k: [_clean(r[k]) for r in d.rows] for k in
+                                 ("preact_std", "grad_std", "predicted_preact_std", "predicted_grad_std")}}
         self.stepper = Stepper(self.model, data, lr=settings.lr, optimizer=settings.optimizer,
                                batch_size=settings.batch_size, seed=settings.seed,
                                weight_decay=settings.weight_decay)
@@ -124,7 +126,33 @@ class Run:
                 "final": {k: _clean(v[-1]) for k, v in h.items() if k != "step"},
                 "layers": {"names": stats["names"], "preact_std": [_clean(v) for v in stats["preact_std"]],
                            "grad_std": [_clean(v) for v in stats["grad_std"]]},
-                "widths": widths, "diagnosis": self.diagnosis}
+                "widths": widths, "diagnosis": self.diagnosis, "initial_layers": self.initial_stats,
+                "neurons": self.neurons()}
+
+    def neurons(self) -> dict | None:
+        """The first layer's units as lines ``w . x + b = 0`` in the data's (standardized) plane."""
+        fc = self.model.fc1
+        w, b = fc.weight.detach(), fc.bias.detach()
+        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            return None
+        return {"w": [[_clean(float(v)) for v in row] for row in w.tolist()], "b": [_clean(float(v)) for v in b.tolist()]}
+
+    def units(self, layer: int, lo: list, hi: list) -> dict:
+        """Hidden layer ``layer``'s units' pre-activations on a UNIT_GRID x UNIT_GRID grid over the box
+        ``lo``..``hi`` (row i = y), for the page's contour at 0 of each unit."""
+        xs, ys = np.linspace(lo[0], hi[0], UNIT_GRID), np.linspace(lo[1], hi[1], UNIT_GRID)
+        xx, yy = np.meshgrid(xs, ys)
+        h = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float32)
+        with torch.no_grad():
+            for name, m in self.model.named_children():
+                h = m(h)
+                if name == f"fc{layer}":
+                    break
+        values = h.T.double().numpy()
+        if not np.isfinite(values).all():
+            return {"layer": layer, "grid": UNIT_GRID, "units": None}
+        return {"layer": layer, "grid": UNIT_GRID,
+                "units": [[float(f"{v:.3g}") for v in row] for row in values.tolist()]}
 
     def close(self) -> None:
         self.stepper.close()
@@ -145,12 +173,21 @@ class Session:
         self._last_tick = time.monotonic()
         self._last_snapshot = 0.0
         self._dirty = False
+        self._rate_steps, self._rate_since, self.rate = 0, time.monotonic(), None
+        self.custom: tuple[np.ndarray, np.ndarray] | None = None  # uploaded points: in memory only
         self.runs: list[Run] = []
         self.apply(settings)
 
     def apply(self, settings: Settings) -> None:
-        """New settings: new data, new models from step 0 (what "reset" does with the same settings)."""
-        data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.data_seed)
+        """New settings: new data, new models from step 0 (what "reset" does with the same settings:
+        the same initial weights and the same minibatch order, the seed being the run's identity)."""
+        if settings.dataset == CUSTOM:
+            if self.custom is None:
+                raise InitlabError("a link cannot carry uploaded data (dataset=custom): upload your CSV again, "
+                                   "or pick a built-in dataset.")
+            data = upload.dataset(*self.custom, seed=settings.data_seed)
+        else:
+            data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.data_seed)
         X_all = torch.cat([data.X_train, data.X_test])
         runs = [Run(settings, spec, data, X_all) for spec in settings.schemes]
         with self.lock:
@@ -161,13 +198,37 @@ class Session:
             hi = (X_all.max(0).values + 0.6).tolist()
             self.points = {"x": np.round(X_all.numpy(), 4).tolist(),
                            "y": torch.cat([data.y_train, data.y_test]).int().tolist(),
-                           "n_train": int(data.X_train.shape[0]), "lo": lo, "hi": hi, "grid": GRID}
+                           "n_train": int(data.X_train.shape[0]), "lo": lo, "hi": hi, "grid": GRID,
+                           "custom": settings.dataset == CUSTOM}
             self.data_version = self.version + 1
             self.pending_steps, self._credit = 0, 0.0
             self._refresh()
 
     def reset(self) -> None:
         self.apply(self.settings)
+
+    def upload(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Train on uploaded points from now on (kept in memory only), from step 0."""
+        import dataclasses
+
+        with self.lock:
+            old = self.custom
+            self.custom = (X, y)
+            try:
+                self.playing = False
+                self.apply(dataclasses.replace(self.settings, dataset=CUSTOM))
+            except Exception:
+                self.custom = old
+                raise
+
+    def units(self, run: int, layer: int) -> dict:
+        """Run ``run``'s hidden layer ``layer`` as boundary curves (see :meth:`Run.units`)."""
+        with self.lock:
+            if not 0 <= run < len(self.runs):
+                raise InitlabError(f"run must be 0 to {len(self.runs) - 1}; got {run}.")
+            if not 1 <= layer <= self.settings.depth:
+                raise InitlabError(f"layer must be 1 to {self.settings.depth} (a hidden layer); got {layer}.")
+            return self.runs[run].units(layer, self.points["lo"], self.points["hi"])
 
     @property
     def step_count(self) -> int:
@@ -186,6 +247,7 @@ class Session:
                 self.playing = not self.done
                 self._last_tick = time.monotonic()
                 self._credit = 0.0
+                self._rate_steps, self._rate_since, self.rate = 0, self._last_tick, None
             elif action == "pause":
                 self.playing = False
             elif action == "step":
@@ -211,11 +273,15 @@ class Session:
                 self._credit -= count
             self._last_tick = now
             if count:
+                self._rate_steps += count
                 for r in self.runs:
                     r.step(count)
                 if self.done:
                     self.playing = False
             due = count and (not self.playing or now - self._last_snapshot >= SNAPSHOT_EVERY)
+            if self.playing and now - self._rate_since >= 1.0:  # the rate achieved, over the last second
+                self.rate = self._rate_steps / (now - self._rate_since)
+                self._rate_steps, self._rate_since = 0, now
             if due or self._dirty:
                 self._refresh()
                 self._last_snapshot, self._dirty = now, False
@@ -226,6 +292,7 @@ class Session:
         self.version += 1
         self.published = Snapshot.of({"session": self.id, "version": self.version, "data_version": self.data_version,
                          "step": self.step_count, "playing": self.playing, "done": self.done,
+                         "rate": None if self.rate is None else round(self.rate, 1),
                          "settings": self.settings.to_dict(), "query": self.settings.query(),
                          "runs": [r.snapshot() for r in self.runs]})
 

@@ -26,6 +26,8 @@ from ..optimizers import OPTIMIZERS
 
 MAX_QUERY = 2000
 MAX_SCHEMES = 4
+#: The ``dataset`` of a session training on an uploaded CSV (a link names it but cannot carry the data).
+CUSTOM = "custom"
 #: name -> (low, high) for numbers, checked inclusive; the issue's "sane ranges".
 RANGES = {"noise": (0.0, 1.0), "n": (20, 2000), "depth": (1, 8), "width": (1, 128), "lr": (1e-5, 10.0),
           "weight_decay": (0.0, 1.0), "batch_size": (1, 2000), "seed": (0, 2**31 - 1),
@@ -193,7 +195,9 @@ def parse(query: Mapping[str, Any] | Sequence[tuple[str, str]]) -> Settings:
         if key in seen:
             raise InitlabError(f"setting '{key}' is given twice.")
         seen.add(key)
-        if key in ("dataset", "activation", "optimizer"):
+        if key == "dataset" and value == CUSTOM:
+            s.dataset = CUSTOM
+        elif key in ("dataset", "activation", "optimizer"):
             setattr(s, key, check(key, value))
         elif key == "batch_size" and value == "full":
             s.batch_size = None
@@ -206,3 +210,70 @@ def parse(query: Mapping[str, Any] | Sequence[tuple[str, str]]) -> Settings:
             raise InitlabError(f"compare at most {MAX_SCHEMES} schemes at once; got {len(scheme_texts)}.")
         s.schemes = [parse_scheme(t) for t in scheme_texts]
     return s
+
+
+def nearest(query: Mapping[str, Any] | Sequence[tuple[str, str]], custom: bool = False) -> tuple[Settings, list[dict]]:
+    """The settings nearest to a refused link: every value :func:`parse` accepts is kept, and each it
+    refuses is replaced by the nearest allowed one (a number clamped into its range, an unknown name
+    by the default, a bad scheme dropped) and listed as ``{"setting", "value", "reason", "nearest"}``
+    (``nearest`` None: the default). ``custom`` says whether the session has uploaded data: a link
+    cannot carry it, so without it ``dataset=custom`` falls back to the default dataset."""
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
+    refused: list[dict] = []
+    if sum(len(str(k)) + len(str(v)) + 2 for k, v in pairs) > MAX_QUERY:
+        return Settings(), [{"setting": "link", "value": "", "nearest": None,
+                             "reason": f"the settings are longer than {MAX_QUERY} characters."}]
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def refuse(key, value, reason, near=None):
+        refused.append({"setting": key, "value": str(value)[:80], "reason": reason,
+                        "nearest": None if near is None else str(near)})
+
+    for key, value in pairs:
+        key, value = str(key), str(value)
+        name = OLD_NAMES.get(key, key)
+        if name in seen and name != "scheme":
+            refuse(key, value, f"setting '{name}' is given twice; the first is kept.")
+            continue
+        if name == "dataset" and value == CUSTOM and not custom:
+            refuse(key, value, "a link cannot carry uploaded data: upload your CSV again.", Settings.dataset)
+            continue
+        try:
+            parse(kept + [(key, value)])
+        except InitlabError as e:
+            near = _near(name, value)
+            try:
+                near = None if near is None else (parse(kept + [(name, near)]) and near)
+            except InitlabError:
+                near = None
+            refuse(key, value, str(e), near)
+            if near is not None:
+                kept.append((name, near))
+                seen.add(name)
+            continue
+        if name == "scheme" and sum(k == "scheme" for k, _ in kept) >= MAX_SCHEMES:
+            refuse(key, value, f"compare at most {MAX_SCHEMES} schemes at once; the first {MAX_SCHEMES} are kept.")
+            continue
+        kept.append((key, value))
+        seen.add(name)
+    try:
+        return parse(kept), refused
+    except InitlabError as e:  # a combination no single value shows (weight decay for sgd)
+        return parse([(k, v) for k, v in kept if k not in ("weight_decay",)]), refused + [
+            {"setting": "weight_decay", "value": "", "reason": str(e), "nearest": None}]
+
+
+def _near(key: str, value: str) -> str | None:
+    """The allowed value nearest to a refused ``value`` of ``key`` (None: drop it, the default holds)."""
+    if key not in RANGES:
+        return None
+    try:
+        v = float(value)
+    except ValueError:
+        return None
+    if math.isnan(v):
+        return None
+    lo, hi = RANGES[key]
+    v = min(max(v, lo), hi)
+    return str(int(round(v))) if key in INTEGERS else f"{v:g}"

@@ -1,8 +1,7 @@
-// initlab playground: the page. Settings live in the URL; the server trains; this draws what it streams.
+// initlab playground: the page. Settings live in the URL; the server trains; this draws what it streams
+// (with charts.js, loaded first: COLORS and every draw* function).
 "use strict";
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
-const LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 const WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128];
 const LRS = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
 const BATCHES = ["full", 1, 4, 8, 16, 32, 64, 128, 256];
@@ -17,6 +16,8 @@ const $ = (id) => document.getElementById(id);
 let catalog = null, sid = null, source = null, points = null, state = null;
 let schemes = [{ name: "xavier_uniform", params: {} }];
 let wantPlaying = false, pausedByHiding = false, pending = null, dataVersion = null;
+let units = {}, unitsBusy = false, unitsAt = 0;   // later layers' unit curves, per run, fetched on demand
+const MAX_UPLOAD = 256 * 1024;                     // the server's limit (upload.MAX_BYTES)
 
 // ---------------------------------------------------------------- settings <-> URL <-> controls
 
@@ -64,6 +65,7 @@ function fill(select, values, label = (v) => v) {
 }
 
 function showSettings(s) {
+  if (s.dataset === "custom") ensureOption($("dataset"), "custom", "custom (your data)");
   $("dataset").value = s.dataset;
   $("noise").value = s.noise; $("n").value = s.n; $("data_seed").value = s.data_seed; $("depth").value = s.depth;
   ensureOption($("width"), s.width);
@@ -82,6 +84,11 @@ function outputs() {
   $("speed-value").textContent = $("speed").value;
   const w = $("width").value, d = +$("depth").value;
   $("net-text").textContent = `2 → ${Array(d).fill(w).join(" → ")} → 1, ${$("activation").value}`;
+  const custom = $("dataset").value === "custom";
+  for (const id of ["noise", "n"]) $(id).disabled = custom;
+  $("custom-note").hidden = !custom;
+  const layer = $("lines-layer"), keep = layer.value;
+  if (layer.options.length !== d) { fill(layer, Array.from({ length: d }, (_, k) => k + 1), (k) => `layer ${k}`); layer.value = Math.min(+keep || 1, d); }
   // weight decay only for the optimizers that take it (the catalog says which: adamw)
   const takes = catalog && "weight_decay" in ((catalog.optimizer_params || {})[$("optimizer").value] || {});
   $("weight_decay").closest("label").style.display = takes ? "" : "none";
@@ -144,8 +151,9 @@ function renderSchemes() {
 // ---------------------------------------------------------------- talking to the server
 
 // Anything but a GET says it is JSON: the server refuses other POSTs (no other web page can send one).
-async function api(method, path) {
-  const r = await fetch(path, method === "GET" ? { method } : { method, headers: { "Content-Type": "application/json" } });
+async function api(method, path, payload) {
+  const r = await fetch(path, method === "GET" ? { method }
+    : { method, headers: { "Content-Type": "application/json" }, body: payload === undefined ? undefined : JSON.stringify(payload) });
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok) throw new Error((body && body.error) || `the server answered ${r.status}`);
@@ -158,16 +166,38 @@ function showError(message) {
   e.hidden = !message;
 }
 
+// A link the server refuses keeps what it can: the refused values are replaced by the nearest allowed
+// ones (the server says which), the rest of the link stays, and the page says what changed.
 async function start(q) {
   try {
     const doc = await api("POST", `/api/sessions?${q}`);
     adopt(doc);
     showError("");
   } catch (err) {
-    showError(`${err.message} (starting from the defaults instead)`);
-    adopt(await api("POST", "/api/sessions"));
+    let near = null;
+    try { near = await api("GET", `/api/settings/nearest?${q}`); } catch (e) { near = null; }
+    adopt(await api("POST", `/api/sessions?${near ? near.query : ""}`));
+    showRefused(near ? near.refused : [], err.message);
   }
   connect();
+}
+
+function showRefused(refused, fallback) {
+  const e = $("error");
+  e.innerHTML = "";
+  const head = document.createElement("b");
+  head.textContent = refused.length ? "Part of your link was refused; the rest of it is kept." : fallback;
+  e.appendChild(head);
+  const ul = document.createElement("ul");
+  for (const r of refused) {
+    const li = document.createElement("li");
+    const then = r.nearest === null ? "left at its default"
+      : Number.isNaN(+r.nearest) ? `using ${r.nearest} instead` : `using ${r.nearest}, the nearest allowed`;
+    li.textContent = `${r.setting}=${r.value}: ${r.reason} → ${then}.`;
+    ul.appendChild(li);
+  }
+  e.appendChild(ul);
+  e.hidden = false;
 }
 
 function adopt(doc) {
@@ -203,6 +233,29 @@ function changed() {
   }, 200);
 }
 
+// ---------------------------------------------------------------- your data, taking the network home
+
+async function upload(text) {
+  if (new Blob([text]).size > MAX_UPLOAD) { showError(`the file is larger than ${MAX_UPLOAD / 1024} KiB, the playground's limit.`); return; }
+  try {
+    wantPlaying = false;
+    adopt(await api("POST", `/api/sessions/${sid}/data`, { csv: text }));
+    showError("");
+  } catch (err) { showError(`Your data was not loaded: ${err.message}`); }
+}
+
+async function showSnippet(i) {
+  try {
+    const r = await fetch(`/api/sessions/${sid}/export/snippet?run=${i}`);
+    if (!r.ok) throw new Error((await r.json()).error);
+    $("snippet-text").textContent = await r.text();
+    $("snippet-download").href = `/api/sessions/${sid}/export/snippet?run=${i}`;
+    $("snippet-download").download = `initlab-playground-run${i}.py`;
+    $("snippet-box").hidden = false;
+    $("snippet-box").scrollIntoView({ block: "nearest" });
+  } catch (err) { showError(err.message); }
+}
+
 async function control(action) {
   try {
     if (action === "play" || action === "pause") wantPlaying = action === "play";
@@ -220,12 +273,46 @@ function render(doc) {
     api("GET", `/api/sessions/${sid}/points`).then((p) => { points = p; }).catch(() => {});
   }
   $("step-count").textContent = doc.step;
+  // the rate actually achieved, when the server cannot keep up with the speed asked
+  const slow = doc.playing && doc.rate !== null && doc.rate !== undefined && doc.rate < 0.9 * doc.settings.speed;
+  $("speed-achieved").textContent = slow ? `getting ${Math.round(doc.rate)}/s: the server cannot keep up` : "";
+  $("record-link").href = `/api/sessions/${sid}/export/record`;
   const play = $("play");
   play.classList.toggle("playing", doc.playing);
   play.innerHTML = doc.playing ? "❚❚ pause" : "▶ play";
   if (!doc.playing && doc.done) wantPlaying = false;
   renderRuns(doc.runs);
-  renderCurves(doc.runs);
+  lineChart($("loss-chart"), doc.runs, ["train_loss", "test_loss"], { log: true });
+  lineChart($("acc-chart"), doc.runs, ["train_accuracy", "test_accuracy"], { lo: 0.4, hi: 1 });
+  drawDepth($("depth-out"), doc.runs, "preact_std");
+  drawDepth($("depth-grad"), doc.runs, "grad_std");
+  for (const id of ["loss-legend", "acc-legend"]) legend($(id), doc.runs, "solid train, dashed test");
+  legend($("depth-legend"), doc.runs, "solid measured at step 0, dashed mean-field prediction");
+  fetchUnits(doc);
+}
+
+// What the neuron-lines toggle asks for: nothing, the first layer's lines, or a later layer's curves.
+function linesFor(run, i) {
+  if (!$("lines").checked) return null;
+  const layer = +$("lines-layer").value;
+  if (layer <= 1) return run.neurons ? { layer: 1, neurons: run.neurons } : null;
+  const u = units[i];
+  return u && u.layer === layer ? u : null;
+}
+
+// A later layer's curves are fetched, at most a few times a second, when shown.
+async function fetchUnits(doc) {
+  const layer = +$("lines-layer").value;
+  if (!$("lines").checked || layer <= 1 || unitsBusy) return;
+  const fresh = doc.runs.every((r, i) => units[i] && units[i].layer === layer && units[i].step === r.step);
+  if (fresh || performance.now() - unitsAt < 300) return;
+  unitsBusy = true; unitsAt = performance.now();
+  try {
+    const got = await Promise.all(doc.runs.map((r, i) => api("GET", `/api/sessions/${sid}/units?run=${i}&layer=${layer}`)
+      .then((u) => ({ ...u, step: r.step }))));
+    units = Object.fromEntries(got.map((u, i) => [i, u]));
+    if (state) renderRuns(state.runs);
+  } catch (err) { /* a changed network: the next snapshot asks again */ } finally { unitsBusy = false; }
 }
 
 function runPanel(i) {
@@ -235,12 +322,16 @@ function runPanel(i) {
   el.className = "run"; el.id = `run-${i}`;
   el.style.setProperty("--c", COLORS[i]);
   el.innerHTML = `<h4><span class="label"></span><span class="acc"></span></h4>
+    <div class="body"><div class="map">
     <canvas class="contour" width="636" height="636" data-testid="contour-${i}" data-step="-1"></canvas>
-    <div class="verdict"></div>
+    <div class="exports"><button class="small snippet" data-testid="snippet-${i}">PyTorch snippet</button>
+      <a class="weights" data-testid="weights-${i}" download>weights .pt</a></div></div>
+    <div class="info"><div class="verdict"></div>
     <div class="sub"><span>effective width per layer</span><span class="eff" data-testid="eff-${i}"></span></div>
     <div class="widths"></div>
     <div class="sub"><span>per-layer std (log)</span><span>• output ■ gradient</span></div>
-    <canvas class="layers" width="636" height="240" style="width:318px;height:120px"></canvas>`;
+    <canvas class="layers" width="636" height="240"></canvas></div></div>`;
+  el.querySelector("button.snippet").onclick = () => showSnippet(i);
   $("runs").appendChild(el);
   return el;
 }
@@ -254,8 +345,10 @@ function renderRuns(runs) {
     el.querySelector(".acc").textContent = run.diverged ? `diverged at step ${run.diverged_step}`
       : `test acc ${acc === null ? "–" : acc.toFixed(3)} · loss ${run.final.train_loss === null ? "–" : run.final.train_loss.toFixed(3)}`;
     const canvas = el.querySelector("canvas.contour");
-    drawContours(canvas, run);
+    drawContours(canvas, run, points, { lines: linesFor(run, i), color: COLORS[i] });
     canvas.dataset.step = run.step;
+    const a = el.querySelector("a.weights");
+    a.href = `/api/sessions/${sid}/export/weights?run=${i}`; a.download = `initlab-playground-run${i}.pt`;
     const v = el.querySelector(".verdict");
     v.classList.toggle("bad", run.diagnosis.summary !== "ok");
     v.innerHTML = "";
@@ -264,217 +357,6 @@ function renderRuns(runs) {
     v.append(b, document.createElement("br"), run.diagnosis.message);
     drawWidths(el, run);
     drawLayers(el.querySelector("canvas.layers"), run.layers, COLORS[i]);
-  });
-}
-
-function shade(p) {  // the chapter's light grey fill, banded at tenths (matplotlib Greys, vmax 1.6)
-  const band = Math.min(Math.floor(p * 10), 9) / 10 + 0.05;
-  return Math.round(255 - 125 * band);
-}
-
-function drawContours(canvas, run) {
-  const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, G = points.grid;
-  const [x0, y0] = points.lo, [x1, y1] = points.hi;
-  const px = (x) => ((x - x0) / (x1 - x0)) * W, py = (y) => H - ((y - y0) / (y1 - y0)) * H;
-  ctx.clearRect(0, 0, W, H);
-  const p = run.grid;
-  if (!p) {
-    ctx.fillStyle = "#f3e0e0"; ctx.fillRect(0, 0, W, H);
-  } else {
-    // the fill: the grid's probability at every pixel, bilinear between grid nodes
-    const img = ctx.createImageData(W, H);
-    for (let r = 0; r < H; r++) {
-      const gy = (1 - r / (H - 1)) * (G - 1), i0 = Math.min(Math.floor(gy), G - 2), ty = gy - i0;
-      for (let c = 0; c < W; c++) {
-        const gx = (c / (W - 1)) * (G - 1), j0 = Math.min(Math.floor(gx), G - 2), tx = gx - j0;
-        const a = p[i0 * G + j0], b2 = p[i0 * G + j0 + 1], c2 = p[(i0 + 1) * G + j0], d = p[(i0 + 1) * G + j0 + 1];
-        const v = shade((a * (1 - tx) + b2 * tx) * (1 - ty) + (c2 * (1 - tx) + d * tx) * ty);
-        const k = (r * W + c) * 4;
-        img.data[k] = img.data[k + 1] = img.data[k + 2] = v; img.data[k + 3] = 255;
-      }
-    }
-    ctx.putImageData(img, 0, 0);
-    const lo = Math.min(...p), hi = Math.max(...p);
-    const gxs = (j) => px(x0 + (j / (G - 1)) * (x1 - x0)), gys = (i) => py(y0 + (i / (G - 1)) * (y1 - y0));
-    const labels = [];
-    for (const level of LEVELS) {
-      if (!(lo < level && level < hi)) continue;
-      const segs = marchingSquares(p, G, level);
-      ctx.strokeStyle = "#1f3a93"; ctx.lineWidth = level === 0.5 ? 4 : 1.8;
-      ctx.beginPath();
-      for (const [a, b] of segs) { ctx.moveTo(gxs(a[0]), gys(a[1])); ctx.lineTo(gxs(b[0]), gys(b[1])); }
-      ctx.stroke();
-      if (segs.length) {  // one label per line, spread across the panel from level to level
-        const byX = segs.map(([a, b]) => [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2]).sort((u, v) => u[0] - v[0]);
-        const [x, y] = byX[Math.floor((byX.length - 1) * (0.15 + 0.7 * (level * 10 - 1) / 8))];
-        labels.push([level, gxs(x), gys(y)]);
-      }
-    }
-    ctx.font = "bold 22px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
-    for (const [level, x, y] of labels) {
-      ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(x - 20, y - 13, 40, 26);
-      ctx.fillStyle = "#1f3a93"; ctx.fillText(level.toFixed(1), x, y);
-    }
-    if (hi - lo < 0.1) banner(ctx, W, `p lies between ${lo.toFixed(4)} and ${hi.toFixed(4)} everywhere`, "#333");
-  }
-  for (let k = 0; k < points.x.length; k++) {
-    const [x, y] = points.x[k];
-    ctx.beginPath(); ctx.arc(px(x), py(y), 5, 0, 2 * Math.PI);
-    ctx.fillStyle = points.y[k] ? "#000" : "#fff"; ctx.fill();
-    ctx.lineWidth = 1.2; ctx.strokeStyle = "#000"; ctx.stroke();
-  }
-  if (!p) banner(ctx, W, run.diverged ? `diverged at step ${run.diverged_step}: no probabilities to draw` : "no probabilities", "#a00000");
-}
-
-function banner(ctx, W, text, color) {
-  ctx.font = "22px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
-  const w = ctx.measureText(text).width + 24;
-  ctx.fillStyle = "rgba(255,255,255,0.9)"; ctx.fillRect(W / 2 - w / 2, 14, w, 36);
-  ctx.fillStyle = color; ctx.fillText(text, W / 2, 32);
-}
-
-// segments of the level set of p (G x G, row i = y) at `level`, in grid coordinates [j, i]
-function marchingSquares(p, G, level) {
-  const segs = [];
-  const at = (i, j) => p[i * G + j];
-  const lerp = (a, b) => (level - a) / (b - a);
-  for (let i = 0; i < G - 1; i++) {
-    for (let j = 0; j < G - 1; j++) {
-      const a = at(i, j), b = at(i, j + 1), c = at(i + 1, j + 1), d = at(i + 1, j);
-      const pts = [];
-      if ((a < level) !== (b < level)) pts.push([j + lerp(a, b), i]);
-      if ((b < level) !== (c < level)) pts.push([j + 1, i + lerp(b, c)]);
-      if ((d < level) !== (c < level)) pts.push([j + lerp(d, c), i + 1]);
-      if ((a < level) !== (d < level)) pts.push([j, i + lerp(a, d)]);
-      if (pts.length === 2) segs.push(pts);
-      else if (pts.length === 4) { segs.push([pts[0], pts[1]]); segs.push([pts[2], pts[3]]); }
-    }
-  }
-  return segs;
-}
-
-function drawWidths(el, run) {
-  const box = el.querySelector(".widths");
-  const eff = el.querySelector(".eff");
-  if (!run.widths) { box.innerHTML = ""; eff.textContent = "diverged"; return; }
-  eff.textContent = run.widths.map((w) => w.effective).join(" · ") + ` of ${run.widths[0].width}`;
-  if (box.children.length !== run.widths.length) {
-    box.innerHTML = run.widths.map(() => "<div class='bar'><span></span><i></i></div>").join("");
-  }
-  run.widths.forEach((w, k) => {
-    const bar = box.children[k];
-    bar.title = `${w.layer}: ${w.effective} distinct of ${w.width} neurons`;
-    bar.querySelector("span").textContent = w.effective;
-    bar.querySelector("i").style.height = `${(100 * w.effective) / w.width}%`;
-  });
-}
-
-function logRange(values) {
-  const v = values.filter((x) => x !== null && x > 0);
-  if (!v.length) return [1e-3, 1];
-  let lo = Math.log10(Math.min(...v)), hi = Math.log10(Math.max(...v));
-  lo = Math.floor(lo); hi = Math.ceil(hi);
-  if (hi - lo < 2) { lo -= 1; hi += 1; }
-  return [lo, hi];
-}
-
-function drawLayers(canvas, layers, color) {
-  const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, L = 70, B = 36, T = 10, R = 16;
-  ctx.clearRect(0, 0, W, H);
-  const [lo, hi] = logRange([...layers.preact_std, ...layers.grad_std]);
-  const n = layers.names.length;
-  const X = (k) => L + (n === 1 ? 0.5 : k / (n - 1)) * (W - L - R);
-  const Y = (v) => T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B);
-  ctx.font = "20px system-ui, sans-serif"; ctx.fillStyle = "#6b7280"; ctx.strokeStyle = "#eceff4"; ctx.lineWidth = 1;
-  ctx.textAlign = "right"; ctx.textBaseline = "middle";
-  const every = Math.max(1, Math.ceil((hi - lo) / 5));
-  for (let e = lo; e <= hi; e += every) {
-    ctx.beginPath(); ctx.moveTo(L, Y(10 ** e)); ctx.lineTo(W - R, Y(10 ** e)); ctx.stroke();
-    ctx.fillText(`1e${e}`, L - 8, Y(10 ** e));
-  }
-  ctx.textAlign = "center"; ctx.textBaseline = "top";
-  layers.names.forEach((name, k) => ctx.fillText(name, X(k), H - B + 8));
-  for (const [key, marker, dash] of [["preact_std", "dot", []], ["grad_std", "square", [8, 6]]]) {
-    const vals = layers[key];
-    ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 3; ctx.setLineDash(dash);
-    ctx.beginPath();
-    let open = false;
-    vals.forEach((v, k) => {
-      if (v === null || v <= 0) { open = false; return; }
-      if (open) ctx.lineTo(X(k), Y(v)); else ctx.moveTo(X(k), Y(v));
-      open = true;
-    });
-    ctx.stroke(); ctx.setLineDash([]);
-    vals.forEach((v, k) => {
-      if (v === null || v <= 0) return;
-      ctx.beginPath();
-      if (marker === "dot") ctx.arc(X(k), Y(v), 6, 0, 2 * Math.PI); else ctx.rect(X(k) - 6, Y(v) - 6, 12, 12);
-      ctx.fill();
-    });
-  }
-}
-
-function renderCurves(runs) {
-  lineChart($("loss-chart"), runs, ["train_loss", "test_loss"], { log: true });
-  lineChart($("acc-chart"), runs, ["train_accuracy", "test_accuracy"], { lo: 0.4, hi: 1 });
-}
-
-function lineChart(canvas, runs, keys, opts) {
-  const ratio = 2;
-  if (canvas.dataset.scaled !== "1") {
-    canvas.style.width = `${canvas.width}px`; canvas.style.height = `${canvas.height}px`;
-    canvas.width *= ratio; canvas.height *= ratio; canvas.dataset.scaled = "1";
-  }
-  const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, L = 80, B = 44, T = 12, R = 20;
-  ctx.clearRect(0, 0, W, H);
-  const steps = runs.flatMap((r) => r.history.step);
-  const xmax = Math.max(10, ...steps);
-  let lo = opts.lo, hi = opts.hi;
-  const tr = opts.log ? (v) => Math.log10(v) : (v) => v;
-  if (opts.log) {
-    const vals = runs.flatMap((r) => keys.flatMap((k) => r.history[k])).filter((v) => v !== null && v > 0);
-    [lo, hi] = vals.length ? [Math.floor(Math.log10(Math.min(...vals)) * 2) / 2, Math.ceil(Math.log10(Math.max(...vals)) * 2) / 2] : [-1, 0];
-    hi = Math.min(hi, 1);  // losses above 10 (a diverging run) leave the top of the chart
-    lo = Math.min(lo, hi - 0.5);
-  }
-  const X = (s) => L + (s / xmax) * (W - L - R);
-  const Y = (v) => T + (1 - (tr(v) - lo) / (hi - lo)) * (H - T - B);
-  ctx.font = "20px system-ui, sans-serif"; ctx.fillStyle = "#6b7280"; ctx.strokeStyle = "#eceff4"; ctx.lineWidth = 1;
-  ctx.textAlign = "right"; ctx.textBaseline = "middle";
-  const ticks = opts.log ? [] : [0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
-  if (opts.log) {
-    const every = hi - lo <= 3 ? 0.5 : Math.ceil((hi - lo) / 5);
-    for (let e = Math.ceil(lo / every) * every; e <= hi; e += every) ticks.push(10 ** e);
-  }
-  for (const t of ticks) {
-    ctx.beginPath(); ctx.moveTo(L, Y(t)); ctx.lineTo(W - R, Y(t)); ctx.stroke();
-    ctx.fillText(t < 0.01 || t >= 1e4 ? t.toExponential(0) : fmt(t.toPrecision(2)), L - 8, Y(t));
-  }
-  ctx.textAlign = "center"; ctx.textBaseline = "top";
-  for (let k = 0; k <= 4; k++) ctx.fillText(String(Math.round((k / 4) * xmax)), X((k / 4) * xmax), H - B + 10);
-  runs.forEach((run, i) => {
-    keys.forEach((key, j) => {
-      ctx.strokeStyle = COLORS[i]; ctx.lineWidth = 3; ctx.setLineDash(j ? [10, 8] : []);
-      ctx.beginPath();
-      let open = false;
-      run.history.step.forEach((s, k) => {
-        const v = run.history[key][k];
-        if (v === null || (opts.log && v <= 0)) { open = false; return; }
-        const y = Math.max(T, Math.min(H - B, Y(v)));
-        if (open) ctx.lineTo(X(s), y); else ctx.moveTo(X(s), y);
-        open = true;
-      });
-      ctx.stroke();
-    });
-  });
-  ctx.setLineDash([]);
-  ctx.textAlign = "left"; ctx.textBaseline = "top";
-  runs.forEach((run, i) => {
-    ctx.fillStyle = COLORS[i]; ctx.fillRect(W - 330, T + 8 + i * 26, 24, 6);
-    ctx.fillStyle = "#1d2330"; ctx.fillText(run.label, W - 298, T + i * 26);
   });
 }
 
@@ -512,6 +394,22 @@ async function main() {
   $("play").onclick = () => control(state && state.playing ? "pause" : "play");
   $("step").onclick = () => control("step");
   $("reset").onclick = () => control("reset");
+  $("new-seed").onclick = () => { $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 31; changed(); };
+  $("upload-file").onchange = async () => {
+    const f = $("upload-file").files[0];
+    if (!f) return;
+    if (f.size > MAX_UPLOAD) showError(`${f.name} is ${Math.round(f.size / 1024)} KiB; the playground takes files up to ${MAX_UPLOAD / 1024} KiB.`);
+    else await upload(await f.text());
+    $("upload-file").value = "";
+  };
+  $("upload-paste").onclick = () => upload($("upload-text").value);
+  $("lines").onchange = $("lines-layer").onchange = () => { units = {}; if (state) render(state); };
+  $("snippet-close").onclick = () => { $("snippet-box").hidden = true; };
+  $("snippet-copy").onclick = () => navigator.clipboard && navigator.clipboard.writeText($("snippet-text").textContent);
+  $("drawer-toggle").onclick = () => document.body.classList.toggle("drawer-open");
+  $("drawer-close").onclick = () => document.body.classList.remove("drawer-open");
+  let resized = null;
+  window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(() => state && render(state), 150); });
   document.addEventListener("keydown", (e) => {
     if (e.code === "Space" && !["INPUT", "SELECT"].includes(e.target.tagName)) { e.preventDefault(); $("play").click(); }
   });
