@@ -34,6 +34,7 @@ BASE = {
     "playground": ["--no-open"],
     "schemes": [],
     "audit": ["--model", "mymodels:gpt", "--recipe", "gpt2"],
+    "signal": ["--depth", "1", "--width", "2", "--inputs", "2"],
 }
 
 

@@ -10,11 +10,11 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("plot_*.py"))
 
 
-def test_the_gallery_has_the_nine_examples():
-    assert [p.stem for p in EXAMPLES] == ["plot_chapter_comparison", "plot_diagnose_cnn", "plot_diagnose_lstm",
-                                          "plot_diagnose_transformer", "plot_fixup_resnet", "plot_lsuv_deep_net",
-                                          "plot_recipe_training", "plot_residual_recipes",
-                                          "plot_sweep_confidence_bands"]
+def test_the_gallery_has_the_twelve_examples():
+    assert [p.stem for p in EXAMPLES] == ["plot_chapter_comparison", "plot_correlation_map", "plot_diagnose_cnn",
+                                          "plot_diagnose_lstm", "plot_diagnose_transformer", "plot_fixup_resnet",
+                                          "plot_jacobian_spectrum", "plot_lsuv_deep_net", "plot_recipe_training",
+                                          "plot_residual_recipes", "plot_sweep_confidence_bands", "plot_width_sweep"]
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)

@@ -14,20 +14,26 @@ from ._version import __version__
 
 #: Each public name -> the module that defines it (a module's own name: the module itself).
 _HOMES = {
+    "jacobian_spectrum": "signal", "correlation_map": "signal", "ntk": "signal", "JacobianSpectrum": "signal",
+    "CorrelationMap": "signal", "NTK": "signal", "width_sweep": "widths", "WidthSweep": "widths",
     "Diagnosis": "diagnose", "diagnose": "diagnose", "train_many": "ensemble", "InitlabError": "errors",
     "Manifest": "init", "initialize": "init", "register_layer": "layers", "LSUVResult": "lsuv", "lsuv": "lsuv",
     "mlp": "models", "fans": "schemes", "gain": "schemes", "schemes": "schemes", "variance_scaling": "schemes",
     "load": "results", "effective_width": "symmetry", "TrainResult": "train", "probability_grid": "train",
     "train": "train", "datasets": "datasets", "theory": "theory", "RunConfig": "config", "recipes": "recipes",
     "ResidualStream": "residual", "residual_stream": "residual", "audit": "audit",
+    "watch": "watch", "Watch": "watch",
 }
 #: Public functions named like the module that defines them: the function, never the module, is ``initlab.<name>``.
 _SHADOWED = {name for name, home in _HOMES.items() if name == home and name not in ("datasets", "theory")}
 
 __all__ = [
+    "CorrelationMap", "JacobianSpectrum", "NTK", "WidthSweep", "correlation_map", "jacobian_spectrum", "ntk",
+    "width_sweep",
     "Diagnosis", "InitlabError", "LSUVResult", "Manifest", "RunConfig", "TrainResult", "__version__", "datasets", "diagnose",
     "effective_width", "fans", "gain", "initialize", "load", "lsuv", "mlp", "probability_grid", "recipes", "register_layer",
     "ResidualStream", "residual_stream", "audit", "schemes", "theory", "train", "train_many", "variance_scaling",
+    "watch", "Watch",
 ]
 
 

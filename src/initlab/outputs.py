@@ -8,7 +8,10 @@ experiment (demo, train)  ``results.json``            2 (reads 1)   :func:`write
 diagnose folder           ``diagnoses.json``          1             :func:`write_diagnoses`
 trainability result       ``trainability.json``       1             :func:`write_trainability`
 audit folder              ``audit.json``              1             :func:`write_audit`
+signal folder             ``signal.json``             1             :func:`write_signal`
+watch record              ``watch.json``              1             :func:`write_watch` (``Watch.save``)
 results store             ``runs.db`` (SQLite)        2 (reads 1)   :class:`initlab.store.Store`
+playground run record     a JSON download             1             :func:`initlab.playground.export.record`
 ========================  ==========================  ============  ======================================
 
 The results store's format name and version live here too (:data:`STORE_FORMAT`,
@@ -37,6 +40,10 @@ KINDS = ("demo", "train")
 #: The results store's format name and schema version (see :mod:`initlab.store`).
 STORE_FORMAT, STORE_VERSION = "initlab results store", 2
 DIAGNOSES_VERSION = TRAINABILITY_VERSION = AUDIT_VERSION = 1
+SIGNAL_VERSION = 1
+WATCH_VERSION = 1
+#: The playground's run record (its "export the run as JSON"): kind and schema version.
+PLAYGROUND_RECORD_KIND, PLAYGROUND_RECORD_VERSION = "initlab playground record", 1
 #: The files each kind of output folder holds (the first one marks it; see :func:`is_initlab_folder`).
 FILES = {
     "experiment": ("results.json", "arrays.npz", "index.html",
@@ -44,6 +51,8 @@ FILES = {
     "diagnose": ("diagnoses.json", "diagnose.png", "diagnose.svg"),
     "trainability": ("trainability.json", "trainability.png", "trainability.svg"),
     "audit": ("audit.json", "index.html"),
+    "signal": ("signal.json", "index.html", "spectra.png", "correlation.png"),
+    "watch": ("watch.json", "index.html"),
 }
 #: The roles the demo's page reads, one result each.
 DEMO_ROLES = ("symmetry", "default", "exercise", "variance", "vanishing", "exploding")
@@ -376,6 +385,132 @@ def check_audit(doc, file: str | Path = "audit.json") -> dict:
     return doc
 
 
+# --------------------------------------------------------------------------------------------------
+# watch.json
+
+def watch_file(path: str | Path) -> Path:
+    """Where :func:`write_watch` writes for ``path``: ``path`` itself when it ends in ``.json``, else
+    ``watch.json`` in the folder ``path``."""
+    path = Path(path)
+    return path if path.suffix == ".json" else path / "watch.json"
+
+
+def write_watch(path: str | Path, runs: dict[str, dict], command: str = "", environment: dict | None = None) -> Path:
+    """``watch.json``: one or more watched runs by name, each :meth:`initlab.watch.Watch.to_dict`
+    (the layout of :meth:`initlab.watchstats.WatchRecord.to_dict`). Returns the file."""
+    if environment is None:
+        import platform
+
+        import torch
+
+        from ._version import __version__
+        environment = {"initlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return write_json(watch_file(path), {"runs": runs, "command": command, "environment": environment},
+                      "watch", WATCH_VERSION)
+
+
+def check_watch(doc, file: str | Path = "watch.json") -> dict:
+    """Check a parsed ``watch.json``; returns it, or raises one line."""
+    mapping(file, "the file", doc)
+    if doc.get("kind") != "watch":
+        raise _bad(file, "kind", "'watch'", doc.get("kind"))
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > WATCH_VERSION:
+        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
+                           f"{WATCH_VERSION}): upgrade initlab to read it.")
+    text(file, "command", doc.get("command", ""))
+    runs = mapping(file, "runs", doc.get("runs"))
+    if not runs:
+        raise _bad(file, "runs", "an object with at least one run", runs)
+    for name, r in runs.items():
+        where = f"runs.{name}"
+        mapping(file, where, r)
+        layers = sequence(file, f"{where}.layers", r.get("layers"), nonempty=True)
+        for i, layer in enumerate(layers):
+            text(file, f"{where}.layers[{i}]", layer)
+        steps = sequence(file, f"{where}.step", r.get("step"))
+        for i, s in enumerate(steps):
+            integer(file, f"{where}.step[{i}]", s)
+        numbers(file, f"{where}.loss", r.get("loss"))
+        for key, table in r.items():  # every statistic: one row of values per step
+            if key in ("layers", "kinds", "step", "alerts") or not isinstance(table, list):
+                continue
+            if len(table) != len(steps):
+                raise _bad(file, f"{where}.{key}", f"a list of {len(steps)} rows, one per step", f"{len(table)} rows")
+            numbers(file, f"{where}.{key}", table)
+        h = mapping(file, f"{where}.histograms", r.get("histograms"), optional=True)
+        if h:
+            for key in ("step", "output_edges", "grad_edges", "output", "grad"):
+                numbers(file, f"{where}.histograms.{key}", h.get(key), optional_items=key in ("output", "grad"))
+        mapping(file, f"{where}.first_loss", r.get("first_loss"), optional=True)
+        for i, a in enumerate(sequence(file, f"{where}.alerts", r.get("alerts"), optional=True)):
+            for key in ("kind", "message"):
+                text(file, f"{where}.alerts[{i}].{key}", mapping(file, f"{where}.alerts[{i}]", a).get(key))
+    return doc
+
+
+def read_watch(path: str | Path) -> dict:
+    """Read and check a ``watch.json`` (or the one in the folder ``path``)."""
+    file = watch_file(path)
+    if not file.is_file():
+        raise InitlabError(f"'{path}' holds no watch.json; give a folder or file written by Watch.save or "
+                           f"'initlab watch-demo'.")
+    return check_watch(read_json(file), file)
+
+
+# --------------------------------------------------------------------------------------------------
+# signal.json
+
+def write_signal(folder: str | Path, runs: list[dict], command: str = "", environment: dict | None = None) -> Path:
+    """``signal.json`` of a signal folder: per (scheme, depth) or model, the Jacobian spectrum, the
+    correlation map and the NTK (:mod:`initlab.signal`'s ``to_dict``), under ``label``."""
+    return write_json(Path(folder) / "signal.json", {"runs": runs, "command": command,
+                                                      "environment": environment or {}}, "signal", SIGNAL_VERSION)
+
+
+def check_signal(doc, file: str | Path = "signal.json") -> dict:
+    """Check a parsed ``signal.json``; returns it, or raises one line."""
+    mapping(file, "the file", doc)
+    if doc.get("kind") != "signal":
+        raise _bad(file, "kind", "'signal'", doc.get("kind"))
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > SIGNAL_VERSION:
+        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
+                           f"{SIGNAL_VERSION}): upgrade initlab to read it.")
+    text(file, "command", doc.get("command", ""))
+    for i, r in enumerate(sequence(file, "runs", doc.get("runs"), nonempty=True)):
+        where = f"runs[{i}]"
+        mapping(file, where, r)
+        text(file, f"{where}.label", r.get("label"))
+        integer(file, f"{where}.depth", r.get("depth"), optional=True)
+        j = mapping(file, f"{where}.jacobian", r.get("jacobian"), optional=True)
+        if j:
+            numbers(file, f"{where}.jacobian.singular_values", j.get("singular_values"), optional_items=False)
+            for key in ("mean_s2", "max", "spread"):
+                number(file, f"{where}.jacobian.{key}", j.get(key), low=0)
+            for key in ("condition", "predicted_mean_s2", "mean_s2_error"):
+                number(file, f"{where}.jacobian.{key}", j.get(key), low=0, optional=True)
+            text(file, f"{where}.jacobian.reason", j.get("reason"), optional=True)
+        c = mapping(file, f"{where}.correlation", r.get("correlation"), optional=True)
+        if c:
+            layers = sequence(file, f"{where}.correlation.layers", c.get("layers"), nonempty=True)
+            for k, name in enumerate(layers):
+                text(file, f"{where}.correlation.layers[{k}]", name)
+            for key in ("measured", "predicted"):
+                values = sequence(file, f"{where}.correlation.{key}", c.get(key), optional=key == "predicted")
+                if values and len(values) != len(layers):
+                    raise _bad(file, f"{where}.correlation.{key}", f"a list of {len(layers)} numbers", values)
+                for k, v in enumerate(values):
+                    number(file, f"{where}.correlation.{key}[{k}]", v, -1.000001, 1.000001)
+            number(file, f"{where}.correlation.c0", c.get("c0"), -1.000001, 1.000001)
+            text(file, f"{where}.correlation.reason", c.get("reason"), optional=True)
+        n = mapping(file, f"{where}.ntk", r.get("ntk"), optional=True)
+        if n:
+            numbers(file, f"{where}.ntk.eigenvalues", n.get("eigenvalues"), optional_items=False)
+            number(file, f"{where}.ntk.condition", n.get("condition"), low=0, optional=True)
+    return doc
+
+
 def read_json(path: Path) -> object:
     """The parsed JSON at ``path``; a file that is not JSON is one line."""
     try:
@@ -389,7 +524,7 @@ def is_initlab_folder(folder: Path, marker: str) -> bool:
     ``results.json`` of a known kind (demo, train), a ``diagnoses.json`` with its diagnoses or an
     ``audit.json`` of kind audit. The files of that output may be rewritten by initlab; a user's file
     of the same name is never taken for one."""
-    if marker not in ("results.json", "diagnoses.json", "audit.json"):  # a file initlab cannot tell apart
+    if marker not in ("results.json", "diagnoses.json", "audit.json", "watch.json", "signal.json"):  # initlab cannot tell apart
         return False
     try:
         doc = json.loads((Path(folder) / marker).read_text(encoding="utf-8"))
@@ -401,4 +536,8 @@ def is_initlab_folder(folder: Path, marker: str) -> bool:
         return doc.get("kind") in KINDS
     if marker == "audit.json":
         return doc.get("kind") == "audit"
+    if marker == "watch.json":
+        return doc.get("kind") == "watch"
+    if marker == "signal.json":
+        return doc.get("kind") == "signal"
     return isinstance(doc.get("diagnoses"), list)

@@ -2,12 +2,12 @@
 
 :mod:`.base` holds the group :func:`main` and what every command shares; each other module registers
 one family of commands on it and imports only :mod:`.base` (never another command module):
-:mod:`.run` (schemes, init, demo, train), :mod:`.diagnose`, :mod:`.audit`, :mod:`.theory`, :mod:`.sweep` (sweep,
-results), :mod:`.report` and :mod:`.playground`. No module here imports torch at its top: the library
+:mod:`.run` (schemes, init, demo, train), :mod:`.diagnose`, :mod:`.audit`, :mod:`.theory`, :mod:`.signal`, :mod:`.sweep` (sweep,
+results), :mod:`.report`, :mod:`.playground` and :mod:`.watch` (watch-demo). No module here imports torch at its top: the library
 is imported inside each command, so ``initlab --help`` loads neither torch nor scikit-learn.
 """
 
-from . import audit, diagnose, playground, report, run, sweep, theory  # noqa: F401  (each registers its commands)
+from . import audit, diagnose, playground, report, run, signal, sweep, theory, watch  # noqa: F401  (each registers its commands)
 from .base import AliasOption, BadInput, Number, main
 
 __all__ = ["AliasOption", "BadInput", "Number", "main"]

@@ -202,6 +202,19 @@ def widths_of(depth: int, width: int, hidden: str | None) -> list[int]:
     return parse_hidden(hidden)
 
 
+def parse_input_shape(text: str | None) -> list[int]:
+    """``--input-shape 3,32,32`` -> ``[3, 32, 32]`` (the shape of one input of a ``--model``, required)."""
+    if not text:
+        raise InitlabError("--model needs --input-shape, the shape of one input, e.g. 3,32,32.")
+    try:
+        shape = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise InitlabError(f"--input-shape is like 3,32,32; got '{text}'.") from None
+    if any(v < 1 for v in shape):
+        raise InitlabError(f"--input-shape needs sizes of at least 1, like 3,32,32; got '{text}'.")
+    return shape
+
+
 def number_or_text(text: str):
     """A parameter value from the command line: a number where it reads as one."""
     for cast in (int, float):

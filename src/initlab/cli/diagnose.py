@@ -9,7 +9,7 @@ import click
 
 from ..errors import InitlabError
 from .base import FORCE, AliasOption, check_mlp_size, command_line, examples, main, mlp_options, \
-    out_console, out_folder, was_given, widths_of
+    out_console, out_folder, parse_input_shape, was_given, widths_of
 
 #: The inputs' random stream is the seed plus this: never the stream a scheme draws its weights from.
 INPUT_SEED_OFFSET = 0x5EED_1A7E_2B
@@ -72,7 +72,7 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
             get(s)  # an unknown name fails here, before any work
     tokens = _token_inputs(input_dtype, vocab, model_path)
     if model_path:
-        shape = _input_shape(input_shape)
+        shape = parse_input_shape(input_shape)
         factory = load_factory(model_path)
     else:
         widths = widths_of(depth, width, hidden)
@@ -116,19 +116,6 @@ def _token_inputs(input_dtype: str, vocab: int | None, model_path: str | None) -
         raise InitlabError("--input-dtype long is for a --model that takes token ids; the built-in MLP takes "
                            "float inputs.")
     return tokens
-
-
-def _input_shape(input_shape: str | None) -> list[int]:
-    """``--input-shape 3,32,32`` -> ``[3, 32, 32]`` (required with --model)."""
-    if not input_shape:
-        raise InitlabError("--model needs --input-shape, the shape of one input, e.g. 3,32,32.")
-    try:
-        shape = [int(v) for v in input_shape.split(",")]
-    except ValueError:
-        raise InitlabError(f"--input-shape is like 3,32,32; got '{input_shape}'.") from None
-    if any(v < 1 for v in shape):
-        raise InitlabError(f"--input-shape needs sizes of at least 1, like 3,32,32; got '{input_shape}'.")
-    return shape
 
 
 def _write_folder(folder: Path, docs: list[dict]) -> None:

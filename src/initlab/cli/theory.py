@@ -1,4 +1,4 @@
-"""``initlab theory``: mean-field theory's numbers and phase diagram for an activation."""
+"""``initlab theory``: mean-field theory's numbers, phase diagram and correlation map for an activation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import click
 
 from ..errors import InitlabError
 from .base import ACTIVATION_HELP, FORCE, Number, examples, main, out_console, out_file, was_given
+
+#: The c-map is iterated this many layers from each of these starting correlations.
+C_MAP_DEPTH, C_MAP_STARTS = 50, (0.1, 0.5, 0.9)
 
 
 @main.command("theory", epilog=examples(
@@ -24,11 +27,12 @@ from .base import ACTIVATION_HELP, FORCE, Number, examples, main, out_console, o
               help="Layer width for --scheme points.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
-              help="Draw the phase diagram to this PNG (and SVG beside it).")
+              help="Draw the phase diagram and the c-map to this PNG (and SVG beside it).")
 @FORCE
 def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot_path, force):
-    """Mean-field theory: q*, chi_1, depth scales, the phase (ordered, critical, chaotic) and the
-    critical sigma_w^2 for an activation, with an optional phase diagram."""
+    """Mean-field theory: q*, chi_1, depth scales, the phase (ordered, critical, chaotic), the
+    critical sigma_w^2 and the correlation map (how two inputs' correlation moves layer by layer) for
+    an activation, with an optional figure of the phase diagram and the c-map."""
     from rich.table import Table
 
     from .. import theory
@@ -50,6 +54,9 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
     if point is None:
         raise InitlabError(f"{activation} has no critical sigma_w^2 at sigma_b^2={sigma_b2:g}; give --sigma-w2.")
     mf = theory.mean_field(activation, point, sigma_b2).to_dict()
+    curves = {"c0": list(C_MAP_STARTS), "c_star": mf["c_star"],
+              "c": [theory.c_map(activation, point, sigma_b2, c0, C_MAP_DEPTH) for c0 in C_MAP_STARTS],
+              "label": f"the c-map at sigma_w^2 = {point:.3g}, sigma_b^2 = {sigma_b2:g} ({mf['phase']})"}
     points = []
     for name in names:
         sw, sb = theory.scheme_sigmas(name, width)
@@ -63,13 +70,15 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
 
         top = max(4.0, 1.3 * max([point] + [p["sigma_w2"] for p in points]))
         grid = theory.phase_grid(activation, np.linspace(0.05, top, 36), np.linspace(0, max(0.3, 1.3 * sigma_b2), 22))
-        fig, ax = plots.plt.subplots(figsize=(8, 5.2))
+        fig, (ax, right) = plots.plt.subplots(1, 2, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1.3, 1]})
         plots.phase_diagram(grid, [{"label": f"sigma_w^2={point:.3g}", "sigma_w2": point, "sigma_b2": sigma_b2}]
                             + points, ax=ax)
+        plots.c_map_curves(curves, ax=right)
         Path(stem).parent.mkdir(parents=True, exist_ok=True)
         plots.save_figure(fig, stem)
     if as_json:
-        click.echo(json.dumps(json_safe({**mf, "points": points}), indent=2))
+        click.echo(json.dumps(json_safe({**mf, "points": points, "c_map": {k: curves[k] for k in ("c0", "c")}}),
+                              indent=2))
         return
     table = Table(title=f"mean-field theory: {activation}, sigma_b^2 = {sigma_b2:g}")
     for col in ("sigma_w^2", "q*", "chi_1", "xi_q", "xi_c", "phase"):
@@ -81,5 +90,13 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
     out_console.print(table)
     crit = "none" if critical is None else f"{critical:.4f}"
     out_console.print(f"critical sigma_w^2 (chi_1 = 1) at sigma_b^2 = {sigma_b2:g}: {crit}")
+    shown = [1, 5, 20, C_MAP_DEPTH]
+    cmap = Table(title=f"the c-map at sigma_w^2 = {point:.4g}: two inputs' correlation after l layers (c* = "
+                       f"{mf['c_star']:.4g})")
+    for col in ["c0"] + [f"l = {l}" for l in shown]:
+        cmap.add_column(col, justify="right")
+    for c0, c in zip(curves["c0"], curves["c"]):
+        cmap.add_row(f"{c0:g}", *(f"{c[l]:.4f}" for l in shown))
+    out_console.print(cmap)
     if plot_path:
         out_console.print(f"Phase diagram: [bold]{plot_path}[/bold]")

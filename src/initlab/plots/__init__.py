@@ -9,7 +9,9 @@ Hebrew letters; a right-to-left language's text is given to matplotlib as :func:
 
 The figures live by what they show: ``base.py`` (what every figure shares: colours, ticks, legends,
 saving, a language's words), ``chapter.py`` (an experiment's), ``diagnosis.py``, ``residual.py`` (the
-residual stream against depth), ``sweep.py`` and ``theory.py`` (the phase diagram and trainability);
+residual stream against depth), ``sweep.py``, ``theory.py`` (the phase diagram,
+trainability and the c-map), ``watch.py`` (a watched run) and ``signal.py`` (Jacobian spectra, correlation
+maps, width sweeps);
 every name is importable from here.
 """
 
@@ -25,10 +27,13 @@ from .chapter import (contour_panels, experiment_figures, probability_contours, 
 from .diagnosis import diagnosis_panels, diagnosis_plot
 from .residual import residual_stream_plot
 from .sweep import confidence_curves, contour_thumbnails, sweep_figures, sweep_heatmap
-from .theory import phase_diagram, save_trainability, trainability_heatmap
+from .signal import correlation_map, jacobian_spectrum, width_sweep
+from .theory import c_map_curves, phase_diagram, save_trainability, trainability_heatmap
+from .watch import histogram_image, layer_heatmap, layer_lines, update_ratio
 
 __all__ = ["COLORS", "LEVELS", "ROUND_STEPS", "RTL_FONT", "confidence_curves", "contour_panels", "contour_thumbnails",
            "diagnosis_panels", "diagnosis_plot", "draws_bidi", "experiment_figures", "legend_below", "phase_diagram",
            "plt", "probability_contours", "residual_stream_plot", "round_ticks", "rtl_text", "save_figure",
            "save_trainability", "sweep_figures", "sweep_heatmap", "symmetry_trace", "tracking_heatmaps",
-           "trainability_heatmap", "training_curves"]
+           "trainability_heatmap", "training_curves", "update_ratio", "layer_heatmap", "layer_lines", "histogram_image",
+           "c_map_curves", "correlation_map", "jacobian_spectrum", "width_sweep"]

@@ -93,3 +93,20 @@ def _cell_position(values, grid, log=False):
     out[lo] = (v[lo] - g[0]) / (g[1] - g[0])
     out[hi] = len(g) - 1 + (v[hi] - g[-1]) / (g[-1] - g[-2])
     return out
+
+
+def c_map_curves(curves: dict, ax=None):
+    """The correlation map iterated from several starting correlations c0 (one line each), with its
+    fixed point c* (dotted): how fast two inputs become alike (ordered phase, c* = 1) or settle at a
+    partial likeness (chaotic phase, c* < 1). ``curves``: ``{"c0": [...], "c": [[c_0, c_1, ...], ...],
+    "c_star": float, "label": str}`` (from :func:`initlab.theory.c_map`)."""
+    ax = ax or plt.gca()
+    for i, (c0, c) in enumerate(zip(curves["c0"], curves["c"])):
+        ax.plot(np.arange(len(c)), c, color=COLORS[(i + 1) % len(COLORS)], linewidth=1.8, label=f"c0 = {c0:g}")
+    if curves.get("c_star") is not None:
+        ax.axhline(curves["c_star"], color="black", linestyle=":", linewidth=1.2, label=f"c* = {curves['c_star']:.3g}")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set(xlabel="layer l", ylabel="correlation c_l of two inputs' preactivations",
+           title=curves.get("label", "the correlation map"))
+    legend_below(ax, ncol=3)
+    return ax
