@@ -35,6 +35,7 @@ BASE = {
     "schemes": [],
     "audit": ["--model", "mymodels:gpt", "--recipe", "gpt2"],
     "signal": ["--depth", "1", "--width", "2", "--inputs", "2"],
+    "watch-demo": ["--quick"],
 }
 
 

@@ -6,7 +6,8 @@ tuple outputs read by name), parametrized layers, integer token inputs passed as
 one feature of the layer's output: the last axis for Linear, attention and RNN outputs (every token
 and sequence position is a sample), the channel axis for convolutions (every pixel is a sample).
 
-Used by :func:`initlab.diagnose` (one pass, with gradients) and :func:`initlab.lsuv` (forward only).
+Used by :func:`initlab.diagnose` (one pass, with gradients), :func:`initlab.lsuv` (forward only) and
+:func:`initlab.watch` (chosen steps of a training loop, through :mod:`initlab.watchstats`).
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class Recorder:
         self.calls: list[Call] = []
         self.grads: dict = {}
         self._names = {m: n for n, m in model.named_modules()}
-        watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
-        self._handles = [m.register_forward_hook(self._hook) for m in watched]
+        self._watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
+        self._handles: list = []
 
     def _hook(self, module, args, out):
         if not self.active:
@@ -110,36 +111,50 @@ class Recorder:
                 arg.register_hook(lambda g, i=i: grads.__setitem__(("input", i), g.detach()))
 
     def start(self) -> None:
-        """Forget what was recorded and record the next passes."""
+        """Forget what was recorded and record the next passes. The hooks are on the model only from
+        here to :meth:`stop`: between recorded steps the model runs with no hook at all."""
         self.calls, self.grads, self.active = [], {}, True
+        if not self._handles:
+            self._handles = [m.register_forward_hook(self._hook) for m in self._watched]
 
     def stop(self) -> None:
         """Record nothing more (the gradients of passes already recorded still arrive)."""
         self.active = False
+        self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def first_calls(self) -> dict[str, int]:
+        """Each weight layer's name -> the index of its first call, in forward order."""
+        first: dict[str, int] = {}
+        for i, c in enumerate(self.calls):
+            if L.is_weight_layer(c.module):
+                first.setdefault(c.name, i)
+        return first
 
     def summary(self) -> dict[str, list]:
         """Per weight layer, by its first call in forward order: ``names``, ``preact_std`` (std of the
-        layer's output), ``act_std`` (std after the activation that follows it; None when none does)
-        and ``grad_std`` (std of the loss's gradient with respect to the layer's output)."""
+        layer's output), ``act_std`` (std after the activation that follows it; the output's when none
+        does) and ``grad_std`` (std of the loss's gradient with respect to the layer's output), as
+        :func:`output_stats` defines them."""
         layer_idx = [i for i, c in enumerate(self.calls) if L.is_weight_layer(c.module)]
-        first = {}
-        for i in layer_idx:
-            first.setdefault(self.calls[i].name, i)
+        first = self.first_calls()
         out = {"names": list(first), "preact_std": [], "act_std": [], "grad_std": []}
         for i in first.values():
-            _, after = following_activation(self.calls, i, layer_idx)
-            out["preact_std"].append(_std(self.calls[i].output))
-            out["act_std"].append(_std(after))
-            out["grad_std"].append(_std(self.grads.get(i)))
+            stats = output_stats(self.calls, self.grads, i, layer_idx)
+            for key in ("preact_std", "act_std", "grad_std"):
+                out[key].append(stats[key])
         return out
 
     def clear(self) -> None:
         self.calls, self.grads = [], {}
 
     def close(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles, self.calls, self.grads, self.active = [], [], {}, False
+        self._remove_hooks()
+        self.calls, self.grads, self.active = [], {}, False
 
 
 def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict]:
@@ -173,7 +188,7 @@ def _std(t: torch.Tensor | None) -> float | None:
 #: Autograd nodes of elementwise, one-input steps: activations, dropout, a scaling by a constant.
 ELEMENTWISE = {"ReluBackward0", "TanhBackward0", "SigmoidBackward0", "GeluBackward0", "LeakyReluBackward0",
                "LeakyReluBackward1", "EluBackward0", "SiluBackward0", "HardtanhBackward0", "NativeDropoutBackward0",
-               "MulBackward0", "DivBackward0"}
+               "MulBackward0", "DivBackward0", "SinBackward0"}
 
 
 def elementwise_chain(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> list[str] | None:
@@ -257,6 +272,57 @@ def weight_stats(module: nn.Module) -> dict:
             "weight_grad_std": gstd, "grad_to_weight": None if not hstd or gstd is None else gstd / hstd}
 
 
+def output_stats(calls: list[Call], grads: dict, i: int, layer_idx: list[int]) -> dict:
+    """The statistics of weight-layer call ``i``'s output, the one definition :func:`rows`,
+    :meth:`Recorder.summary` and :mod:`initlab.watchstats` share:
+
+    ``activation`` (the kind that follows the layer, :func:`following_activation`), ``preact_mean``
+    and ``preact_std`` (of the layer's output), ``act_mean`` (after the activation; None when none
+    follows) and ``act_std`` (after the activation; the output's when none follows), ``grad_std``
+    (of the loss's gradient with respect to the output), ``dead_fraction`` (the share of units that
+    are 0 or below on every sample, after an activation that can die) and ``saturated_fraction``
+    (the share of values in the saturated range of an activation that saturates: tanh, sigmoid)."""
+    c = calls[i]
+    kind, act = following_activation(calls, i, layer_idx)
+    preact_std, preact_mean = _std_mean(c.output)
+    act_std, act_mean = _std_mean(act) if act is not None else (preact_std, None)
+    out = {"activation": kind, "preact_mean": preact_mean, "preact_std": preact_std, "act_mean": act_mean,
+           "act_std": act_std, "grad_std": _std_mean(grads.get(i))[0], "dead_fraction": None,
+           "saturated_fraction": None}
+    if act is not None:
+        a = act.detach()
+        known = ACTIVATIONS.get(kind)
+        if (known is not None and known.can_die) or (kind == "unknown" and bool((a >= 0).all())):
+            out["dead_fraction"] = dead_share(a, L.feature_axis(c.module))
+        elif known is not None and known.saturated is not None:
+            out["saturated_fraction"] = float(known.saturated(a).float().mean())
+    return out
+
+
+def dead_share(t: torch.Tensor, axis: int) -> float:
+    """The share of units (features along ``axis``, see :func:`units`) that are 0 or below on every
+    sample: a unit's largest value over the samples is <= 0 (one pass, no copy of ``t``)."""
+    t = t.detach()
+    if t.numel() == 0:
+        return float("nan")
+    if t.dim() <= 1:
+        return float((units(t, axis) <= 0).all(0).double().mean())
+    axis = axis % t.dim()
+    largest = t.amax(dim=[d for d in range(t.dim()) if d != axis])
+    return float((largest <= 0).double().mean())
+
+
+def _std_mean(t: torch.Tensor | None) -> tuple[float | None, float | None]:
+    """``(std, mean)`` of ``t`` (None where ``t`` has too few values), reduced in the tensor's own
+    precision when it is float32 or float64 (no float64 copy of a large activation: PyTorch's
+    reductions are pairwise, within about 1e-6 of float64 in float32), else in float32."""
+    if t is None or t.numel() < 1:
+        return None, None
+    t = t.detach()
+    t = t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return (float(t.std()) if t.numel() > 1 else None), float(t.mean())
+
+
 def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) -> list[dict]:
     """One row of statistics per weight-layer call, in forward order."""
     layer_idx = [i for i, c in enumerate(calls) if L.is_weight_layer(c.module)]
@@ -270,25 +336,16 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
         seen[c.name] = seen.get(c.name, 0) + 1
         # a layer called k times (a loop, a cell over time, weights shared across depth) is k rows: its depth
         axis = L.feature_axis(c.module)
-        kind, act = following_activation(calls, i, layer_idx)
         u = units(c.output, axis)
         grad = grads.get(i)
+        stats = output_stats(calls, grads, i, layer_idx)
         row = {"name": c.name if total[c.name] == 1 else f"{c.name}#{seen[c.name]}", "module": c.name,
                "call": seen[c.name], "calls": total[c.name],
-               "kind": type(c.module).__name__, "activation": kind, **weight_stats(c.module),
-               "preact_std": _std(c.output),
-               "act_mean": None if act is None else float(act.detach().double().mean()),
-               "act_std": _std(act) if act is not None else _std(c.output),
-               "grad_std": _std(grad), "dead_fraction": None, "saturated_fraction": None, "width": u.shape[1],
+               "kind": type(c.module).__name__, "activation": stats["activation"], **weight_stats(c.module),
+               **{k: stats[k] for k in ("preact_std", "act_mean", "act_std", "grad_std", "dead_fraction",
+                                        "saturated_fraction")}, "width": u.shape[1],
                "grad_second_moment": None if grad is None else float(grad.double().pow(2).mean()),
                "outputs": {k: _std(v) for k, v in c.outputs.items()} if len(c.outputs) > 1 else None}
-        if act is not None:
-            a = units(act, axis)
-            known = ACTIVATIONS.get(kind)
-            if (known is not None and known.can_die) or (kind == "unknown" and bool((a >= 0).all())):
-                row["dead_fraction"] = float((a <= 0).all(0).double().mean())
-            elif known is not None and known.saturated is not None:
-                row["saturated_fraction"] = float(known.saturated(a).double().mean())
         row.update(_through_time(c, grads.get(("input", i))))
         sample = u[:: max(1, u.shape[0] // WIDTH_SAMPLES)]
         finite = bool(torch.isfinite(sample).all())

@@ -85,7 +85,7 @@ class TrainResult:
     diverged_step: int | None = None
     config: dict = field(default_factory=dict)
     seconds: float = 0.0
-    tracked: dict | None = None  # with track_every: per layer output std and weight-gradient norm
+    tracked: dict | None = None  # with track_every: the per-layer record initlab.watch keeps
 
     def __post_init__(self):
         # a diverged model's predictions come from NaN or inf outputs: from that step on it has no accuracy
@@ -192,6 +192,7 @@ class Trainer:
         self.batches = Minibatches(self.X.shape[0], batch_size, seed, self.device)
         self.step_count = 0
         self.diverged_step: int | None = None
+        self.last_loss: torch.Tensor | None = None
         self.last_loss_finite = True
         model.train()
 
@@ -208,6 +209,7 @@ class Trainer:
         xb, yb = (self.X, self.y) if idx is None else (self.X[idx], self.y[idx])
         self.opt.zero_grad(set_to_none=True)
         loss = _loss_fn(self.model(xb), yb)
+        self.last_loss = loss.detach()
         self.last_loss_finite = bool(torch.isfinite(loss))
         if self.last_loss_finite:
             loss.backward()
@@ -265,10 +267,11 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         Train and test loss and accuracy are recorded at step 0, every ``eval_every`` steps and at
         the last step.
     track_every : int, optional
-        At the first 5 steps, every ``track_every`` steps and at a divergence, record per weight layer
-        (through :class:`initlab.probe.Recorder`) the std of its output (``preact_std``) and the norm of
-        its weight's gradient (``weight_grad_norm``), in ``result.tracked``
-        (``{"layers", "step", "preact_std", "weight_grad_norm"}``; step s is the state after s updates).
+        At the first 5 steps, every ``track_every`` steps and at a divergence, record per layer the
+        statistics :func:`initlab.watch` records (:mod:`initlab.watchstats`: ``preact_std``,
+        ``weight_grad_norm``, ``update_to_data`` ...), in ``result.tracked``, the layout of
+        :meth:`initlab.watchstats.WatchRecord.to_dict` (``{"layers", "step", "loss", <statistic>:
+        [[value per layer] per step], ...}``; step s is the state after s updates).
     weight_decay : float, optional
         For optimizers that take it (adamw; default 0.01).
     callback : callable, optional
@@ -281,7 +284,7 @@ def train(model: nn.Module, data: Dataset, *, steps: int = 1000, lr: float = 0.1
         check("track_every", track_every)
     trainer = Trainer(model, data, lr=lr, optimizer=optimizer, batch_size=batch_size, seed=seed,
                       device=resolve_device(device), weight_decay=weight_decay)
-    tracker = _Tracker(model, track_every) if track_every else None
+    tracker = _Tracker(model, track_every, steps) if track_every else None
     start = time.perf_counter()
     history = _run(trainer, steps, eval_every, tracker, callback)
     seconds = time.perf_counter() - start
@@ -309,10 +312,10 @@ def _run(trainer: Trainer, steps: int, eval_every: int, tracker: "_Tracker | Non
     for step in range(1, steps + 1):
         watch = tracker is not None and tracker.due(step - 1)
         if watch:
-            tracker.recorder.start()
-        trainer.step(tracker.recorder if watch else None)
+            tracker.probe.begin()
+        trainer.step(tracker.probe.recorder if watch else None)
         if tracker is not None and (watch or not trainer.last_loss_finite):
-            tracker.record(step - 1)
+            tracker.record(step - 1, trainer.last_loss)
         if trainer.diverged:
             record(step)
             break
@@ -324,38 +327,28 @@ def _run(trainer: Trainer, steps: int, eval_every: int, tracker: "_Tracker | Non
 
 
 class _Tracker:
-    """``train(track_every=)``'s record: per weight layer, the std of its output and the norm of its
-    weight's gradient, from a :class:`~initlab.probe.Recorder` started on the steps it is due."""
+    """``train(track_every=)``'s record: the record :func:`initlab.watch` keeps (a
+    :class:`~initlab.watchstats.WatchRecord` of a :class:`~initlab.watchstats.StepProbe` begun on the
+    steps it is due), without histograms and with room for every due step of a run of ``steps``."""
 
-    def __init__(self, model: nn.Module, every: int):
-        from .layers import weight_params
-        from .probe import Recorder
+    def __init__(self, model: nn.Module, every: int, steps: int):
+        from .watchstats import StepProbe, WatchRecord
 
         self.every = every
-        self.recorder = Recorder(model)
-        self.layers = [(n, m) for n, m in model.named_modules() if weight_params(m)]
-        self.weights = {n: weight_params(m) for n, m in self.layers}
-        self.data = {"layers": [n for n, _ in self.layers], "step": [], "preact_std": [], "weight_grad_norm": []}
+        self.probe = StepProbe(model, histograms=False)
+        due = min(steps, 5) + max(0, (steps - 1) // every - 4 // every)
+        self.kept = WatchRecord(self.probe.layers, self.probe.kinds, every, max_samples=max(4, due + 2),
+                                histograms=False)
 
     def due(self, step: int) -> bool:
         return step < 5 or step % self.every == 0
 
-    def record(self, step: int) -> None:
-        stats = self.recorder.summary()
-        by_name = dict(zip(stats["names"], stats["preact_std"]))
-        self.data["step"].append(step)
-        self.data["preact_std"].append([by_name.get(n) for n, _ in self.layers])
-        self.data["weight_grad_norm"].append([_grad_norm(self.weights[n]) for n, _ in self.layers])
-        self.recorder.clear()
+    def record(self, step: int, loss: torch.Tensor | None = None) -> None:
+        self.kept.add(step, None if loss is None else float(loss), self.probe.measure())
 
     def close(self) -> dict:
-        self.recorder.close()
-        return self.data
-
-
-def _grad_norm(params: list[torch.Tensor]) -> float | None:
-    grads = [p.grad.detach().double().reshape(-1) for p in params if p.grad is not None]
-    return float(torch.cat(grads).norm()) if grads else None
+        self.probe.close()
+        return self.kept.to_dict()
 
 
 @torch.no_grad()

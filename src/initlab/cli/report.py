@@ -1,4 +1,4 @@
-"""``initlab report``: the page of a demo, train or diagnose folder or of a sweep's store."""
+"""``initlab report``: the page of a demo, train, diagnose or audit folder, a watched run or a sweep's store."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from .base import FORCE, PAGE_ASSETS, err_console, examples, main, out_console, 
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 @FORCE
 def report_cmd(path, out, lang, open_page, force):
-    """One self-contained HTML page for a demo or train folder, a diagnose folder or a sweep database.
+    """One self-contained HTML page for a demo or train folder, a diagnose or audit folder, a watched run
+    (watch.json) or a sweep database.
     A sweep's figures go beside the page, named after it (page.html: page-heatmap.png ...)."""
     from .. import report
 

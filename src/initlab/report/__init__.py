@@ -2,7 +2,8 @@
 
 - :mod:`.base`: the shell every page shares (CSS, figures as data URIs, escaping, where a page goes);
 - :mod:`.experiment`: a demo's or a train folder's page; :mod:`.diagnosis`: a diagnose folder's;
-  :mod:`.sweep`: a sweep's (each builds on :mod:`.base`, never on another page);
+  :mod:`.sweep`: a sweep's; :mod:`.watch`: a watched run's (each builds on :mod:`.base`, never on
+  another page);
 - :mod:`.dispatch`: :func:`render`, which picks the page for a path;
 - :mod:`.text`: the words of pages and figures in English and Hebrew (on the ground floor: the
   figures read it too).
