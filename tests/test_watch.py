@@ -369,12 +369,15 @@ def test_each_alert_fires_on_its_constructed_case(case, kind, layer):
         assert "first in the output of layer '2'" in hits[0]["message"]
 
 
-def test_alerts_are_rate_limited_per_kind_and_layer():
+def test_alerts_are_rate_limited_per_kind_and_layer(caplog):
     model = mlp([8, 32, 2], bias=-4.0)
     w = initlab.watch(model, every=1, quiet_steps=10)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("WARNING", logger="initlab.watch"):
         warnings.simplefilter("always")
         mlp_loop(model, 25, w, lr=0.0)
+    # the same alerts reach Python's logging (logger "initlab.watch"), once each like the warnings
+    logged = [r for r in caplog.records if r.name == "initlab.watch" and "dead" in r.getMessage()]
+    assert [r.initlab_alert["step"] for r in logged] == [0, 10, 20]
     dead = [a for a in w.alerts if a["kind"] == "dead"]
     assert [a["step"] for a in dead] == [0, 10, 20]  # every step is dead, raised once per 10 steps
     assert w.record.alert_counts["dead"] == 25

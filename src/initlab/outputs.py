@@ -246,16 +246,24 @@ def check_results(doc, file: str | Path = "results.json") -> dict:
 # --------------------------------------------------------------------------------------------------
 # diagnoses.json
 
+def check_head(doc, file, kind: str, version_max: int, default_kind: str | None = None) -> dict:
+    """The checks every initlab JSON file opens with: a mapping, its ``kind`` (``default_kind`` when a file
+    of an early release has none), a ``schema_version`` this initlab reads (1 when missing only where
+    ``default_kind`` is given), a text ``command``. Returns the document; raises one line."""
+    mapping(file, "the file", doc)
+    if doc.get("kind", default_kind) != kind:
+        raise _bad(file, "kind", f"'{kind}'", doc.get("kind"))
+    version = doc.get("schema_version", 1 if default_kind else None)
+    if not isinstance(version, int) or isinstance(version, bool) or version > version_max:
+        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
+                           f"{version_max}): upgrade initlab to read it.")
+    text(file, "command", doc.get("command", ""))
+    return doc
+
+
 def check_diagnoses(doc, file: str | Path = "diagnoses.json") -> dict:
     """Check a parsed ``diagnoses.json`` of a diagnose folder; returns it, or raises one line."""
-    mapping(file, "the file", doc)
-    if doc.get("kind", "diagnose") != "diagnose":
-        raise _bad(file, "kind", "'diagnose'", doc.get("kind"))
-    version = doc.get("schema_version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version > DIAGNOSES_VERSION:
-        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
-                           f"{DIAGNOSES_VERSION}): upgrade initlab to read it.")
-    text(file, "command", doc.get("command", ""))
+    check_head(doc, file, "diagnose", DIAGNOSES_VERSION, default_kind="diagnose")
     for k, v in mapping(file, "environment", doc.get("environment"), optional=True).items():
         text(file, f"environment.{k}", v)
     for i, d in enumerate(sequence(file, "diagnoses", doc.get("diagnoses"), nonempty=True)):
@@ -357,14 +365,7 @@ def write_audit(folder: str | Path, audit: dict, command: str = "", environment:
 
 def check_audit(doc, file: str | Path = "audit.json") -> dict:
     """Check a parsed ``audit.json``; returns it, or raises one line."""
-    mapping(file, "the file", doc)
-    if doc.get("kind") != "audit":
-        raise _bad(file, "kind", "'audit'", doc.get("kind"))
-    version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > AUDIT_VERSION:
-        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
-                           f"{AUDIT_VERSION}): upgrade initlab to read it.")
-    text(file, "command", doc.get("command", ""))
+    check_head(doc, file, "audit", AUDIT_VERSION)
     a = mapping(file, "audit", doc.get("audit"))
     if not isinstance(a.get("passed"), bool):
         raise _bad(file, "audit.passed", "true or false", a.get("passed"))
@@ -411,14 +412,7 @@ def write_watch(path: str | Path, runs: dict[str, dict], command: str = "", envi
 
 def check_watch(doc, file: str | Path = "watch.json") -> dict:
     """Check a parsed ``watch.json``; returns it, or raises one line."""
-    mapping(file, "the file", doc)
-    if doc.get("kind") != "watch":
-        raise _bad(file, "kind", "'watch'", doc.get("kind"))
-    version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > WATCH_VERSION:
-        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
-                           f"{WATCH_VERSION}): upgrade initlab to read it.")
-    text(file, "command", doc.get("command", ""))
+    check_head(doc, file, "watch", WATCH_VERSION)
     runs = mapping(file, "runs", doc.get("runs"))
     if not runs:
         raise _bad(file, "runs", "an object with at least one run", runs)
@@ -470,14 +464,7 @@ def write_signal(folder: str | Path, runs: list[dict], command: str = "", enviro
 
 def check_signal(doc, file: str | Path = "signal.json") -> dict:
     """Check a parsed ``signal.json``; returns it, or raises one line."""
-    mapping(file, "the file", doc)
-    if doc.get("kind") != "signal":
-        raise _bad(file, "kind", "'signal'", doc.get("kind"))
-    version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > SIGNAL_VERSION:
-        raise InitlabError(f"{file}: schema_version {version!r} is not one this initlab reads (up to "
-                           f"{SIGNAL_VERSION}): upgrade initlab to read it.")
-    text(file, "command", doc.get("command", ""))
+    check_head(doc, file, "signal", SIGNAL_VERSION)
     for i, r in enumerate(sequence(file, "runs", doc.get("runs"), nonempty=True)):
         where = f"runs[{i}]"
         mapping(file, where, r)

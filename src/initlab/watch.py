@@ -21,6 +21,7 @@ model. ``tensorboard="runs/exp1"`` also writes every value through TensorBoard's
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -32,6 +33,12 @@ from torch import nn
 from .errors import InitlabError
 from .probe import first_tensor
 from .watchstats import STATS, StepProbe, WatchRecord
+
+
+#: Alerts also go to this logger (at WARNING), silent unless the application configures logging: a
+#: library adds no handler of its own but the null one.
+LOGGER = logging.getLogger("initlab.watch")
+LOGGER.addHandler(logging.NullHandler())
 
 
 class WatchAlert(UserWarning):
@@ -295,6 +302,7 @@ class Watch:
                  "value": None if value is None or not math.isfinite(value) else float(value), "message": text}
         self.record.add_alert(alert)
         warnings.warn(text, WatchAlert, stacklevel=4)
+        LOGGER.warning(text, extra={"initlab_alert": alert})
         return [alert]
 
 

@@ -41,7 +41,7 @@ from torch import nn
 
 from . import layers as L
 from .errors import InitlabError
-from .probe import Recorder, output_stats
+from .probe import Recorder, output_stats, std_mean
 
 STATS = ("preact_mean", "preact_std", "act_mean", "act_std", "dead_fraction", "saturated_fraction", "grad_std",
          "weight_std", "weight_grad_std", "weight_grad_norm", "grad_to_weight", "update_to_data")
@@ -72,7 +72,8 @@ def layers_of(model: nn.Module) -> list[tuple[str, nn.Module, list[torch.Tensor]
 
 
 def _std(t: torch.Tensor | None) -> float:
-    return math.nan if t is None or t.numel() < 2 else float(t.std())
+    std = std_mean(t)[0]
+    return math.nan if std is None else std
 
 
 def _flat(tensors) -> torch.Tensor | None:
