@@ -382,3 +382,158 @@ def test_the_achieved_rate_is_reported_when_playing(client, manager):
     manager.work_once()
     state = client.get(f"/api/sessions/{sid}").json()
     assert state["rate"] is not None and state["rate"] < 200 * 0.9
+
+
+def test_the_achieved_rate_falls_below_the_asked_rate_when_steps_are_slow(client, manager, monkeypatch):
+    """On the real clock: each step made to take 10 ms allows at most 100 steps/s, so the rate reported
+    for 200 asked is below it (generous bounds: a slow machine only lowers it further)."""
+    from initlab.playground import stepper
+
+    step = stepper.Stepper.step
+
+    def slow(self, count=1, measure_last=True):
+        time.sleep(0.01 * count)
+        return step(self, count, measure_last)
+
+    monkeypatch.setattr(stepper.Stepper, "step", slow)
+    sid = client.post(f"/api/sessions?{SMALL}&speed=200").json()["session"]
+    assert client.post(f"/api/sessions/{sid}/play").json()["rate"] is None
+    deadline = time.monotonic() + 20
+    while client.get(f"/api/sessions/{sid}").json()["rate"] is None:
+        assert time.monotonic() < deadline, "no rate reported after 20 s of playing"
+        manager.work_once()
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert 0 < state["rate"] <= 110 and state["rate"] < 0.9 * 200, state["rate"]  # the page's "cannot keep up"
+    assert state["step"] > 0 and state["settings"]["speed"] == 200
+
+
+def test_a_rebuild_holds_up_no_other_session(client, manager, monkeypatch):
+    """An upload (or new settings, or a rewind) builds its runs outside the session's lock: while one
+    session's runs are being built, the worker trains the others, and the session's own lock is free."""
+    import threading
+
+    from initlab.playground import session as session_mod
+
+    playing = client.post(f"/api/sessions?{SMALL}").json()["session"]
+    busy = client.post(f"/api/sessions?{SMALL}&scheme=he_normal").json()["session"]
+    client.post(f"/api/sessions/{playing}/play")
+    entered, release = threading.Event(), threading.Event()
+    real_run = session_mod.Run
+
+    class SlowRun(real_run):
+        def __init__(self, *args, **kwargs):
+            entered.set()
+            assert release.wait(20), "the test never released the build"
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(session_mod, "Run", SlowRun)
+    done = {}
+    builders = [threading.Thread(target=lambda: done.setdefault("upload", client.post(
+        f"/api/sessions/{busy}/data", json={"csv": _csv()}).status_code))]
+    builders[0].start()
+    try:
+        assert entered.wait(10)
+        session = manager.get(busy)
+        assert session.lock.acquire(timeout=2), "the session's lock is held while its runs are built"
+        session.lock.release()
+        worker = threading.Thread(target=lambda: [manager.work_once() for _ in range(3)])
+        manager.get(playing)._last_tick -= 1.0
+        worker.start()
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "the worker waited for another session's rebuild"
+        assert manager.get(playing).step_count > 0
+        assert client.get(f"/api/sessions/{busy}").json()["settings"]["dataset"] == "moons"  # not yet swapped
+    finally:
+        release.set()
+        builders[0].join(timeout=30)
+    assert done["upload"] == 200
+    assert client.get(f"/api/sessions/{busy}").json()["settings"]["dataset"] == "custom"
+    # a rewind too: built outside the lock, swapped in paused at step 0
+    entered.clear(), release.clear()
+    rewind = threading.Thread(target=lambda: client.post(f"/api/sessions/{playing}/reset"))
+    rewind.start()
+    try:
+        assert entered.wait(10)
+        assert manager.get(playing).lock.acquire(timeout=2)
+        manager.get(playing).lock.release()
+    finally:
+        release.set()
+        rewind.join(timeout=30)
+    state = client.get(f"/api/sessions/{playing}").json()
+    assert state["step"] == 0 and state["playing"] is False
+
+
+def test_the_page_reads_the_upload_limits_from_the_server(client):
+    from importlib import resources
+
+    from initlab.playground import upload
+
+    limits = client.get("/api/catalog").json()["upload"]
+    assert limits["max_bytes"] == upload.MAX_BYTES and limits["max_rows"] == upload.MAX_ROWS
+    static = resources.files("initlab.playground") / "static"
+    for name in ("playground.js", "index.html"):
+        text = (static / name).read_text(encoding="utf-8")
+        assert "catalog.upload" in text or "upload-limits" in text, name
+        assert f"{upload.MAX_BYTES // 1024} KiB" not in text and f"{upload.MAX_ROWS} rows" not in text, name
+        assert "256 * 1024" not in text, name
+
+
+def test_no_mean_field_prediction_for_a_constant_start_and_why(client):
+    doc = client.post(f"/api/sessions?{SMALL}&scheme=constant(value=0.05)&scheme=zeros&scheme=xavier_uniform").json()
+    constant, zeros, xavier = (r["initial_layers"] for r in doc["runs"])
+    for layers in (constant, zeros):
+        assert layers["predicted_preact_std"] == [None] * 3 and layers["predicted_grad_std"] == [None] * 3
+        assert "assumes independent random weights" in layers["theory_note"] and "\n" not in layers["theory_note"]
+    assert xavier["theory_note"] is None
+    assert all(v is not None and v > 0 for v in xavier["predicted_preact_std"] + xavier["predicted_grad_std"])
+    # it is not a trait of the name: a random scheme with a zero std is constant too, and judged the same
+    doc = client.post(f"/api/sessions?{SMALL}&scheme=normal(std=0)&scheme=normal(std=1)").json()
+    assert [r["initial_layers"]["theory_note"] is None for r in doc["runs"]] == [False, True]
+
+
+# ------------------------------------------------------------------------------------------------
+# the snippet for uploaded data (a data-dependent scheme needs the CSV: it reads it from a path)
+
+def test_the_snippet_for_uploaded_data_reads_the_csv_and_rebuilds_lsuv_in_another_process(client, tmp_path):
+    import subprocess
+    import sys
+
+    from initlab.playground import export
+
+    sid = client.post(f"/api/sessions?{SMALL}&scheme=lsuv&scheme=xavier_uniform&seed=4&data_seed=7").json()["session"]
+    text = "\ufeff" + _csv(seed=3)  # as a spreadsheet saves it, byte-order mark and all
+    assert client.post(f"/api/sessions/{sid}/data", json={"csv": text}).status_code == 200
+    path = tmp_path / "my data.csv"
+    path.write_text(text, encoding="utf-8")
+    for run, needs_csv in ((0, True), (1, False)):
+        code = client.get(f"/api/sessions/{sid}/export/snippet?run={run}").text
+        assert any(line.startswith(f"CSV = {export.CSV_PLACEHOLDER!r}") for line in code.splitlines()) is needs_csv
+        out = tmp_path / f"run{run}.pt"
+        script = tmp_path / f"run{run}.py"
+        script.write_text(code.replace(repr(export.CSV_PLACEHOLDER), repr(str(path)))
+                          + "\nimport sys, torch\ntorch.save(model.state_dict(), sys.argv[1])\n")
+        done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        import io
+        weights = torch.load(io.BytesIO(client.get(f"/api/sessions/{sid}/export/weights?run={run}").content))
+        rebuilt = torch.load(out)
+        assert list(rebuilt) == list(weights) and all(torch.equal(rebuilt[k], weights[k]) for k in weights), run
+    # without the path filled in, the lsuv snippet says what it misses rather than "'lsuv' needs data"
+    script = tmp_path / "unfilled.py"
+    script.write_text(client.get(f"/api/sessions/{sid}/export/snippet?run=0").text)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode != 0 and export.CSV_PLACEHOLDER in done.stderr and "needs data" not in done.stderr
+
+
+def test_a_session_closed_after_the_worker_listed_it_does_not_stop_the_worker(client, manager):
+    """The worker lists the sessions, then steps each: one closed in between (a tab's unload request)
+    with a press still owed is skipped, and the others go on training."""
+    closing = client.post(f"/api/sessions?{SMALL}").json()["session"]
+    other = client.post(f"/api/sessions?{SMALL}").json()["session"]
+    client.post(f"/api/sessions/{closing}/step")  # owed, and the snapshot due
+    client.post(f"/api/sessions/{other}/step")
+    session = manager.get(closing)
+    real_reap = manager._reap
+    manager._reap = lambda: (real_reap(), session.close())  # closed just after it was listed
+    assert manager.work_once() is True
+    assert manager.get(other).step_count == 1 and session.runs == []

@@ -207,8 +207,19 @@ def _step_to(page, count):
 def test_upload_a_csv_and_train_on_it(server, page, tmp_path):
     page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&speed=60&scheme=he_normal")
     page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
-    # a malformed paste is refused with what is wrong, and nothing changes
+    # the limits shown are the server's
+    from initlab.playground import upload
+    assert page.get_by_test_id("upload-limits").inner_text() == \
+        f"at most {upload.MAX_ROWS} rows ({upload.MAX_BYTES // 1024} KiB)"
+    # a space typed in the paste box is a space, not play/pause
     page.click(".upload summary")
+    page.click("#upload-text")
+    page.keyboard.type("0 1")
+    page.wait_for_timeout(500)
+    assert page.locator("#upload-text").input_value() == "0 1"
+    assert page.evaluate("[state.playing, wantPlaying]") == [False, False] and "play" in page.inner_text("#play")
+    assert page.get_by_test_id("step").inner_text() == "0"
+    # a malformed paste is refused with what is wrong, and nothing changes
     page.fill("#upload-text", "x1,x2,label\n" + "\n".join(f"{i},{i},{i % 3}" for i in range(30)))
     page.click("#upload-paste")
     page.wait_for_selector("#error:not([hidden])")
@@ -230,6 +241,12 @@ def test_upload_a_csv_and_train_on_it(server, page, tmp_path):
     state = page.evaluate("state")
     assert state["settings"]["dataset"] == "custom" and state["runs"][0]["final"]["train_loss"] is not None
     assert len(page.evaluate("points").get("x")) == 240
+    # its snippet says where the user's CSV goes (the data is not in it)
+    page.get_by_test_id("snippet-0").click()
+    page.wait_for_function("document.querySelector('#snippet-text').textContent.includes('run 0')")
+    assert page.get_by_test_id("snippet-note").is_visible()
+    assert "# CSV = 'your-data.csv'" in page.get_by_test_id("snippet").inner_text()  # he_normal: not needed
+    page.click("#snippet-close")
 
 
 def test_the_exported_snippet_rebuilds_the_initial_weights_in_another_process(server, page, tmp_path):
@@ -244,6 +261,7 @@ def test_the_exported_snippet_rebuilds_the_initial_weights_in_another_process(se
         page.get_by_test_id(f"snippet-{i}").click()
         page.wait_for_function(f"document.querySelector('#snippet-text').textContent.includes('run {i}')")
         code = page.get_by_test_id("snippet").inner_text()
+        assert page.get_by_test_id("snippet-note").is_hidden()  # a built-in dataset is in the snippet
         assert "initlab.mlp(2, [8, 8, 8], 1, 'tanh')" in code and "seed=42" in code
         out = tmp_path / f"run{i}.pt"
         script = tmp_path / f"run{i}.py"
@@ -294,7 +312,28 @@ def test_neuron_lines_coincide_for_a_constant_start_and_fan_out_for_xavier(serve
 
 
 def test_a_zero_start_says_why_its_log_charts_have_no_points(server, page):
-    page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&scheme=zeros")
-    page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
+    page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&scheme=zeros&scheme=xavier_uniform")
+    page.wait_for_function("document.querySelector('[data-testid=contour-1]')?.dataset.step === '0'")
+    # at step 0 a zero start's hidden layers have output and gradient std 0 (only the output's gradient is not)
     layers = page.locator("#run-0 canvas.layers")
-    assert layers.get_attribute("data-zero") == "fc1,fc2" or layers.get_attribute("data-empty") == "1"
+    assert layers.get_attribute("data-zero") == "fc1,fc2" and layers.get_attribute("data-empty") == ""
+    assert page.locator("#run-1 canvas.layers").get_attribute("data-zero") == ""
+    # initialization by depth: no dashed prediction for the zero start, and one line that says why
+    assert page.get_by_test_id("depth-out").get_attribute("data-predicted") == "0,1"
+    note = page.get_by_test_id("depth-note")
+    assert note.is_visible() and note.inner_text().startswith("zeros: no mean-field prediction: it assumes")
+    assert len(note.inner_text().splitlines()) == 1
+    # an empty chart says why: a diverged run's NaN, not a constant start's zeros
+    why = page.evaluate("""() => [[null, null], [0, 0]].map((values, k) => {
+        const c = document.createElement('canvas'); c.width = 600; c.height = 240;
+        drawLayers(c, {layers: {names: ['fc1', 'out'], preact_std: values, grad_std: values},
+                       diverged: k === 0, diverged_step: k === 0 ? 17 : null}, '#000');
+        return c.dataset.empty; })""")
+    assert why == ["diverged", "zero"]
+    text = page.evaluate("emptyWhy([null, null], {diverged: true, diverged_step: 17}).lines.join(' ')")
+    assert text.startswith("diverged at step 17: ") and "constant" not in text
+    # a constant start alone: no prediction drawn, the note names it
+    page.goto(f"{server}/?depth=2&width={WIDTH}&n=200&scheme=constant(value=0.05)")
+    page.wait_for_function("document.querySelector('[data-testid=contour-0]')?.dataset.step === '0'")
+    assert page.get_by_test_id("depth-out").get_attribute("data-predicted") == "0"
+    assert page.get_by_test_id("depth-note").inner_text().startswith("constant(value=0.05): no mean-field prediction")

@@ -389,3 +389,36 @@ def test_uploaded_data_is_kept_in_memory_only(client, sid, monkeypatch, tmp_path
     r = client.post(f"/api/sessions/{sid}/data", headers=JSON, json={"csv": _rows(300)})
     assert r.status_code == 200 and r.json()["settings"]["dataset"] == "custom"
     assert writes == []
+
+
+def test_a_leading_byte_order_mark_is_skipped(client, sid, manager):
+    from initlab.playground import upload
+
+    rows = "\n".join(f"{i * 0.5:.1f},{(i * 7) % 5},{i % 2}" for i in range(30))  # no header: the BOM is on a number
+    X, y = upload.parse("\ufeff" + rows)
+    assert X[0].tolist() == [0.0, 0.0] and len(X) == 30
+    assert upload.parse("\ufeffx1,x2,label\n" + rows)[0].tolist() == X.tolist()
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, json={"csv": "\ufeff" + rows})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["points"]["x"]) == 30
+
+
+@pytest.mark.parametrize("value, words", [("1e300", "row 4: its x1 1e300 is too large to standardize"),
+                                          ("-1e101", "its x1 -1e101 is too large"),
+                                          ("1e-300", "its x1 1e-300 is too small to standardize")])
+def test_absurd_magnitudes_are_refused_rather_than_flattened(client, sid, value, words):
+    csv = _rows(50).replace("\n0.03,", f"\n{value},", 1)
+    r = client.post(f"/api/sessions/{sid}/data", headers=JSON, json={"csv": csv})
+    assert r.status_code == 400 and words in r.json()["error"] and "rescale the column" in r.json()["error"]
+    assert "\n" not in r.json()["error"]
+    assert client.get(f"/api/sessions/{sid}").json()["settings"]["dataset"] == "moons"
+
+
+def test_large_but_allowed_magnitudes_keep_every_column(client, sid, manager):
+    """Up to the limit, standardizing keeps each column's spread: no column silently becomes 0."""
+    import numpy as np
+
+    rows = "\n".join(f"{(i % 7) * 1e99:g},{(i % 5) * 1e-99:g},{i % 2}" for i in range(40))
+    assert client.post(f"/api/sessions/{sid}/data", headers=JSON, json={"csv": rows}).status_code == 200
+    X = manager.get(sid).data.X_train.numpy()
+    assert np.isfinite(X).all() and np.allclose(X.std(0), 1, atol=1e-4)

@@ -201,7 +201,7 @@ class _Api:
     async def update(self, request: Request) -> Response:
         session = self.session_of(request)
         settings = _parsed(request)
-        await run_in_threadpool(_apply, session, settings)
+        await run_in_threadpool(session.change, settings)
         return JSONResponse({**session.state(), "points": session.points})
 
     async def control(self, request: Request) -> Response:
@@ -288,18 +288,6 @@ class _Api:
             await asyncio.sleep(STREAM_POLL)
             quiet += STREAM_POLL
         yield "event: closed\ndata: {}\n\n"
-
-
-def _apply(session: Session, settings: settings_mod.Settings) -> None:
-    """New settings start afresh, but a new speed alone changes only the speed."""
-    with session.lock:
-        old = session.settings
-        if settings.to_dict() == {**old.to_dict(), "speed": settings.speed}:
-            old.speed = settings.speed
-            session._refresh()
-            return
-        session.playing = False
-        session.apply(settings)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, query: str = "",

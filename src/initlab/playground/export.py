@@ -15,6 +15,7 @@ import torch
 
 from ..jsonsafe import json_safe
 from ..outputs import PLAYGROUND_RECORD_KIND, PLAYGROUND_RECORD_VERSION
+from ..schemes import get
 from .settings import CUSTOM
 
 
@@ -26,20 +27,39 @@ def _run(session, index: int):
     return session.runs[index]
 
 
+#: What a snippet for uploaded data puts where the user's CSV goes.
+CSV_PLACEHOLDER = "your-data.csv"
+
+
+def _custom_data(data_seed: int, needed: bool, scheme: str) -> list[str]:
+    """Lines that read the user's CSV as the playground did (its reader, then ``datasets.split``'s split
+    and standardization); commented out where the initial weights do not look at the data."""
+    code = [f"CSV = {CSV_PLACEHOLDER!r}  # <- the path of the CSV you uploaded", "import pathlib",
+            "import numpy as np", "from initlab.playground import upload  # the playground's own reader and checks",
+            'X, y = upload.parse(pathlib.Path(CSV).read_text(encoding="utf-8"))',
+            f'data = initlab.datasets.split(X, y, np.random.default_rng({data_seed}), name="custom")']
+    head = (["# Your uploaded data stayed in the playground's memory (a link cannot carry it), and "
+             f"{scheme} looks at it:",
+             "# put the path of your CSV below; it is read, split and standardized exactly as the playground did."]
+            if needed else
+            ["# Your uploaded data stayed in the playground's memory (a link cannot carry it); the initial weights",
+             "# do not look at it. To train on it, uncomment these lines and put the path of your CSV: they read,",
+             "# split and standardize it exactly as the playground did."])
+    return head + (code if needed else [f"# {line}" for line in code] + ["data = None"])
+
+
 def snippet(session, index: int = 0) -> str:
-    """Python that rebuilds run ``index`` as it was at step 0 (and its data, for a built-in dataset)."""
+    """Python that rebuilds run ``index`` as it was at step 0, and its data: a built-in dataset drawn
+    again, or for uploaded data the user's CSV read from a path they fill in (needed when the scheme
+    looks at the data, as lsuv does)."""
     with session.lock:
         s, run = session.settings, _run(session, index)
         spec = json.dumps(run.spec)
+        looks = get(run.spec["name"]).apply is not None  # a data-dependent scheme (lsuv)
         if s.dataset == CUSTOM:
-            data = ["# Your uploaded data stayed in the playground's memory; to split and standardize your CSV as",
-                    "# the playground did:",
-                    "# import numpy as np",
-                    '# xy = np.loadtxt("your.csv", delimiter=",", skiprows=1)  # skiprows=0 without a header',
-                    f"# data = initlab.datasets.split(xy[:, :2], xy[:, 2].astype(int), np.random.default_rng({s.data_seed}))",
-                    "data = None"]
-            inputs = "  # lsuv looks at the data: pass inputs=data.X_train" if run.spec["name"] == "lsuv" else ""
-            init = f"initlab.initialize(model, {spec}, seed={s.seed}){inputs}"
+            data = _custom_data(s.data_seed, looks, run.spec["name"])
+            inputs = ", inputs=data.X_train" if looks else ""
+            init = f"initlab.initialize(model, {spec}, seed={s.seed}{inputs})"
         else:
             data = ["# the playground's points: the same draw, split and standardization",
                     f"data = initlab.datasets.make({s.dataset!r}, n={s.n}, noise={s.noise!r}, seed={s.data_seed})"]

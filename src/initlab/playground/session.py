@@ -69,6 +69,14 @@ def _clean(v: float | None, digits: int = 5) -> float | None:
     return float(f"{v:.{digits}g}")
 
 
+def _constant_layer(model: torch.nn.Module) -> str | None:
+    """The first weight layer whose weights all have one value (a constant start), or None."""
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and m.weight.numel() > 1 and bool((m.weight == m.weight.view(-1)[0]).all()):
+            return name
+    return None
+
+
 class Run:
     """One scheme's model, its stepper and its history."""
 
@@ -83,7 +91,13 @@ class Run:
                           "labels": d.verdict["labels"]}
         self.initial_stats = {"names": [r["name"] for r in d.rows],
                               **{k: [_clean(r[k]) for r in d.rows] for k in
-                                 ("preact_std", "grad_std", "predicted_preact_std", "predicted_grad_std")}}
+                                 ("preact_std", "grad_std", "predicted_preact_std", "predicted_grad_std")},
+                              "theory_note": None}
+        equal = _constant_layer(self.model)
+        if equal:  # the mean-field prediction assumes independent random weights: none for a constant start
+            n = len(d.rows)
+            self.initial_stats.update(predicted_preact_std=[None] * n, predicted_grad_std=[None] * n, theory_note=(
+                f"no mean-field prediction: it assumes independent random weights, and {equal}'s are all equal"))
         self.stepper = Stepper(self.model, data, lr=settings.lr, optimizer=settings.optimizer,
                                batch_size=settings.batch_size, seed=settings.seed,
                                weight_decay=settings.weight_decay)
@@ -158,13 +172,51 @@ class Run:
         self.stepper.close()
 
 
+class Start:
+    """A fresh start: the data of ``settings`` (``custom``: uploaded points, for ``dataset=custom``), one
+    run per scheme at step 0 and the points the page draws. Built without any session's lock (a run's
+    diagnosis at step 0 is the slow part), then swapped in whole by :meth:`Session._start`."""
+
+    def __init__(self, settings: Settings, custom: tuple[np.ndarray, np.ndarray] | None):
+        if settings.dataset == CUSTOM:
+            if custom is None:
+                raise InitlabError("a link cannot carry uploaded data (dataset=custom): upload your CSV again, "
+                                   "or pick a built-in dataset.")
+            data = upload.dataset(*custom, seed=settings.data_seed)
+        else:
+            data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.data_seed)
+        self.settings, self.custom, self.data = settings, custom, data
+        self.X_all = X_all = torch.cat([data.X_train, data.X_test])
+        self.runs: list[Run] = []
+        try:
+            for spec in settings.schemes:
+                self.runs.append(Run(settings, spec, data, X_all))
+        except BaseException:
+            self.close()
+            raise
+        self.points = {"x": np.round(X_all.numpy(), 4).tolist(),
+                       "y": torch.cat([data.y_train, data.y_test]).int().tolist(),
+                       "n_train": int(data.X_train.shape[0]), "lo": (X_all.min(0).values - 0.6).tolist(),
+                       "hi": (X_all.max(0).values + 0.6).tolist(), "grid": GRID, "custom": settings.dataset == CUSTOM}
+
+    def close(self) -> None:
+        for r in self.runs:
+            r.close()
+
+
 class Session:
-    """One browser tab: its settings, its runs (one per scheme), play/pause, the latest snapshot."""
+    """One browser tab: its settings, its runs (one per scheme), play/pause, the latest snapshot.
+
+    ``lock`` guards the running state (the worker holds it while it steps); a fresh start (new settings,
+    an upload, a rewind) is built outside it and swapped in under it, so that rebuilding one session
+    never holds up the worker. Fresh starts of one session are made one at a time (``_building``)."""
 
     def __init__(self, settings: Settings):
         self.id = secrets.token_urlsafe(12)
         self.lock = threading.RLock()
+        self._building = threading.Lock()  # one fresh start at a time; the worker never takes it
         self.playing = False
+        self.closed = False
         self.pending_steps = 0      # "step" presses not yet made
         self.last_seen = time.monotonic()
         self.version = 0
@@ -178,48 +230,51 @@ class Session:
         self.runs: list[Run] = []
         self.apply(settings)
 
-    def apply(self, settings: Settings) -> None:
-        """New settings: new data, new models from step 0 (what "reset" does with the same settings:
-        the same initial weights and the same minibatch order, the seed being the run's identity)."""
-        if settings.dataset == CUSTOM:
-            if self.custom is None:
-                raise InitlabError("a link cannot carry uploaded data (dataset=custom): upload your CSV again, "
-                                   "or pick a built-in dataset.")
-            data = upload.dataset(*self.custom, seed=settings.data_seed)
-        else:
-            data = make(settings.dataset, n=settings.n, noise=settings.noise, seed=settings.data_seed)
-        X_all = torch.cat([data.X_train, data.X_test])
-        runs = [Run(settings, spec, data, X_all) for spec in settings.schemes]
+    def _start(self, start: Start) -> None:
+        """Swap a fresh start in (paused, at step 0); the old runs are closed. Call it holding ``_building``."""
         with self.lock:
-            for r in self.runs:
-                r.close()
-            self.settings, self.data, self.X_all, self.runs = settings, data, X_all, runs
-            lo = (X_all.min(0).values - 0.6).tolist()
-            hi = (X_all.max(0).values + 0.6).tolist()
-            self.points = {"x": np.round(X_all.numpy(), 4).tolist(),
-                           "y": torch.cat([data.y_train, data.y_test]).int().tolist(),
-                           "n_train": int(data.X_train.shape[0]), "lo": lo, "hi": hi, "grid": GRID,
-                           "custom": settings.dataset == CUSTOM}
+            if self.closed:  # closed while the start was built: nothing to swap into
+                start.close()
+                return
+            old, self.runs = self.runs, start.runs
+            self.settings, self.custom, self.data, self.X_all = start.settings, start.custom, start.data, start.X_all
+            self.points = start.points
+            self.playing = False
             self.data_version = self.version + 1
             self.pending_steps, self._credit = 0, 0.0
+            for r in old:
+                r.close()
             self._refresh()
 
+    def apply(self, settings: Settings) -> None:
+        """New settings: new data, new models from step 0, paused (what "reset" does with the same
+        settings: the same initial weights and the same minibatch order, the seed being the run's
+        identity). Built without the session's lock, so the worker goes on training the other sessions."""
+        with self._building:
+            self._start(Start(settings, self.custom))
+
+    def change(self, settings: Settings) -> None:
+        """The page's new settings: a fresh start, but a new speed alone changes only the speed."""
+        with self._building:
+            with self.lock:
+                old = self.settings
+                if settings.to_dict() == {**old.to_dict(), "speed": settings.speed}:
+                    old.speed = settings.speed
+                    self._refresh()
+                    return
+            self._start(Start(settings, self.custom))
+
     def reset(self) -> None:
-        self.apply(self.settings)
+        with self._building:
+            self._start(Start(self.settings, self.custom))
 
     def upload(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Train on uploaded points from now on (kept in memory only), from step 0."""
+        """Train on uploaded points from now on (kept in memory only), from step 0; a refused file leaves
+        the session as it was."""
         import dataclasses
 
-        with self.lock:
-            old = self.custom
-            self.custom = (X, y)
-            try:
-                self.playing = False
-                self.apply(dataclasses.replace(self.settings, dataset=CUSTOM))
-            except Exception:
-                self.custom = old
-                raise
+        with self._building:
+            self._start(Start(dataclasses.replace(self.settings, dataset=CUSTOM), (X, y)))
 
     def units(self, run: int, layer: int) -> dict:
         """Run ``run``'s hidden layer ``layer`` as boundary curves (see :meth:`Run.units`)."""
@@ -232,7 +287,7 @@ class Session:
 
     @property
     def step_count(self) -> int:
-        return max(r.stepper.step_count for r in self.runs)
+        return max((r.stepper.step_count for r in self.runs), default=0)
 
     @property
     def done(self) -> bool:
@@ -242,6 +297,11 @@ class Session:
         self.last_seen = time.monotonic()
 
     def control(self, action: str) -> None:
+        if action == "reset":  # rebuilt outside the lock (see apply), paused at once
+            with self.lock:
+                self.playing = False
+            self.reset()
+            return
         with self.lock:
             if action == "play":
                 self.playing = not self.done
@@ -253,17 +313,16 @@ class Session:
             elif action == "step":
                 self.playing = False
                 self.pending_steps = min(self.pending_steps + 1, 100)
-            elif action == "reset":
-                self.playing = False
-                self.reset()
             else:
                 raise InitlabError(f"unknown action '{action}'; use play, pause, step or reset.")
-            self._dirty = action != "reset"  # the worker refreshes the snapshot on its next round
+            self._dirty = True  # the worker refreshes the snapshot on its next round
 
     def work(self, now: float, budget: int = 50) -> bool:
         """Make the steps this session owes (at most ``budget``), in lockstep across its runs, and
         refresh its snapshot when due. Returns whether anything was done."""
         with self.lock:
+            if self.closed:  # closed after the worker listed it: nothing to train or publish
+                return False
             count = 0
             if self.pending_steps:
                 count, self.pending_steps = self.pending_steps, 0
@@ -272,6 +331,11 @@ class Session:
                 count = int(self._credit)
                 self._credit -= count
             self._last_tick = now
+            # the rate achieved over the last second: the steps made before now (those made below count
+            # in the next second, as they end after now)
+            if self.playing and now - self._rate_since >= 1.0:
+                self.rate = self._rate_steps / (now - self._rate_since)
+                self._rate_steps, self._rate_since = 0, now
             if count:
                 self._rate_steps += count
                 for r in self.runs:
@@ -279,9 +343,6 @@ class Session:
                 if self.done:
                     self.playing = False
             due = count and (not self.playing or now - self._last_snapshot >= SNAPSHOT_EVERY)
-            if self.playing and now - self._rate_since >= 1.0:  # the rate achieved, over the last second
-                self.rate = self._rate_steps / (now - self._rate_since)
-                self._rate_steps, self._rate_since = 0, now
             if due or self._dirty:
                 self._refresh()
                 self._last_snapshot, self._dirty = now, False
@@ -303,6 +364,7 @@ class Session:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             for r in self.runs:
                 r.close()
             self.runs = []

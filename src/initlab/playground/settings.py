@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
 from .. import datasets
+from . import upload
 from ..schemes import CHOICES, get, label_of, parse_spec, schemes
 from ..errors import InitlabError, unknown_name
 from ..activations import ACTIVATIONS
@@ -54,8 +55,9 @@ def _whole(default) -> bool:
 
 
 def catalog() -> dict:
-    """Everything the page needs to build its controls: datasets, activations, optimizers, ranges and
-    every scheme of the registry with its formula and its parameters (default and rule)."""
+    """Everything the page needs to build its controls: datasets, activations, optimizers, ranges,
+    every scheme of the registry with its formula and its parameters (default and rule), and the
+    upload limits (:func:`.upload.limits`)."""
     rows = []
     for name in schemes():
         s = get(name)
@@ -68,7 +70,8 @@ def catalog() -> dict:
         rows.append({"name": name, "formula": s.formula, "params": params})
     return {"datasets": datasets.names(), "activations": list(ACTIVATIONS), "optimizers": list(OPTIMIZERS),
             "optimizer_params": {name: o.params for name, o in OPTIMIZERS.items()},
-            "ranges": {k: list(v) for k, v in RANGES.items()}, "max_schemes": MAX_SCHEMES, "schemes": rows}
+            "ranges": {k: list(v) for k, v in RANGES.items()}, "max_schemes": MAX_SCHEMES, "schemes": rows,
+            "upload": upload.limits()}
 
 
 def _number(key: str, text: str, lo: float, hi: float, integer: bool = False) -> float | int:

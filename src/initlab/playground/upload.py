@@ -28,11 +28,19 @@ MAX_BYTES = 256 * 1024     # a request's body, JSON and all; 2,000 rows of three
 MAX_ROWS = 2000            # as many points as the built-in datasets may have
 MIN_ROWS = 10
 MIN_PER_CLASS = 3          # so that the stratified 70/30 split leaves each class in both halves
+MAX_MAGNITUDE = 1e100      # beyond it (or below 1/MAX_MAGNITUDE but not 0) a column's variance over-
+                           # or underflows in float64, and standardizing would silently flatten it to 0
 FORMAT = "three columns per row: x1, x2 (numbers) and a label (0 or 1), with an optional header row"
 
 
 class TooLarge(InitlabError):
     """The upload is larger than the server reads (HTTP 413)."""
+
+
+def limits() -> dict:
+    """The upload limits, as the page shows and checks them (the server is their one home)."""
+    return {"max_bytes": MAX_BYTES, "max_rows": MAX_ROWS, "min_rows": MIN_ROWS, "min_per_class": MIN_PER_CLASS,
+            "format": FORMAT}
 
 
 def _number(text: str) -> float | None:
@@ -41,6 +49,11 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return v if math.isfinite(v) else None
+
+
+def _absurd(v: float) -> bool:
+    """Too large or too small (but not 0) to standardize in float64 without losing the column."""
+    return abs(v) > MAX_MAGNITUDE or 0 < abs(v) < 1 / MAX_MAGNITUDE
 
 
 def body_text(raw: bytes) -> str:
@@ -65,8 +78,10 @@ def parse(text: str) -> tuple[np.ndarray, np.ndarray]:
     """The points ``X`` (n, 2) and 0/1 labels ``y`` in CSV ``text``.
 
     Raises :class:`InitlabError` naming the first wrong row: wrong number of columns, a value that is
-    not a finite number, a label that is not 0 or 1 (more than two classes), too few or too many rows.
+    not a finite number or of an absurd magnitude (beyond ``MAX_MAGNITUDE``), a label that is not 0 or
+    1 (more than two classes), too few or too many rows. A leading byte-order mark is skipped.
     """
+    text = text.removeprefix("\ufeff")  # a BOM, as spreadsheet programs write one
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise TooLarge(f"the file is larger than {MAX_BYTES // 1024} KiB, the playground's limit for "
                        f"{MAX_ROWS} rows.")
@@ -87,6 +102,11 @@ def parse(text: str) -> tuple[np.ndarray, np.ndarray]:
             if v is None:
                 what = "label" if col == 2 else f"x{col + 1}"
                 raise InitlabError(f"row {i + 1}: its {what} {cell.strip()[:40]!r} is not a finite number.")
+            if col < 2 and _absurd(v):
+                size = "large" if abs(v) > 1 else "small"
+                raise InitlabError(f"row {i + 1}: its x{col + 1} {cell.strip()[:40]} is too {size} to standardize; "
+                                   f"the playground takes values from {1 / MAX_MAGNITUDE:g} to {MAX_MAGNITUDE:g} "
+                                   f"in size (or 0): rescale the column.")
         X[i], y[i] = values[:2], values[2]
     classes = sorted(set(y.tolist()))
     if len(classes) > 2 or not set(classes) <= {0.0, 1.0}:

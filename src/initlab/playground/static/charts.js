@@ -227,9 +227,9 @@ function drawWidths(el, run) {
   });
 }
 
-// Why a log chart has nothing to draw: its values are 0 (or missing) at these layers.
+// The layers whose std is 0 (in one series at least, and above 0 in none): all units equal, as a constant start makes them.
 function zeroNote(names, series) {
-  const zero = names.filter((_, k) => series.every((s) => s[k] === 0 || s[k] === null));
+  const zero = names.filter((_, k) => series.every((s) => s[k] === 0 || s[k] === null) && series.some((s) => s[k] === 0));
   return zero.length ? zero : null;
 }
 
@@ -274,30 +274,52 @@ function logLayerChart(ctx, W, H, names, series, empty) {
 const EMPTY_CONSTANT = ["every std here is 0, so a log scale has nothing to show:",
   "a constant start gives all units of a layer the same output", "(and zero weights pass no signal or gradient)"];
 
-function drawLayers(canvas, layers, color) {
-  const ctx = canvas.getContext("2d");
+// Why a chart of per-layer stds has nothing to draw, as {kind, lines}: its run diverged (its last
+// statistics are NaN or inf), every std is 0 (a constant start), or no std is finite.
+function emptyWhy(values, run) {
+  if (run && run.diverged) {
+    return { kind: "diverged", lines: [`diverged at step ${run.diverged_step}: its last statistics are NaN or inf,`,
+      "so a log scale has nothing to show"] };
+  }
+  if (values.length && values.every((v) => v === 0)) return { kind: "zero", lines: EMPTY_CONSTANT };
+  return { kind: "nonfinite", lines: ["no finite std to show (NaN or inf)"] };
+}
+
+function note(ctx, lines) {
+  ctx.font = FONT; ctx.fillStyle = "#8a1c1c"; ctx.textAlign = "left"; ctx.textBaseline = "top";
+  lines.forEach((line, k) => ctx.fillText(line, 90, 14 + 26 * k));
+}
+
+// A run's per-layer stds now (output and gradient); dataset.empty says why nothing is drawn, dataset.zero
+// which layers have std 0.
+function drawLayers(canvas, run, color) {
+  const ctx = canvas.getContext("2d"), layers = run.layers;
+  const why = emptyWhy([...layers.preact_std, ...layers.grad_std], run);
   const drawn = logLayerChart(ctx, canvas.width, canvas.height, layers.names, [
     { values: layers.preact_std, color, marker: "dot" },
-    { values: layers.grad_std, color, dash: [8, 6], marker: "square" }], EMPTY_CONSTANT);
-  const zero = drawn && zeroNote(layers.names, [layers.preact_std, layers.grad_std]);
+    { values: layers.grad_std, color, dash: [8, 6], marker: "square" }], why.lines);
+  const zero = drawn && !run.diverged && zeroNote(layers.names, [layers.preact_std, layers.grad_std]);
   if (zero) {  // why points are missing: a log scale has no 0 (all units equal, as a constant start makes them)
-    ctx.font = FONT; ctx.fillStyle = "#8a1c1c"; ctx.textAlign = "left"; ctx.textBaseline = "top";
-    ctx.fillText(`std 0 at ${zero.join(", ")}: no point on a log scale`, 90, 14);
-    ctx.fillText("(every unit the same, as a constant start makes them)", 90, 40);
+    note(ctx, [`std 0 at ${zero.join(", ")}: no point on a log scale`, "(every unit the same, as a constant start makes them)"]);
+  } else if (drawn && run.diverged && [...layers.preact_std, ...layers.grad_std].includes(null)) {
+    note(ctx, [`diverged at step ${run.diverged_step}: a layer without a point was NaN or inf`]);
   }
-  canvas.dataset.empty = drawn ? "" : "1";
+  canvas.dataset.empty = drawn ? "" : why.kind;
   canvas.dataset.zero = zero ? zero.join(",") : "";
 }
 
-// "Initialization by depth": per layer at step 0, measured (solid) and the mean-field prediction (dashed).
+// "Initialization by depth": per layer at step 0, measured (solid) and the mean-field prediction (dashed;
+// the server sends none where the theory does not apply, a constant start, and says why: theory_note).
 function drawDepth(canvas, runs, key) {
   const ctx = fitCanvas(canvas, 190);
   const names = runs.length ? runs[0].initial_layers.names : [];
   const series = runs.flatMap((run, i) => [
     { values: run.initial_layers[key], color: COLORS[i], marker: "dot" },
     { values: run.initial_layers[`predicted_${key}`] || [], color: COLORS[i], dash: [10, 8] }]);
-  const drawn = logLayerChart(ctx, canvas.width, canvas.height, names, series, EMPTY_CONSTANT);
-  canvas.dataset.empty = drawn ? "" : "1";
+  const why = emptyWhy(runs.flatMap((run) => run.initial_layers[key]), null);
+  const drawn = logLayerChart(ctx, canvas.width, canvas.height, names, series, why.lines);
+  canvas.dataset.empty = drawn ? "" : why.kind;
+  canvas.dataset.predicted = runs.map((run) => (run.initial_layers[`predicted_${key}`] || []).some((v) => v !== null) ? 1 : 0).join(",");
 }
 
 // ---------------------------------------------------------------- loss and accuracy over the steps

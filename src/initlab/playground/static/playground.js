@@ -17,7 +17,8 @@ let catalog = null, sid = null, source = null, points = null, state = null;
 let schemes = [{ name: "xavier_uniform", params: {} }];
 let wantPlaying = false, pausedByHiding = false, pending = null, dataVersion = null;
 let units = {}, unitsBusy = false, unitsAt = 0;   // later layers' unit curves, per run, fetched on demand
-const MAX_UPLOAD = 256 * 1024;                     // the server's limit (upload.MAX_BYTES)
+// The upload limits are the server's (catalog.upload: upload.MAX_BYTES, MAX_ROWS); never written here.
+const uploadKiB = () => Math.floor(catalog.upload.max_bytes / 1024);
 
 // ---------------------------------------------------------------- settings <-> URL <-> controls
 
@@ -236,7 +237,7 @@ function changed() {
 // ---------------------------------------------------------------- your data, taking the network home
 
 async function upload(text) {
-  if (new Blob([text]).size > MAX_UPLOAD) { showError(`the file is larger than ${MAX_UPLOAD / 1024} KiB, the playground's limit.`); return; }
+  if (new Blob([text]).size > catalog.upload.max_bytes) { showError(`the file is larger than ${uploadKiB()} KiB, the playground's limit.`); return; }
   try {
     wantPlaying = false;
     adopt(await api("POST", `/api/sessions/${sid}/data`, { csv: text }));
@@ -249,6 +250,7 @@ async function showSnippet(i) {
     const r = await fetch(`/api/sessions/${sid}/export/snippet?run=${i}`);
     if (!r.ok) throw new Error((await r.json()).error);
     $("snippet-text").textContent = await r.text();
+    $("snippet-note").hidden = !(state && state.settings.dataset === "custom");
     $("snippet-download").href = `/api/sessions/${sid}/export/snippet?run=${i}`;
     $("snippet-download").download = `initlab-playground-run${i}.py`;
     $("snippet-box").hidden = false;
@@ -288,6 +290,10 @@ function render(doc) {
   drawDepth($("depth-grad"), doc.runs, "grad_std");
   for (const id of ["loss-legend", "acc-legend"]) legend($(id), doc.runs, "solid train, dashed test");
   legend($("depth-legend"), doc.runs, "solid measured at step 0, dashed mean-field prediction");
+  // where the theory does not apply (a constant start), no dashed line, and one line saying why
+  const notes = doc.runs.filter((r) => r.initial_layers.theory_note).map((r) => `${r.label}: ${r.initial_layers.theory_note}.`);
+  $("depth-note").textContent = notes.join("\n");
+  $("depth-note").hidden = !notes.length;
   fetchUnits(doc);
 }
 
@@ -356,7 +362,7 @@ function renderRuns(runs) {
     b.textContent = `at step 0: ${run.diagnosis.summary}`;
     v.append(b, document.createElement("br"), run.diagnosis.message);
     drawWidths(el, run);
-    drawLayers(el.querySelector("canvas.layers"), run.layers, COLORS[i]);
+    drawLayers(el.querySelector("canvas.layers"), run, COLORS[i]);
   });
 }
 
@@ -370,6 +376,7 @@ async function main() {
   fill($("width"), WIDTHS);
   fill($("lr"), LRS, fmt);
   fill($("batch_size"), BATCHES, (b) => String(b));
+  $("upload-limits").textContent = `at most ${catalog.upload.max_rows} rows (${uploadKiB()} KiB)`;
   for (const id of ["dataset", "noise", "n", "data_seed", "depth", "width", "activation", "optimizer", "lr", "weight_decay", "batch_size", "seed"]) {
     $(id).addEventListener("change", changed);
     $(id).addEventListener("input", outputs);
@@ -398,7 +405,7 @@ async function main() {
   $("upload-file").onchange = async () => {
     const f = $("upload-file").files[0];
     if (!f) return;
-    if (f.size > MAX_UPLOAD) showError(`${f.name} is ${Math.round(f.size / 1024)} KiB; the playground takes files up to ${MAX_UPLOAD / 1024} KiB.`);
+    if (f.size > catalog.upload.max_bytes) showError(`${f.name} is ${Math.round(f.size / 1024)} KiB; the playground takes files up to ${uploadKiB()} KiB.`);
     else await upload(await f.text());
     $("upload-file").value = "";
   };
@@ -410,8 +417,11 @@ async function main() {
   $("drawer-close").onclick = () => document.body.classList.remove("drawer-open");
   let resized = null;
   window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(() => state && render(state), 150); });
+  // space plays and pauses, except where it types a space or presses what has the focus
   document.addEventListener("keydown", (e) => {
-    if (e.code === "Space" && !["INPUT", "SELECT"].includes(e.target.tagName)) { e.preventDefault(); $("play").click(); }
+    const t = e.target;
+    if (e.code !== "Space" || ["INPUT", "SELECT", "TEXTAREA", "BUTTON", "A", "SUMMARY"].includes(t.tagName) || t.isContentEditable) return;
+    e.preventDefault(); $("play").click();
   });
   document.addEventListener("visibilitychange", () => {
     if (!sid) return;
