@@ -24,7 +24,7 @@ FLOORS = [
     ("core", ["config", "schemes", "datasets", "layers", "models", "checks", "outputs", "symmetry", "stack"]),
     ("init", ["manifest", "draws", "roles", "recipes", "init", "theory", "probe", "watchstats", "train", "ensemble", "residual",
               "watch"]),
-    ("runs", ["signal", "widths", "verdict", "diagnose", "lsuv", "experiment", "store", "results", "executors", "grid", "sweep",
+    ("runs", ["signal", "ntk", "widths", "verdict", "diagnose", "lsuv", "experiment", "store", "results", "executors", "grid", "sweep",
               "trainability", "rerun", "audit", "lightning"]),
     ("plots", ["plots.signal", "plots", "plots.base", "plots.chapter", "plots.diagnosis", "plots.residual", "plots.sweep",
                "plots.theory", "plots.watch"]),

@@ -46,10 +46,18 @@ class SmallCNN(nn.Module):
         return self.fc(torch.tanh(self.conv(x)).flatten(1))
 
 
+def _seeded(make, seed=0):
+    """``make()`` with PyTorch's default init drawn from a seeded global stream, the caller's stream left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
 def _encoder(d=16, t=5):
-    torch.manual_seed(0)
-    layer = nn.TransformerEncoderLayer(d, 2, dim_feedforward=32, dropout=0.1, batch_first=True)
-    return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    def make():
+        layer = nn.TransformerEncoderLayer(d, 2, dim_feedforward=32, dropout=0.1, batch_first=True)
+        return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    return _seeded(make)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,8 +66,7 @@ def _encoder(d=16, t=5):
 @pytest.mark.parametrize("case", ["mlp_wide_out", "mlp_narrow_out", "cnn"])
 def test_singular_values_equal_plain_autograd_and_numpy(case):
     if case == "cnn":
-        torch.manual_seed(0)
-        model, x = SmallCNN(), _x(3, 2, 5, 5)
+        model, x = _seeded(SmallCNN), _x(3, 2, 5, 5)
     else:
         model = _net(12, 3, in_features=10, out_features=15 if case == "mlp_wide_out" else 7, scheme="xavier_normal")
         x = _x(3, 10)
@@ -78,9 +85,14 @@ def test_singular_values_equal_plain_autograd_and_numpy(case):
 def test_random_projections_stay_within_their_stated_error():
     model, x = _net(48, 3, scheme="xavier_normal"), _x(2, 48, std=0.5)
     exact = initlab.jacobian_spectrum(model, x, n=None)
-    est = initlab.jacobian_spectrum(model, x, n=None, max_exact=16, probes=40, seed=3)
-    assert est.method.startswith("projections") and est.condition is None and est.mean_s2_error > 0
+    est = initlab.jacobian_spectrum(model, x, n=None, max_numbers=2 * 48 * 48 - 1, probes=40, seed=3)
+    assert est.method.startswith("projections (top 40 of 48") and est.condition is None and est.mean_s2_error > 0
     assert abs(est.mean_s2 - exact.mean_s2) < 4 * est.mean_s2_error
+    # the spread is over every singular value (not the top 40 the histogram holds), within its stated error
+    assert exact.spread_error == 0 and est.spread_error > 0
+    assert abs(est.spread - exact.spread) < 4 * est.spread_error
+    top_only = (est.singular_values**2).std() / (est.singular_values**2).mean()
+    assert abs(top_only - exact.spread) > 4 * est.spread_error  # what the spread used to be: not the spread
     top_true, top_est = exact.singular_values[:, 0], est.singular_values[:, 0]
     assert np.all(top_est <= top_true * (1 + 1e-4)) and np.all(top_est >= 0.8 * top_true)  # randomized SVD: from below
 
@@ -89,7 +101,16 @@ def test_mean_squared_singular_value_is_the_mean_field_product():
     for scheme in ("orthogonal", "xavier_normal"):
         s = initlab.jacobian_spectrum(_net(256, 6, scheme=scheme), _x(4, 256, std=0.7), n=None)
         assert s.mean_s2 == pytest.approx(s.predicted_mean_s2, rel=0.12), scheme
-        assert s.point.chi_1 == pytest.approx(theory.chi_1("tanh", s.point.sigma_w2, s.point.sigma_b2), rel=1e-6)
+        # chi_1 at q* from the weights of every layer after the first, by a plain quadrature of our own (no bias: sigma_b^2 = 0)
+        net = _net(256, 6, scheme=scheme)
+        sw = np.mean([m.in_features * float(m.weight.detach().double().pow(2).mean()) for m in list(net)[2::2]])
+        z, w = np.polynomial.hermite_e.hermegauss(120)
+        w = w / w.sum()
+        q = 1.0
+        for _ in range(3000):
+            q = sw * np.sum(w * np.tanh(math.sqrt(q) * z) ** 2)
+        chi = sw * np.sum(w / np.cosh(math.sqrt(q) * z) ** 4)
+        assert s.point.sigma_w2 == pytest.approx(sw, rel=1e-9) and s.point.chi_1 == pytest.approx(chi, rel=1e-6)
 
 
 def test_pennington_orthogonal_tanh_keeps_the_spectrum_concentrated_gaussian_and_relu_do_not():
@@ -187,8 +208,7 @@ def test_correlation_map_measures_the_cosines_and_follows_the_c_map_better_when_
 def test_correlation_map_of_a_transformer_and_a_cnn_measures_without_a_prediction():
     m = initlab.correlation_map(_encoder(), _x(4, 5, 16))
     assert m.predicted is None and "TransformerEncoder" in m.reason and len(m.layers) >= 4
-    torch.manual_seed(0)
-    c = initlab.correlation_map(SmallCNN(), _x(4, 2, 5, 5))
+    c = initlab.correlation_map(_seeded(SmallCNN), _x(4, 2, 5, 5))
     assert c.layers == ["conv", "fc"] and c.predicted is None and c.error() is None
     with pytest.raises(InitlabError, match="at least 2 inputs"):
         initlab.correlation_map(SmallCNN(), _x(1, 2, 5, 5))
@@ -226,14 +246,109 @@ def test_ntk_equals_explicit_gradient_dot_products_by_both_methods():
         initlab.ntk(model, x, output=3)
 
 
-def test_ntk_on_a_cnn_and_on_token_ids():
-    torch.manual_seed(0)
-    k = initlab.ntk(SmallCNN(), _x(3, 2, 5, 5))
-    assert k.kernel.shape == (18, 18) and k.parameters == sum(p.numel() for p in SmallCNN().parameters())
-    torch.manual_seed(0)
-    lm = nn.Sequential(nn.Embedding(10, 8), nn.Flatten(), nn.Linear(16, 1))
-    t = initlab.ntk(lm, torch.tensor([[1, 2], [3, 4], [1, 4]]))
-    assert t.kernel.shape == (3, 3) and np.all(t.eigenvalues > 0)
+def test_ntk_on_a_cnn_and_on_token_ids_equals_explicit_gradient_dot_products():
+    cnn, x = _seeded(SmallCNN), _x(3, 2, 5, 5)
+    k = initlab.ntk(cnn, x)
+    assert k.kernel.shape == (18, 18) and k.parameters == sum(p.numel() for p in cnn.parameters())
+    np.testing.assert_allclose(k.kernel, _explicit_ntk(cnn, x), rtol=1e-4, atol=1e-5)
+    lm = _seeded(lambda: nn.Sequential(nn.Embedding(10, 8), nn.Flatten(), nn.Linear(16, 1)))
+    ids = torch.tensor([[1, 2], [3, 4], [1, 4]])
+    t = initlab.ntk(lm, ids)
+    np.testing.assert_allclose(t.kernel, _explicit_ntk(lm, ids), rtol=1e-4, atol=1e-6)
+    assert np.all(t.eigenvalues > 0)
+
+
+def test_ntk_condition_is_inf_where_the_kernel_is_singular_to_its_own_rounding():
+    # 3 parameters, 8 examples: an 8 x 8 kernel of rank 3, whose 5 zero eigenvalues float32 leaves at about 1e-7
+    # of the largest (a cut-off at 1e-13 called it well-conditioned, with a condition number of about 1e7)
+    model, x = _seeded(lambda: nn.Linear(2, 1)), _x(8, 2)
+    k = initlab.ntk(model, x)
+    assert np.linalg.matrix_rank(_explicit_ntk(model, x), tol=1e-6) == 3 and k.condition == math.inf
+    from initlab.ntk import condition
+    assert condition(np.array([2.0, 1.0, 1e-3]), np.finfo(np.float32).eps) == pytest.approx(2000.0)
+    assert condition(np.array([2.0, 1.0, 1e-7]), np.finfo(np.float32).eps) == math.inf
+    assert condition(np.array([2.0, 1.0, 1e-7]), np.finfo(np.float64).eps) == pytest.approx(2e7)
+    double = initlab.ntk(_seeded(lambda: nn.Linear(2, 1)).double(), x.double())
+    assert double.condition == math.inf and double.eigenvalues.dtype == np.float64
+
+
+# --------------------------------------------------------------------------------------------------
+# when mean-field theory does not apply, and bad inputs
+
+@pytest.mark.parametrize("act, setting", [(lambda: nn.LeakyReLU(0.5), "negative_slope=0.5"),
+                                          (lambda: nn.ELU(alpha=3.0), "alpha=3.0"),
+                                          (lambda: nn.GELU(approximate="tanh"), "approximate='tanh'")])
+def test_an_activation_with_other_parameters_than_the_tables_has_no_prediction(act, setting):
+    # LeakyReLU(0.5) measured a mean s^2 of 3.02 where the default LeakyReLU's theory predicted 2.00
+    net = _seeded(lambda: nn.Sequential(nn.Linear(64, 64), act(), nn.Linear(64, 64), act(), nn.Linear(64, 64)))
+    s = initlab.jacobian_spectrum(net, _x(4, 64))
+    m = initlab.correlation_map(net, _x(4, 64))
+    assert s.predicted_mean_s2 is None and s.point is None and setting in s.reason
+    assert type(net[1]).__name__ in s.reason
+    assert m.predicted is None and setting in m.reason
+    inplace = _seeded(lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(inplace=True), nn.Linear(64, 64)))
+    assert initlab.jacobian_spectrum(inplace, _x(4, 64)).predicted_mean_s2 is not None  # inplace changes nothing
+
+
+def test_constant_or_shifted_weights_have_no_prediction_and_narrow_layers_a_note():
+    const = _net(64, 3, scheme="constant", value=0.05)
+    s = initlab.jacobian_spectrum(const, _x(4, 64))
+    assert s.predicted_mean_s2 is None and "random, zero-mean weights" in s.reason and "std 0" in s.reason
+    shifted = _net(64, 3, scheme="normal", std=0.05, mean=0.1)
+    m = initlab.correlation_map(shifted, _x(4, 64))
+    assert m.predicted is None and "weights have mean 0.0995, large beside their std 0.0497" in m.reason
+    narrow = initlab.jacobian_spectrum(_net(16, 3), _x(4, 16))
+    assert narrow.predicted_mean_s2 is not None and "hidden width 16 is under 32" in narrow.note
+    assert initlab.correlation_map(_net(16, 3), _x(4, 16)).note == narrow.note
+    assert initlab.jacobian_spectrum(_net(64, 3), _x(4, 64)).note is None
+
+
+def test_non_finite_inputs_vmap_failures_and_an_overflowing_kernel_are_one_line():
+    net = _net(8, 2)
+    bad = _x(4, 8)
+    bad[1, 3] = math.nan
+    for f in (initlab.jacobian_spectrum, initlab.correlation_map, initlab.ntk):
+        with pytest.raises(InitlabError, match=r"the input batch holds NaN or inf \(1 of 32 values\)"):
+            f(net, bad)
+
+    class Item(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(x) * x.abs().max().item()
+
+    for f in (initlab.jacobian_spectrum, initlab.ntk):
+        with pytest.raises(InitlabError, match=r"cannot run under torch.func's vmap.*\.item\(\)"):
+            f(_seeded(Item), _x(4, 8))
+    huge = _seeded(lambda: nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 1)))
+    with torch.no_grad():
+        huge[0].weight.fill_(1e20)
+    with pytest.raises(InitlabError, match="the NTK holds NaN or inf"):
+        initlab.ntk(huge, _x(4, 8))
+
+
+def test_the_exact_jacobian_stays_within_a_memory_budget_of_examples_x_inputs_x_outputs():
+    # 3 outputs: min(in, out) is small, but 4 x 600 x 3 numbers are over a budget of 7,000
+    model, x = _net(8, 1, in_features=600, out_features=3, scheme="xavier_normal"), _x(4, 600)
+    assert initlab.jacobian_spectrum(model, x, n=None, max_numbers=7_200).method == "exact"
+    est = initlab.jacobian_spectrum(model, x, n=None, max_numbers=7_199, probes=8)
+    assert est.method.startswith("projections") and est.singular_values.shape == (4, 3)
+    with pytest.raises(InitlabError, match="max_numbers"):
+        initlab.jacobian_spectrum(model, x, max_numbers=0)
+
+
+def test_c_star_is_not_defined_where_q_star_is_about_0_by_one_rule():
+    mf = theory.mean_field("tanh", theory.critical_sigma_w2("tanh", 0.0), 0.0)
+    assert mf.q_star < 0.01 and mf.c_star is None  # c* = 0.4974 was printed: the iteration had not moved from 0.5
+    assert theory.c_star("tanh", 1.5, 0.0, theory.length_fixed_point("tanh", 1.5, 0.0)) == pytest.approx(0, abs=1e-6)
+    m = initlab.correlation_map(_net(64, 4, scheme="orthogonal"), _x(6, 64, std=0.05))  # tanh, no bias: q* = 0
+    assert m.c_star is None and m.predicted is not None
+    sw, sb = 2.5, 0.05  # the fixed point is one of the c-map's own (pair_map's) iteration
+    q = theory.length_fixed_point("tanh", sw, sb)
+    c = theory.correlation_fixed_point("tanh", sw, sb, q)
+    assert theory.pair_map("tanh", [sw], [sb], q, q, c)[1][2] == pytest.approx(c, abs=1e-8)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,3 +418,122 @@ def test_a_damaged_signal_file_is_one_line(tmp_path):
     doc["schema_version"] = 9
     with pytest.raises(InitlabError, match="newer|upgrade initlab"):
         check_signal(doc, path)
+
+
+def test_signal_command_feeds_token_ids_and_refuses_what_cannot_work(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from initlab.cli import main
+
+    (tmp_path / "siglm.py").write_text(
+        "from torch import nn\n"
+        "def make_lm():\n"
+        "    return nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(4 * 5, 3))\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        run = lambda *a: CliRunner().invoke(main, ["signal", "--model", "siglm:make_lm", "--input-shape", "5", *a])  # noqa: E731
+        res = run("--input-dtype", "long", "--vocab", "10", "--inputs", "4", "--json")
+        assert res.exit_code == 0, res.output
+        r = json.loads(res.output)["runs"][0]
+        assert r["jacobian"] is None and "needs float inputs" in r["jacobian_reason"]
+        assert len(r["ntk"]["eigenvalues"]) == 4 and len(r["correlation"]["measured"]) == 1
+        past = run("--input-dtype", "long", "--vocab", "50")
+        assert past.exit_code == 2 and "is --vocab 50 larger than the model's Embedding?" in past.output
+        assert "needs --vocab" in run("--input-dtype", "long").output
+        assert "--vocab is for token ids" in run("--vocab", "10").output
+        mixed = run("--input-dtype", "long", "--vocab", "10", "--input-std", "2")
+        assert mixed.exit_code == 2 and "--input-std shape float inputs" in mixed.output
+    finally:
+        sys.modules.pop("siglm", None)
+    assert "--input-dtype long is for a --model" in CliRunner().invoke(
+        main, ["signal", "--input-dtype", "long", "--vocab", "10"]).output
+
+
+def test_signal_command_names_the_schemes_critical_can_set_and_refuses_repeats():
+    from click.testing import CliRunner
+
+    from initlab.cli import main
+
+    res = CliRunner().invoke(main, ["signal", "--quick", "--critical", "--sigma-b2", "1e-5", "--scheme",
+                                    "orthogonal,he_normal"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "he_normal takes no gain; give --scheme from those that do: " in res.output
+    assert "orthogonal, xavier_normal" in res.output
+    res = CliRunner().invoke(main, ["signal", "--quick", "--scheme", "orthogonal,orthogonal"])
+    assert res.exit_code == 2 and "--scheme names orthogonal more than once" in res.output
+    res = CliRunner().invoke(main, ["signal", "--quick", "--depth", "4,8,4"])
+    assert res.exit_code == 2 and "--depth names 4 more than once" in res.output
+
+
+def test_theory_command_says_c_star_is_not_defined_where_q_star_is_about_0():
+    from click.testing import CliRunner
+
+    from initlab.cli import main
+
+    res = CliRunner().invoke(main, ["theory", "--activation", "tanh", "--sigma-b2", "0"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "c* not defined: q* = 0.0012 is about 0" in text and "c* = 0.49" not in text
+    res = CliRunner().invoke(main, ["theory", "--activation", "tanh", "--sigma-b2", "0", "--json"])
+    assert json.loads(res.output)["c_star"] is None
+
+
+def test_page_ranks_only_exact_spectra_and_the_plots_label_projections(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from initlab import plots
+    from initlab.report.signal import signal_body
+
+    model, x = _net(48, 3, scheme="xavier_normal"), _x(2, 48, std=0.5)
+    exact = initlab.jacobian_spectrum(model, x, n=None).to_dict()
+    est = initlab.jacobian_spectrum(model, x, n=None, max_numbers=100, probes=40).to_dict()
+    est["spread"] = exact["spread"] / 10  # a smaller spread estimated: never ranked against the exact one
+    runs = [{"label": "exact one", "jacobian": exact}, {"label": "projected one", "jacobian": est}]
+    verdict, body = signal_body(runs, tmp_path)
+    assert "Closest to dynamical isometry:</b> exact one" in verdict and "Not ranked" in verdict
+    assert "projected one" in verdict.split("Not ranked")[1] and "mean |c - predicted|" in body
+    ax = plots.jacobian_spectrum({"exact one": exact, "projected one": est}, ax=plots.plt.figure().gca())
+    labels = ax.get_legend_handles_labels()[1]
+    assert "±" not in labels[0] and "projections" not in labels[0]
+    assert f"± {est['spread_error']:.2g}" in labels[1] and "the histogram shows only the top values" in labels[1]
+    plots.plt.close("all")
+
+
+def test_correlation_error_is_the_mean_over_the_layers():
+    m = initlab.correlation_map(_net(32, 4, scheme="xavier_normal", gain=1.2, bias_std=0.2), _x(6, 32))
+    gaps = np.abs(np.subtract(m.measured, m.predicted))
+    assert m.error() == pytest.approx(gaps.mean()) and m.error() < gaps.max()
+    assert m.to_dict()["error"] == m.error()
+
+
+def test_width_sweep_figure_keeps_moving_modules_and_the_output_and_takes_to_dict():
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from initlab import plots
+    from initlab.widths import WidthSweep, fit_slopes, verdict
+
+    names = [f"m{i}" for i in range(10)] + ["out"]
+    rows = [{"width": w, "module": n, "step": 0, "seed": 0, "l1": (w ** 0.8 if n in ("m7", "out") else 1.0)}
+            for w in (64, 128, 256) for n in names]
+    data = pd.DataFrame(rows)
+    slopes = fit_slopes(data)
+    sweep = WidthSweep(data, slopes, verdict(slopes))
+    for given in (sweep, sweep.to_dict()):
+        fig, ax = plots.plt.subplots()
+        plots.width_sweep(given, axes=[ax], max_modules=4)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert [lab.split(":")[0] for lab in labels] == ["m0", "m1", "m7", "out"]
+        assert ax.get_legend()._loc != 0  # placed below the axes, not "best" over the data
+        plots.plt.close(fig)
+
+
+def test_inputs_go_to_the_models_device_and_dtype():
+    # a float64 model measured on float32 inputs (as diagnose moves them): the inputs follow the model
+    net, x = _net(12, 2, scheme="xavier_normal").double(), _x(3, 12)
+    s = initlab.jacobian_spectrum(net, x, n=None)
+    np.testing.assert_allclose(s.singular_values, _autograd_singular_values(net, x.double()), rtol=1e-10)
+    assert initlab.correlation_map(net, x).measured == initlab.correlation_map(net, x.double()).measured
+    np.testing.assert_allclose(initlab.ntk(net, x).kernel, _explicit_ntk(net, x.double()), rtol=1e-10)

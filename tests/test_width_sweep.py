@@ -64,9 +64,26 @@ def test_slopes_and_verdicts_on_constructed_data():
     assert by.loc["zero", "trend"] == "zero"
     assert verdict(slopes) == "shrinks as width^-1.00 at module shrink (step 0; 1 more module moves with width)"
     assert verdict(slopes[slopes["module"].isin(["flat", "zero"])]) == "flat in width"
-    # a slope of 0.5 through points that scatter a factor 100 apart: its interval holds 0, so no trend is claimed
-    noisy = fit_slopes(_frame({"noisy": lambda w, s: w**0.5 * (10.0 if s == 0 else 0.1)})).iloc[0]
-    assert noisy["slope"] == pytest.approx(0.5) and noisy["low"] < 0 < noisy["high"] and noisy["trend"] == "flat"
+    # a slope of 0.5 through points that scatter a factor 100 apart: its interval holds 0, so neither a trend
+    # nor flatness is claimed, and the verdict names the module it cannot tell
+    noisy = fit_slopes(_frame({"noisy": lambda w, s: w**0.5 * (10.0 if s == 0 else 0.1)}))
+    row = noisy.iloc[0]
+    assert row["slope"] == pytest.approx(0.5) and row["low"] < 0 < row["high"] and row["trend"] == "inconclusive"
+    assert verdict(noisy).startswith("no module clearly moves with width, but cannot tell at noisy (step 0")
+    both = pd.concat([slopes, noisy])
+    assert verdict(both).startswith("shrinks as width^-1.00 at module shrink") and "cannot tell at noisy" in verdict(both)
+
+
+def test_nan_or_inf_is_diverged_never_flat_and_an_unknown_module_is_named():
+    bad = fit_slopes(_frame({"nan": lambda w, s: math.nan if w == 512 else 1.0,
+                             "inf": lambda w, s: math.inf if w >= 256 else 1.0, "flat": lambda w, s: 1.0,
+                             "once": lambda w, s: 1.0 if w == 64 else 0.0}))
+    by = bad.set_index("module")
+    assert by.loc["nan", "trend"] == "diverged" and by.loc["inf", "trend"] == "diverged"
+    assert by.loc["once", "trend"] == "unknown" and by.loc["flat", "trend"] == "flat"
+    v = verdict(bad)
+    assert v.startswith("diverged (NaN or inf) at nan (step 0), inf (step 0)") and "cannot tell at once" in v
+    assert verdict(bad[bad["module"].isin(["flat", "once"])]).startswith("no module clearly moves")
 
 
 def test_standard_parametrization_grows_after_one_step_and_mup_stays_flat():
@@ -110,6 +127,23 @@ def test_bad_arguments_are_one_line():
         initlab.width_sweep(sp, [64, 128], x, optimizer="sgdd")
     with pytest.raises(InitlabError, match="do not fit"):
         initlab.width_sweep(sp, [64, 128], torch.randn(4, 3))
+    with pytest.raises(InitlabError, match="the input batch holds NaN or inf"):
+        initlab.width_sweep(sp, [64, 128], torch.full((4, 8), math.nan))
+    with pytest.raises(InitlabError, match="the target batch holds NaN or inf"):
+        initlab.width_sweep(sp, [64, 128], x, targets=torch.full((32, 5), math.inf))
+    # the user's loss, optimizer factory and targets that do not fit: one line each, never a traceback
+    with pytest.raises(InitlabError, match=r"the loss failed on the model's output \(IndexError"):
+        initlab.width_sweep(sp, [64, 128], x, loss=lambda out, t: out[:, 99].sum())
+    with pytest.raises(InitlabError, match=r"the loss failed .*IndexError|the loss failed .*RuntimeError"):
+        initlab.width_sweep(sp, [64, 128], x, targets=torch.full((32,), 7))
+    with pytest.raises(InitlabError, match=r"the loss should be a scalar tensor; got Tensor\(32, 5\)"):
+        initlab.width_sweep(sp, [64, 128], x, loss=lambda out, t: out)
+    with pytest.raises(InitlabError, match=r"optimizer\(model\) failed \(AttributeError"):
+        initlab.width_sweep(sp, [64, 128], x, optimizer=lambda m: torch.optim.SGD(m.no_such_part.parameters(), lr=1))
+    with pytest.raises(InitlabError, match=r"should return a torch.optim.Optimizer; got list"):
+        initlab.width_sweep(sp, [64, 128], x, optimizer=lambda m: [])
+    with pytest.raises(InitlabError, match="the update after step 0 failed"):
+        initlab.width_sweep(sp, [64, 128], x, loss=lambda out, t: torch.ones((), requires_grad=False))
 
 
 def test_a_cnn_sweeps_by_its_channels_with_the_random_direction_loss():
@@ -119,5 +153,25 @@ def test_a_cnn_sweeps_by_its_channels_with_the_random_direction_loss():
     x = torch.randn(6, 2, 4, 4, generator=torch.Generator().manual_seed(2))
     s = initlab.width_sweep(cnn, [4, 8, 16], x, steps=2, lr=0.05)
     assert set(s.data["module"]) == {"0", "1", "3"} and set(s.data["step"]) == {0, 1}
-    assert s.slopes.set_index(["module", "step"]).loc[("0", 0), "trend"] == "flat"  # fan_in fixed: flat at init
-    assert isinstance(s.verdict, str) and s.verdict
+    by = s.slopes.set_index(["module", "step"])
+    assert by.loc[("0", 0), "trend"] == "flat"  # fan_in fixed: flat at init
+    # the verdict is the slopes' own: "flat in width" exactly when every module and step is flat (or 0)
+    assert s.verdict == verdict(s.slopes)
+    assert (s.verdict == "flat in width") == bool(s.slopes["trend"].isin(["flat", "zero"]).all())
+
+
+def test_repeated_calls_are_named_as_the_probe_names_them():
+    class Twice(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.inp, self.mid, self.out = nn.Linear(8, width), nn.Linear(width, width), nn.Linear(width, 2)
+
+        def forward(self, x):
+            return self.out(self.mid(torch.tanh(self.mid(self.inp(x)))))
+
+    x, _ = _data()
+    s = initlab.width_sweep(Twice, [8, 16], x, steps=1)
+    assert list(dict.fromkeys(s.data["module"])) == ["inp", "mid#1", "mid#2", "out"]
+    m = initlab.correlation_map(Twice(8), x[:4])
+    assert m.layers == ["inp", "mid#1", "mid#2", "out"]
+    assert [r["name"] for r in initlab.diagnose(Twice(8), x[:4]).rows][:3] == ["inp", "mid#1", "mid#2"]

@@ -14,8 +14,8 @@ from ._version import __version__
 
 #: Each public name -> the module that defines it (a module's own name: the module itself).
 _HOMES = {
-    "jacobian_spectrum": "signal", "correlation_map": "signal", "ntk": "signal", "JacobianSpectrum": "signal",
-    "CorrelationMap": "signal", "NTK": "signal", "width_sweep": "widths", "WidthSweep": "widths",
+    "jacobian_spectrum": "signal", "correlation_map": "signal", "ntk": "ntk", "JacobianSpectrum": "signal",
+    "CorrelationMap": "signal", "NTK": "ntk", "width_sweep": "widths", "WidthSweep": "widths",
     "Diagnosis": "diagnose", "diagnose": "diagnose", "train_many": "ensemble", "InitlabError": "errors",
     "Manifest": "init", "initialize": "init", "register_layer": "layers", "LSUVResult": "lsuv", "lsuv": "lsuv",
     "mlp": "models", "fans": "schemes", "gain": "schemes", "schemes": "schemes", "variance_scaling": "schemes",

@@ -198,3 +198,11 @@ def of_module(module) -> str | None:
     """The name of ``module``'s activation when it is one of the table's modules, else None."""
     name = BY_MODULE.get(type(module).__name__)
     return name if name is not None and type(module) is ACTIVATIONS[name].module else None
+
+
+def non_default(module) -> list[str]:
+    """The settings of a table activation module that differ from its class's defaults, as
+    ``"negative_slope=0.5"`` (``[]``: the form the table describes; ``inplace`` does not count)."""
+    default = vars(type(module)())
+    return [f"{k}={v!r}" for k, v in vars(module).items()
+            if not k.startswith("_") and k not in ("training", "inplace") and default.get(k) != v]

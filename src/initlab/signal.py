@@ -9,13 +9,14 @@ neural tangent kernel.
 - :func:`correlation_map`: how the cosine similarity of two inputs' representations moves layer by
   layer, beside the c-map iteration from the inputs' own correlation (Poole et al. 2016; Schoenholz
   et al. 2017; :func:`initlab.theory.pair_map`).
-- :func:`ntk`: the empirical neural tangent kernel Theta(x, x') = J(x) J(x')^T, J the Jacobian of the
-  outputs with respect to the parameters (Jacot, Gabriel and Hongler 2018), by ``torch.func`` as in
-  PyTorch's NTK tutorial; its eigenvalues and condition number (Xiao, Pennington and Schoenholz 2020).
+
+The empirical neural tangent kernel, measured the same way, is :func:`initlab.ntk.ntk`.
 
 Every function measures the model as it stands, in eval mode (no dropout; batch norm with its running
-statistics), with its parameters unchanged; the mean-field prediction is given for an MLP of Linear
-layers and one known activation, and is None, with the reason, for any other model.
+statistics), with its parameters unchanged, on inputs moved to its device; the mean-field prediction
+is given for an MLP of Linear layers with random, zero-mean weights and one known activation in the
+table's form, and is None, with the reason, for any other model (with a note where the layers are
+narrow).
 """
 
 from __future__ import annotations
@@ -31,17 +32,17 @@ from torch.func import functional_call, jacfwd, jacrev, jvp, vjp, vmap
 
 from . import layers as L
 from . import theory
-from .activations import of_module
-from .checks import FIT_ERRORS, does_not_fit
+from .activations import non_default, of_module
+from .checks import FIT_ERRORS, check_finite, does_not_fit
+from .diagnose import _move
 from .errors import InitlabError
-from .probe import first_tensor, trace
+from .probe import call_names, first_tensor, trace
 
-#: Above this many input (and output) coordinates the Jacobian is estimated by random projections.
-MAX_EXACT = 1024
-#: Under this q* (tanh with no bias: q* = 0, approached slowly) the fixed point c* is not defined.
-Q_DEGENERATE = 1e-3
-#: Above this many numbers (examples x outputs x parameters) the NTK is built column by column.
-MAX_NTK_JACOBIAN = 50_000_000
+#: Above this many numbers (examples x inputs x outputs) the Jacobian is not built: random projections
+#: estimate it.
+MAX_JACOBIAN = 20_000_000
+#: Under this hidden width the mean-field prediction comes with a note: it is a large-width limit.
+NARROW = 32
 
 
 # --------------------------------------------------------------------------------------------------
@@ -59,7 +60,8 @@ def _evaluating(model: nn.Module):
             m.train(t)
 
 
-def _batch(inputs, n: int | None, what: str) -> torch.Tensor:
+def _batch(inputs, n: int | None, what: str, model: nn.Module | None = None) -> torch.Tensor:
+    """The first ``n`` of ``inputs``, checked finite and moved to ``model``'s device (and float dtype)."""
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
         raise InitlabError(f"{what} takes a batch of inputs as one tensor (examples first); got "
                            f"{type(inputs).__name__}.")
@@ -67,7 +69,13 @@ def _batch(inputs, n: int | None, what: str) -> torch.Tensor:
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InitlabError(f"n must be an integer >= 1; got {n!r}.")
         inputs = inputs[:n]
-    return inputs
+    check_finite(inputs, "the input batch")
+    param = next(iter(model.parameters()), None) if model is not None else None
+    return inputs if param is None else _move(inputs, param)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
 
 
 def _single(model: nn.Module):
@@ -88,13 +96,18 @@ def _state(model: nn.Module) -> dict:
 def _one_line(e: Exception) -> InitlabError:
     if isinstance(e, InitlabError):
         return e
-    return does_not_fit(e) if isinstance(e, FIT_ERRORS) else InitlabError(f"{type(e).__name__}: {e}")
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if "vmap" in first or "functorch" in first:  # .item(), a branch on a tensor's value, an in-place input
+        return InitlabError(f"the model cannot run under torch.func's vmap, which measures each example: {first} "
+                            f"(write its forward without .item() or Python branches on tensor values).")
+    return does_not_fit(e) if isinstance(e, FIT_ERRORS) else InitlabError(f"{type(e).__name__}: {first}")
 
 
 def mlp_structure(model: nn.Module) -> tuple[str, list[nn.Linear]] | str:
     """``(activation, linears)`` when ``model`` is an MLP that mean-field theory describes: an
-    ``nn.Sequential`` of Linear layers with one known activation module between each two (and none
-    after the last); else the reason it is not, as one sentence."""
+    ``nn.Sequential`` of Linear layers with one known activation module, in the form the activation
+    table describes (its default parameters), between each two (and none after the last), every
+    weight random with mean about 0; else the reason it is not, as one sentence."""
     if not isinstance(model, nn.Sequential):
         kinds = sorted({type(m).__name__ for m in model.modules() if L.is_weight_layer(m)} - {"Linear"})
         has = f" (it has {', '.join(kinds)})" if kinds else ""
@@ -111,7 +124,42 @@ def mlp_structure(model: nn.Module) -> tuple[str, list[nn.Linear]] | str:
     if None in names or len(names) > 1:
         return ("the mean-field prediction needs one known activation between every two Linear layers; this model "
                 f"has {', '.join(sorted(type(m).__name__ for m in acts)) or 'none'}")
+    for m in acts:
+        changed = non_default(m)
+        if changed:
+            return (f"the mean-field prediction uses the table's {type(m).__name__} with its default parameters; "
+                    f"this model's has {', '.join(changed)}")
+    where = {id(m): name for name, m in model.named_children()}
+    for m in linears:
+        weak = _not_random(m.weight)
+        if weak:
+            return f"the mean-field prediction is for random, zero-mean weights; layer {where[id(m)]}'s {weak}"
     return (names.pop() if names else "identity"), linears
+
+
+def _not_random(weight: torch.Tensor) -> str | None:
+    """Why ``weight`` is not a random, zero-mean draw (all equal; a mean large beside its spread), or None."""
+    w = weight.detach().double().reshape(-1)
+    if w.numel() < 2:
+        return None
+    if not bool(torch.isfinite(w).all()):
+        return "weights hold NaN or inf"
+    std, mean = float(w.std()), float(w.mean())
+    if std == 0:
+        return f"weights are all {mean:.3g} (std 0)"
+    if abs(mean) > max(0.5, 4 / math.sqrt(w.numel())) * std:
+        return f"weights have mean {mean:.3g}, large beside their std {std:.3g}"
+    return None
+
+
+def _narrow(linears: list[nn.Linear]) -> str | None:
+    """A note where the narrowest hidden layer is under :data:`NARROW` units."""
+    hidden = [m.out_features for m in linears[:-1]]
+    if hidden and min(hidden) < NARROW:
+        w = min(hidden)
+        return (f"hidden width {w} is under {NARROW}: mean-field theory is the wide-layer limit; expect the "
+                f"measurement to differ from it by about 1/sqrt({w}) = {1 / math.sqrt(w):.2f} (relative)")
+    return None
 
 
 @dataclass
@@ -148,14 +196,17 @@ class JacobianSpectrum:
     """The singular values of the input-output Jacobian at a sample of inputs.
 
     ``singular_values`` is ``(examples, k)``: every singular value of each example's Jacobian when
-    ``method == "exact"``; with ``"projections"``, the k largest estimated by randomized SVD (each at
+    ``method == "exact"``; with projections, only the k largest, estimated by randomized SVD (each at
     most the true one). ``mean_s2`` is the mean squared singular value (||J||_F^2 / min(in, out),
-    averaged over the examples) and ``mean_s2_error`` its standard error (0 when exact; Hutchinson's
-    estimator otherwise). ``spread`` = std(s^2) / mean(s^2) over all the singular values (0 at
-    perfect isometry); ``condition`` the median over examples of s_max / s_min (None with projections).
+    averaged over the examples) and ``mean_s2_error`` its standard error; ``spread`` = std(s^2) /
+    mean(s^2) over every singular value of every example (0 at perfect isometry) and
+    ``spread_error`` its standard error (both errors 0 when exact; with projections, Hutchinson's
+    estimates of sum s^2 and sum s^4, the spread's error by the jackknife over the probes).
+    ``condition`` is the median over examples of s_max / s_min (None with projections).
     ``predicted_mean_s2``: mean-field theory's mean s^2, the product over the layers of
     sigma_w^2 E[phi'(h_l)^2] from the inputs' own second moment (None, with ``reason``, where no
-    prediction applies); ``point`` the hidden layers' mean-field point (chi_1 at q*).
+    prediction applies; ``note`` where it applies with a caveat); ``point`` the hidden layers'
+    mean-field point (chi_1 at q*).
     """
 
     singular_values: np.ndarray
@@ -170,17 +221,20 @@ class JacobianSpectrum:
     predicted_mean_s2: float | None = None
     point: MeanFieldPoint | None = None
     reason: str | None = None
+    spread_error: float = 0.0
+    note: str | None = None
 
     def to_dict(self) -> dict:
         return {"singular_values": self.singular_values.tolist(), "mean_s2": self.mean_s2,
                 "mean_s2_error": self.mean_s2_error, "max": self.max, "condition": self.condition,
-                "spread": self.spread, "method": self.method, "in_dim": self.in_dim, "out_dim": self.out_dim,
-                "predicted_mean_s2": self.predicted_mean_s2, "reason": self.reason,
+                "spread": self.spread, "spread_error": self.spread_error, "method": self.method,
+                "in_dim": self.in_dim, "out_dim": self.out_dim, "predicted_mean_s2": self.predicted_mean_s2,
+                "reason": self.reason, "note": self.note,
                 "point": None if self.point is None else dict(vars(self.point))}
 
 
-def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8, *, max_exact: int = MAX_EXACT,
-                      probes: int = 64, seed: int = 0) -> JacobianSpectrum:
+def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8, *,
+                      max_numbers: int = MAX_JACOBIAN, probes: int = 64, seed: int = 0) -> JacobianSpectrum:
     """The singular values of d model(x) / dx at the first ``n`` of ``inputs``, with mean-field
     theory's mean s^2 beside them for an MLP.
 
@@ -189,13 +243,14 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8,
     model : nn.Module
         Any model of float inputs; its first output tensor is the output.
     inputs : Tensor
-        A batch, examples first; each example's Jacobian is taken alone (a batch of one).
+        A batch, examples first, finite; each example's Jacobian is taken alone (a batch of one).
     n : int or None, default 8
         How many of the inputs (None: all).
-    max_exact : int, default 1024
-        When both the input and the output have more coordinates than this, the Jacobian is not
-        built: ``probes`` random Gaussian directions give ||J||_F^2 (Hutchinson's estimator, with its
-        standard error) and the top singular values (randomized SVD, Halko, Martinsson and Tropp 2011).
+    max_numbers : int, default 20,000,000
+        When the Jacobians of the sample (examples x inputs x outputs numbers) would hold more than
+        this, they are not built: ``probes`` random Gaussian directions per example give ||J||_F^2
+        and sum s^4 (Hutchinson's estimator, with standard errors) and the top singular values
+        (randomized SVD, Halko, Martinsson and Tropp 2011).
     probes : int, default 64
         Random directions per example in that case.
     seed : int, default 0
@@ -214,59 +269,80 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8,
     >>> s.singular_values.shape, round(s.max, 1)
     ((4, 16), 1.0)
     """
-    x = _batch(inputs, n, "jacobian_spectrum")
+    x = _batch(inputs, n, "jacobian_spectrum", model)
     if not x.is_floating_point():
         raise InitlabError("the input-output Jacobian needs float inputs; these are "
                            f"{str(x.dtype).replace('torch.', '')} (token ids have no derivative: measure from "
                            "the embedding's output with a model that starts after it).")
     if not isinstance(probes, int) or isinstance(probes, bool) or probes < 2:
         raise InitlabError(f"probes must be an integer >= 2; got {probes!r}.")
+    if not isinstance(max_numbers, int) or isinstance(max_numbers, bool) or max_numbers < 1:
+        raise InitlabError(f"max_numbers must be an integer >= 1; got {max_numbers!r}.")
     with _evaluating(model):
         try:
             state, f = _state(model), _single(model)
             g = lambda xi: f(state, xi.reshape(x.shape[1:]))  # noqa: E731  (one example, flattened in and out)
             flat = x.reshape(len(x), -1)
             in_dim, out_dim = flat.shape[1], g(flat[0]).numel()
-            if min(in_dim, out_dim) <= max_exact:
+            rank = min(in_dim, out_dim)
+            if len(x) * in_dim * out_dim <= max_numbers:
                 J = vmap(jacrev(g) if out_dim <= in_dim else jacfwd(g))(flat)
-                s = np.linalg.svd(J.detach().double().numpy(), compute_uv=False)
-                ms2 = np.mean(np.sum(s**2, axis=1) / min(in_dim, out_dim))
-                method, err = "exact", 0.0
+                s = np.linalg.svd(_numpy(J), compute_uv=False)
+                s2 = s**2
+                ms2, err, spread, spread_err = float(np.mean(s2.sum(1) / rank)), 0.0, _spread(s2), 0.0
+                method = "exact"
                 cond = float(np.median(s[:, 0] / np.maximum(s[:, -1], 1e-300)))
             else:
-                s, ms2, err = _projected(g, flat, probes, seed, min(in_dim, out_dim))
-                method, cond = f"projections ({probes} per example)", None
+                s, ms2, err, spread, spread_err = _projected(g, flat, probes, seed, rank)
+                method, cond = f"projections (top {s.shape[1]} of {rank} singular values, {probes} probes)", None
         except Exception as e:  # the user's model on the user's inputs: one line
             raise _one_line(e) from None
-    s2 = s**2
     structure = mlp_structure(model)
-    predicted, point, reason = None, None, None
+    predicted, point, reason, note = None, None, None, None
     if isinstance(structure, str):
         reason = structure
     else:
         activation, linears = structure
-        predicted = _predicted_mean_s2(activation, linears, x, out_dim / min(in_dim, out_dim))
+        predicted = _predicted_mean_s2(activation, linears, x, out_dim / rank)
         point = _hidden_point(activation, linears)
-    return JacobianSpectrum(s, float(ms2), float(err), float(s.max()), cond,
-                            float(s2.std() / s2.mean()) if s2.mean() > 0 else math.inf, method, in_dim, out_dim,
-                            predicted, point, reason)
+        note = _narrow(linears)
+    return JacobianSpectrum(s, ms2, float(err), float(s.max()), cond, spread, method, in_dim, out_dim,
+                            predicted, point, reason, float(spread_err), note)
+
+
+def _spread(s2: np.ndarray) -> float:
+    mean = float(s2.mean())
+    return float(s2.std() / mean) if mean > 0 else math.inf
+
+
+def _spread_of(m2: float, m4: float) -> float:
+    """std(s^2) / mean(s^2) from the means of s^2 and s^4."""
+    return math.sqrt(max(m4 - m2 * m2, 0.0)) / m2 if m2 > 0 else math.inf
 
 
 def _projected(g, flat: torch.Tensor, k: int, seed: int, rank: int):
-    """Top-k singular values by randomized SVD and ||J||_F^2 / rank by Hutchinson, per example."""
+    """Per example, ``k`` Gaussian probes w: the top-k singular values by randomized SVD, and
+    ||J w||^2 / rank and ||J^T J w||^2 / rank, unbiased for mean(s^2) and mean(s^4) (Hutchinson).
+    Returns (singular values, mean s^2, its standard error, spread, its jackknife standard error)."""
     gen = torch.Generator().manual_seed(seed)
-    svals, est, var = [], [], []
+    svals, m2, m4 = [], [], []
     for xi in flat:
-        omega = torch.randn(k, xi.numel(), generator=gen, dtype=xi.dtype)
-        Y = vmap(lambda v: jvp(g, (xi,), (v,))[1])(omega)            # J omega_j, (k, out)
-        sq = Y.double().pow(2).sum(1) / rank
-        Q = torch.linalg.qr(Y.T.double())[0].to(xi.dtype)             # (out, k)
+        omega = torch.randn(k, xi.numel(), generator=gen, dtype=xi.dtype).to(xi.device)
+        Y = vmap(lambda v: jvp(g, (xi,), (v,))[1])(omega)            # J w_j, (k, out)
         _, pull = vjp(g, xi)
+        Z = vmap(lambda u: pull(u)[0])(Y)                             # J^T J w_j, (k, in)
+        m2.append((_numpy(Y) ** 2).sum(1) / rank)
+        m4.append((_numpy(Z) ** 2).sum(1) / rank)
+        Q = torch.linalg.qr(Y.T.double())[0].to(xi.dtype)             # (out, k)
         B = vmap(lambda u: pull(u)[0])(Q.T)                           # Q^T J, (k, in)
-        svals.append(np.linalg.svd(B.double().numpy(), compute_uv=False))
-        est.append(float(sq.mean()))
-        var.append(float(sq.var()) / k)
-    return np.stack(svals), float(np.mean(est)), float(math.sqrt(np.sum(var)) / len(est))
+        svals.append(np.linalg.svd(_numpy(B), compute_uv=False))
+    m2, m4 = np.array(m2), np.array(m4)                               # (examples, k)
+    err = math.sqrt(float(np.sum(m2.var(axis=1, ddof=1) / k))) / len(m2)
+    spread = _spread_of(float(m2.mean()), float(m4.mean()))
+    keep = ~np.eye(k, dtype=bool)
+    leave_one = np.array([_spread_of(float(m2[:, keep[j]].mean()), float(m4[:, keep[j]].mean())) for j in range(k)])
+    spread_err = math.sqrt((k - 1) / k * float(np.sum((leave_one - leave_one.mean()) ** 2)))
+    return np.stack(svals), float(m2.mean()), err, spread, spread_err
 
 
 def _predicted_mean_s2(activation: str, linears: list[nn.Linear], x: torch.Tensor, scale: float) -> float | None:
@@ -291,7 +367,8 @@ class CorrelationMap:
     theory's c-map from each pair's own input correlation (``predicted``, averaged over the pairs;
     None with ``reason`` where no prediction applies). ``c0`` is the inputs' mean cosine similarity;
     ``c_star`` the fixed point at the hidden layers' mean (sigma_w^2, sigma_b^2) (None where q* is
-    about 0, as for tanh without biases: c* is not defined there)."""
+    about 0, as for tanh without biases: c* is not defined there; :func:`initlab.theory.c_star`);
+    ``note`` a caveat on the prediction (narrow layers)."""
 
     layers: list[str]
     measured: list[float]
@@ -301,17 +378,19 @@ class CorrelationMap:
     c_star: float | None = None
     reason: str | None = None
     skipped: list[str] = field(default_factory=list)
+    note: str | None = None
 
     def error(self) -> float | None:
-        """The largest |measured - predicted| over the layers (None without a prediction)."""
+        """The mean over the layers of |measured - predicted| (None without a prediction): the one
+        summary of the fit, in the page, the README and the example."""
         if self.predicted is None:
             return None
-        return float(max(abs(m - p) for m, p in zip(self.measured, self.predicted)))
+        return float(np.mean(np.abs(np.subtract(self.measured, self.predicted))))
 
     def to_dict(self) -> dict:
         return {"layers": self.layers, "measured": self.measured, "measured_std": self.measured_std, "c0": self.c0,
                 "predicted": self.predicted, "c_star": self.c_star, "reason": self.reason, "skipped": self.skipped,
-                "error": self.error()}
+                "error": self.error(), "note": self.note}
 
 
 def _cosines(rep: torch.Tensor) -> torch.Tensor:
@@ -342,17 +421,14 @@ def correlation_map(model: nn.Module, inputs, n: int | None = 16) -> Correlation
     >>> len(m.layers), m.measured[-1] > m.c0
     (4, True)
     """
-    x = _batch(inputs, n, "correlation_map")
+    x = _batch(inputs, n, "correlation_map", model)
     if len(x) < 2:
         raise InitlabError(f"correlation_map needs at least 2 inputs (a pair); got {len(x)}.")
     with _evaluating(model), torch.no_grad():
         calls, _ = trace(model, x)
-    layers, measured, spread, skipped, counts = [], [], [], [], {}
-    for c in calls:
-        if not L.is_weight_layer(c.module):
-            continue
-        counts[c.name] = counts.get(c.name, 0) + 1
-        name = c.name if counts[c.name] == 1 else f"{c.name}#{counts[c.name]}"
+    calls = [c for c in calls if L.is_weight_layer(c.module)]
+    layers, measured, spread, skipped = [], [], [], []
+    for c, name in zip(calls, call_names([c.name for c in calls])):
         if c.output.dim() < 1 or c.output.shape[0] != len(x):
             skipped.append(name)  # examples not on the first axis (a sequence-first RNN): no per-example vector
             continue
@@ -374,9 +450,9 @@ def correlation_map(model: nn.Module, inputs, n: int | None = 16) -> Correlation
         return result
     activation, linears = structure
     result.predicted = _predicted_correlations(activation, linears, flat)
+    result.note = _narrow(linears)
     point = _hidden_point(activation, linears)
-    if point.q_star is not None and point.q_star > Q_DEGENERATE:
-        result.c_star = theory.correlation_fixed_point(activation, point.sigma_w2, point.sigma_b2, point.q_star)
+    result.c_star = theory.c_star(activation, point.sigma_w2, point.sigma_b2, point.q_star, point.chi_1)
     return result
 
 
@@ -384,123 +460,10 @@ def _predicted_correlations(activation: str, linears: list[nn.Linear], flat: tor
     points = theory.network_points(nn.Sequential(*linears))
     sw, sb = [p["sigma_w2"] for p in points], [p["sigma_b2"] for p in points]
     X = flat.double()
-    gram = (X @ X.T / X.shape[1]).numpy()
+    gram = _numpy(X @ X.T / X.shape[1])
     q = sw[0] * gram + sb[0]
     paths = []
     for a, b in zip(*np.triu_indices(len(X), k=1)):
         c1 = q[a, b] / math.sqrt(q[a, a] * q[b, b]) if q[a, a] > 0 and q[b, b] > 0 else 1.0
         paths.append([c for _, _, c in theory.pair_map(activation, sw[1:], sb[1:], q[a, a], q[b, b], c1)])
     return [float(v) for v in np.mean(paths, axis=0)]
-
-
-# --------------------------------------------------------------------------------------------------
-# the empirical neural tangent kernel
-
-@dataclass
-class NTK:
-    """The empirical NTK of a batch: ``kernel`` is ``(n * k, n * k)`` (example-major: row ``i * k + a``
-    is example i's output a), ``eigenvalues`` descending, ``condition`` = largest / smallest (inf
-    when the smallest is 0 to rounding), ``method`` "jacobian" (J J^T from the per-example
-    Jacobians) or "products" (one kernel column per vjp and jvp)."""
-
-    kernel: np.ndarray
-    eigenvalues: np.ndarray
-    condition: float
-    examples: int
-    outputs: int
-    parameters: int
-    method: str
-
-    def to_dict(self, with_kernel: bool = False) -> dict:
-        out = {"eigenvalues": self.eigenvalues.tolist(), "condition": self.condition, "examples": self.examples,
-               "outputs": self.outputs, "parameters": self.parameters, "method": self.method,
-               "trace": float(np.trace(self.kernel))}
-        if with_kernel:
-            out["kernel"] = self.kernel.tolist()
-        return out
-
-
-def ntk(model: nn.Module, inputs: torch.Tensor, output: int | None = None, *, method: str = "auto") -> NTK:
-    """The empirical neural tangent kernel of ``model`` on a small batch,
-
-    .. math:: \\Theta_{ia, jb} = \\sum_p \\frac{\\partial f_a(x_i)}{\\partial \\theta_p}
-              \\frac{\\partial f_b(x_j)}{\\partial \\theta_p},
-
-    over every trainable parameter (Jacot et al. 2018), with its eigenvalues and condition number
-    (Xiao, Pennington and Schoenholz 2020: a large condition number predicts slow training).
-
-    Parameters
-    ----------
-    model : nn.Module
-        Any model; its first output tensor (flattened per example) is f. Token-id inputs work.
-    inputs : Tensor
-        The batch (examples first); each example goes through the model alone.
-    output : int, optional
-        Only this output coordinate (a scalar-output kernel, n x n); None: every output.
-    method : {"auto", "jacobian", "products"}
-        "jacobian" builds the per-example Jacobians (``vmap(jacrev)``) and multiplies them;
-        "products" builds the kernel one column at a time (``vjp`` then ``jvp``), in memory of a
-        few parameter copies; "auto" takes "jacobian" up to 5e7 numbers.
-
-    >>> import torch, initlab
-    >>> k = initlab.ntk(initlab.mlp(4, [32], 1, "tanh"), torch.randn(6, 4, generator=torch.Generator().manual_seed(0)))
-    >>> k.kernel.shape, bool((k.eigenvalues > 0).all())
-    ((6, 6), True)
-    """
-    x = _batch(inputs, None, "ntk")
-    if method not in ("auto", "jacobian", "products"):
-        raise InitlabError(f"method is one of auto, jacobian, products; got {method!r}.")
-    if output is not None and (not isinstance(output, int) or isinstance(output, bool) or output < 0):
-        raise InitlabError(f"output is an output coordinate (an integer >= 0) or None; got {output!r}.")
-    names = [k for k, p in model.named_parameters() if p.requires_grad]
-    if not names:
-        raise InitlabError("the model has no trainable parameters: its NTK is 0.")
-    with _evaluating(model):
-        state = _state(model)
-        params = {k: state[k] for k in names}
-        fixed = {k: v for k, v in state.items() if k not in params}
-        f = _single(model)
-        try:
-            width = f(state, x[0]).numel()
-        except Exception as e:
-            raise _one_line(e) from None
-        if output is not None and output >= width:
-            raise InitlabError(f"output {output} is past the model's {width} outputs (0 to {width - 1}).")
-        pick = (lambda out: out) if output is None else (lambda out: out[output:output + 1])
-        g = lambda p, xi: pick(f({**fixed, **p}, xi))  # noqa: E731
-        k = 1 if output is not None else width
-        count = sum(p.numel() for p in params.values())
-        chosen = method if method != "auto" else ("jacobian" if len(x) * k * count <= MAX_NTK_JACOBIAN
-                                                  else "products")
-        try:
-            theta = _ntk_jacobian(g, params, x) if chosen == "jacobian" else _ntk_products(g, params, x, k)
-        except Exception as e:
-            raise _one_line(e) from None
-    theta = theta.detach().double().numpy()
-    theta = (theta + theta.T) / 2
-    ev = np.linalg.eigvalsh(theta)[::-1].copy()
-    top, low = ev[0], ev[-1]
-    cond = math.inf if low <= max(top, 1e-300) * 1e-13 else float(top / low)
-    return NTK(theta, ev, cond, len(x), k, count, chosen)
-
-
-def _ntk_jacobian(g, params: dict, x: torch.Tensor) -> torch.Tensor:
-    jac = vmap(jacrev(g), in_dims=(None, 0))(params, x)      # name -> (n, k, *shape)
-    n = len(x)
-    theta = None
-    for j in jac.values():
-        j = j.reshape(n * j.shape[1], -1)
-        theta = j @ j.T if theta is None else theta + j @ j.T
-    return theta
-
-
-def _ntk_products(g, params: dict, x: torch.Tensor, k: int, chunk: int = 16) -> torch.Tensor:
-    """Theta e_c = J (J^T e_c), one column c per unit cotangent, ``chunk`` columns at a time."""
-    F = lambda p: vmap(g, in_dims=(None, 0))(p, x).reshape(-1)  # noqa: E731
-    _, pull = vjp(F, params)
-    eye = torch.eye(len(x) * k, dtype=next(iter(params.values())).dtype)
-    cols = []
-    for start in range(0, len(eye), chunk):
-        tangents = vmap(lambda e: pull(e)[0])(eye[start:start + chunk])
-        cols.append(vmap(lambda t: jvp(F, (params,), (t,))[1])(tangents))
-    return torch.cat(cols).T

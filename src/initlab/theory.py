@@ -138,7 +138,7 @@ class MeanField:
     sigma_w2: float
     sigma_b2: float
     q_star: float
-    c_star: float
+    c_star: float | None  # None where q* is about 0 (:func:`c_star`)
     chi_1: float
     xi_q: float
     xi_c: float
@@ -197,20 +197,59 @@ def chi_1(activation, sigma_w2: float, sigma_b2: float, q_star: float | None = N
 
 def correlation_fixed_point(activation, sigma_w2: float, sigma_b2: float, q_star: float,
                             tol: float = 1e-9, max_iter: int = 2000) -> float:
-    """c*, the fixed point of the correlation map c -> (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q*."""
+    """c*, the fixed point of the correlation map c -> (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q*,
+    by iterating :func:`pair_map` (the one c-map) from c = 0.5 with both inputs at q*. Where q* is
+    about 0, or the map all but keeps c where it is, this number means nothing: :func:`c_star` says so."""
+    return _iterate_c(activation, sigma_w2, sigma_b2, q_star, tol, max_iter)[0]
+
+
+def _iterate_c(activation, sigma_w2, sigma_b2, q_star, tol=1e-9, max_iter=2000) -> tuple[float, bool]:
+    """(c, converged): the c-map iterated from c = 0.5, three steps at a time; where the three agree on
+    one geometric rate (the approach has become linear) the rest of the way is extrapolated (Aitken's
+    delta squared; by at most 0.05 at a time, never onto -1 or 1), so that a slow approach near the
+    critical line settles in tens of steps rather than thousands. Converged when c moves by under ``tol``."""
     _check_sigmas(sigma_w2, sigma_b2)
     _number("q*", q_star, 0.0)
     if q_star <= 0:
-        return 1.0
-    phi = activation_functions(activation)[0]
+        return 1.0, True
+    step = lambda c: pair_map(activation, [sigma_w2], [sigma_b2], q_star, q_star, c)[1][2]  # noqa: E731
     c = 0.5
-    for _ in range(max_iter):
-        c_next = (sigma_w2 * _pair_expectation(phi, phi, q_star, c) + sigma_b2) / q_star
-        c_next = min(c_next, 1.0)
-        if abs(c_next - c) < tol:
-            return c_next
-        c = c_next
-    return c
+    for _ in range(max_iter // 3):
+        c1 = step(c)
+        c2 = step(c1)
+        c3 = step(c2)
+        d1, d2, d3 = c1 - c, c2 - c1, c3 - c2
+        if abs(d3) < tol:
+            return c3, True
+        r1, r2 = (d2 / d1, d3 / d2) if d1 != 0 and d2 != 0 else (0.0, 0.0)
+        c_new = c3
+        if 0 < r1 < 1 and 0 < r2 < 1 and abs(r2 - r1) <= 0.1 * (1 - r2):  # at most 0.05 at a time, inside (-1, 1)
+            jump = d3 * r2 / (1 - r2)
+            c_new = c3 + math.copysign(min(abs(jump), 0.05), jump)
+            c_new = c_new if -1 < c_new < 1 else c3
+        if abs(c_new - c) < tol:
+            return c_new, True
+        c = c_new
+    return c, False
+
+
+#: Under this q* (tanh with no bias: q* = 0, approached slowly) the fixed point c* is not defined:
+#: near 0 the map is all but linear and keeps every correlation where it is.
+Q_DEGENERATE = 1e-2
+
+
+def c_star(activation, sigma_w2: float, sigma_b2: float, q_star: float | None,
+           chi: float | None = None) -> float | None:
+    """c*, by the one rule every caller uses: None where there is no finite q*, q* <= :data:`Q_DEGENERATE`
+    or the iteration does not settle (c* is not defined, or not reached at any depth); 1 in the
+    ordered phase (chi_1 < 1: every pair becomes parallel); else :func:`correlation_fixed_point`."""
+    if q_star is None or q_star <= Q_DEGENERATE:
+        return None
+    chi = chi_1(activation, sigma_w2, sigma_b2, q_star) if chi is None else chi
+    if chi < 1:
+        return 1.0
+    c, converged = _iterate_c(activation, sigma_w2, sigma_b2, q_star)
+    return c if converged else None
 
 
 #: Gauss-Hermite nodes per axis for the two-input expectations of :func:`pair_map`: exact to 1e-9 for
@@ -327,12 +366,13 @@ def critical_sigma_w2(activation, sigma_b2: float = 0.0, lo: float = 0.05, hi: f
     return (lo + hi) / 2
 
 
-def _correlation_rate(activation, sigma_w2, sigma_b2, q_star, chi) -> tuple[float, float]:
-    """(c*, xi_c) without iterating where the ordered phase puts c* at 1."""
+def _correlation_rate(activation, sigma_w2, sigma_b2, q_star, chi) -> tuple[float | None, float]:
+    """(c*, xi_c): c* by :func:`c_star` (None where q* is about 0), xi_c without iterating where the
+    ordered phase puts c* at 1."""
+    c = c_star(activation, sigma_w2, sigma_b2, q_star, chi)
     if chi < 1:
-        return 1.0, (math.inf if chi <= 0 else -1 / math.log(chi))
-    c = correlation_fixed_point(activation, sigma_w2, sigma_b2, q_star)
-    return c, depth_scales(activation, sigma_w2, sigma_b2, q_star, c)[1]
+        return c, (math.inf if chi <= 0 else -1 / math.log(chi))
+    return c, depth_scales(activation, sigma_w2, sigma_b2, q_star, 1.0 if c is None else c)[1]
 
 
 def phase_grid(activation: str, sigma_w2s: Sequence[float], sigma_b2s: Sequence[float]) -> dict:
@@ -417,7 +457,7 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float = 0.0) -> MeanF
     q = length_fixed_point(activation, sigma_w2, sigma_b2)
     chi = chi_1(activation, sigma_w2, sigma_b2, q)
     c, xi_c = _correlation_rate(activation, sigma_w2, sigma_b2, q, chi)
-    xi_q = depth_scales(activation, sigma_w2, sigma_b2, q, c)[0]
+    xi_q = depth_scales(activation, sigma_w2, sigma_b2, q, 1.0 if c is None else c)[0]
     name = activation if isinstance(activation, str) else getattr(activation, "__name__", "callable")
     return MeanField(name, sigma_w2, sigma_b2, q, c, chi, xi_q, xi_c, phase(chi),
                      critical_sigma_w2(activation, sigma_b2))

@@ -6,8 +6,9 @@ V: Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer", the coor
 :func:`width_sweep` builds the model at each width, takes a few optimizer steps on one fixed batch
 and records, before each step, every module's l1 = mean |output| (muP's ``get_coord_data`` records
 the same number, at its step t = our step + 1). Then, per module and step, the slope of log l1
-against log width with a 95% confidence interval, and a verdict: "flat in width", or "grows as
-width^0.5 at module X".
+against log width with a 95% confidence interval, and a verdict: "flat in width", "grows as
+width^0.5 at module X", "diverged" (NaN or inf), or "cannot tell" where a slope is steep but its
+interval holds 0.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import does_not_fit
+from .checks import check_finite, does_not_fit
 from .diagnose import build
 from .errors import InitlabError
 from .init import call
 from .optimizers import get as get_optimizer
-from .probe import Recorder, direction_loss
+from .probe import Recorder, call_names, direction_loss, tensors
 
 #: |slope| at or under this is flat in width (muP's flat curves fit about 0.05; standard
 #: parametrization's output layer after one SGD step about 1).
@@ -79,7 +80,8 @@ def width_sweep(factory: Callable[[int], nn.Module], widths: Sequence[int], inpu
     loss : callable, optional
         ``loss(output, targets)`` in place of those.
     flat : float, default 0.2
-        A module is flat in width when |slope| <= flat or its interval holds 0.
+        A module is flat in width when |slope| <= flat; a steeper slope whose interval holds 0 is
+        "inconclusive" (more widths or seeds would tell).
 
     Returns
     -------
@@ -87,10 +89,11 @@ def width_sweep(factory: Callable[[int], nn.Module], widths: Sequence[int], inpu
         The measurements, the slopes and the verdict.
 
     >>> import torch, initlab
-    >>> sweep = initlab.width_sweep(lambda w: initlab.mlp(8, [w, w], 4, "relu"), [32, 64, 128],
-    ...                             torch.randn(16, 8, generator=torch.Generator().manual_seed(1)), steps=1)
-    >>> sweep.verdict
-    'flat in width'
+    >>> sweep = initlab.width_sweep(lambda w: initlab.mlp(8, [w, w], 4, "relu"), [64, 256, 1024],
+    ...                             torch.randn(16, 8, generator=torch.Generator().manual_seed(1)), steps=2,
+    ...                             lr=0.5, seeds=[0, 1])  # standard parametrization: the readout moves
+    >>> sweep.slopes.set_index(["module", "step"]).loc[[("out", 0), ("out", 1)], "trend"].tolist()
+    ['flat', 'grows']
     """
     import pandas as pd
 
@@ -101,14 +104,18 @@ def width_sweep(factory: Callable[[int], nn.Module], widths: Sequence[int], inpu
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
         raise InitlabError(f"seeds must be non-negative integers, at least one; got {seeds!r}.")
     make = _optimizer(optimizer, lr)
+    for name, t in tensors(inputs).items():  # a single tensor is named "output" there
+        check_finite(t, "the input batch" if isinstance(inputs, torch.Tensor) else f"the input batch's {name}")
+    if isinstance(targets, torch.Tensor):
+        check_finite(targets, "the target batch")
     rows = []
     for seed in seeds:
         for width in widths:
             with torch.random.fork_rng(devices=[]):  # the factory and any dropout draw from the global stream
                 torch.manual_seed(seed)
                 model = build(lambda: factory(width))
-                rows += [{"width": width, "seed": seed, **r} for r in _run(model, inputs, steps, make(model), targets,
-                                                                            loss, seed)]
+                rows += [{"width": width, "seed": seed, **r} for r in _run(model, inputs, steps, _make(make, model),
+                                                                            targets, loss, seed)]
     data = pd.DataFrame(rows, columns=["width", "module", "step", "seed", "l1"])
     slopes = fit_slopes(data, flat)
     return WidthSweep(data, slopes, verdict(slopes))
@@ -131,14 +138,39 @@ def _optimizer(optimizer, lr: float) -> Callable[[nn.Module], torch.optim.Optimi
     return lambda model: row.make([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+
+
+def _make(make, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer of ``model``; a user's factory that fails, or returns no optimizer, is one line."""
+    try:
+        opt = make(model)
+    except Exception as e:  # the user's factory
+        raise InitlabError(f"optimizer(model) failed ({_first_line(e)}); it should return a torch.optim.Optimizer "
+                           f"over the model's parameters.") from None
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise InitlabError(f"optimizer(model) should return a torch.optim.Optimizer; got {type(opt).__name__}.")
+    return opt
+
+
 def _loss(out: torch.Tensor, targets, loss, seed: int) -> torch.Tensor:
-    if loss is not None:
-        return loss(out, targets)
-    if targets is None:
-        return direction_loss(out, seed)
-    if not targets.is_floating_point():
-        return nn.functional.cross_entropy(out, targets)
-    return nn.functional.mse_loss(out, targets)
+    try:
+        if loss is not None:
+            value = loss(out, targets)
+        elif targets is None:
+            value = direction_loss(out, seed)
+        elif not targets.is_floating_point():
+            value = nn.functional.cross_entropy(out, targets)
+        else:
+            value = nn.functional.mse_loss(out, targets)
+    except Exception as e:  # the user's loss, or targets that do not fit the output
+        raise InitlabError(f"the loss failed on the model's output ({_first_line(e)}); give a loss(output, targets) "
+                           f"that returns a scalar tensor, and targets that fit the output.") from None
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise InitlabError(f"the loss should be a scalar tensor; got {type(value).__name__}"
+                           f"{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}.")
+    return value
 
 
 def _run(model: nn.Module, inputs, steps: int, opt, targets, loss, seed: int) -> list[dict]:
@@ -155,17 +187,18 @@ def _run(model: nn.Module, inputs, steps: int, opt, targets, loss, seed: int) ->
             except Exception as e:  # the user's model on the user's inputs: one line
                 raise does_not_fit(e) from None
             recorder.stop()
-            seen: dict[str, int] = {}
-            for c in recorder.calls:
-                seen[c.name] = seen.get(c.name, 0) + 1
-                name = c.name if seen[c.name] == 1 else f"{c.name}#{seen[c.name]}"
+            for c, name in zip(recorder.calls, call_names([c.name for c in recorder.calls])):
                 rows.append({"module": name, "step": step, "l1": float(c.output.detach().abs().mean())})
             if isinstance(out, torch.Tensor) and not any(c.output is out for c in recorder.calls):
                 rows.append({"module": "<output>", "step": step, "l1": float(out.detach().abs().mean())})
             value = _loss(out, targets, loss, seed)
             opt.zero_grad()
-            value.backward()
-            opt.step()
+            try:
+                value.backward()
+                opt.step()
+            except Exception as e:  # a loss with no graph to the parameters, an optimizer that fails
+                raise InitlabError(f"the update after step {step} failed ({_first_line(e)}); the loss must depend "
+                                   f"on the model's parameters, and the optimizer hold them.") from None
     finally:
         recorder.close()
     return rows
@@ -174,38 +207,60 @@ def _run(model: nn.Module, inputs, steps: int, opt, targets, loss, seed: int) ->
 def fit_slopes(data, flat: float = FLAT):
     """Per module and step, the least-squares slope of log l1 on log width over every seed's point,
     its 95% confidence interval (Student's t, points - 2 degrees of freedom; NaN with 2 points) and
-    its trend: "grows" (slope > flat and the interval above 0), "shrinks" (slope < -flat and the
-    interval below 0), "flat", "zero" (0 at every width) or "unknown" (fewer than 2 widths with l1 > 0)."""
+    its trend: "grows" (slope > flat, the interval above 0 or not known), "shrinks" (slope < -flat,
+    the interval below 0 or not known), "flat" (|slope| <= flat), "inconclusive" (|slope| > flat but
+    the interval holds 0: the points scatter too much to tell), "diverged" (NaN or inf l1 at some
+    width), "zero" (0 at every width) or "unknown" (fewer than 2 widths with l1 > 0)."""
     import pandas as pd
     from scipy import stats
 
     out = []
     for (module, step), g in data.groupby(["module", "step"], sort=False):
-        zero = bool((g["l1"] == 0).all())  # a zero-initialized readout at step 0: 0 at every width
+        l1 = g["l1"].to_numpy(float)
+        diverged = not np.isfinite(l1).all()
+        zero = not diverged and bool((l1 == 0).all())  # a zero-initialized readout at step 0: 0 at every width
         g = g[g["l1"] > 0]
         x, y = np.log(g["width"].to_numpy(float)), np.log(g["l1"].to_numpy(float))
-        if zero or len(np.unique(x)) < 2 or not np.isfinite(y).all():
+        if diverged or zero or len(np.unique(x)) < 2:
             out.append({"module": module, "step": int(step), "slope": math.nan, "low": math.nan, "high": math.nan,
-                        "points": len(x), "trend": "zero" if zero else "unknown"})
+                        "points": len(x), "trend": "diverged" if diverged else "zero" if zero else "unknown"})
             continue
         fit = stats.linregress(x, y)
         half = stats.t.ppf(0.975, len(x) - 2) * fit.stderr if len(x) > 2 else math.nan
         low, high = fit.slope - half, fit.slope + half
-        trend = ("grows" if fit.slope > flat and not low <= 0 else
-                 "shrinks" if fit.slope < -flat and not high >= 0 else "flat")
+        holds_zero = bool(low <= 0 <= high)  # False with no interval (2 points)
+        trend = ("flat" if abs(fit.slope) <= flat else "inconclusive" if holds_zero else
+                 "grows" if fit.slope > 0 else "shrinks")
         out.append({"module": module, "step": int(step), "slope": float(fit.slope), "low": float(low),
                     "high": float(high), "points": len(x), "trend": trend})
     return pd.DataFrame(out, columns=["module", "step", "slope", "low", "high", "points", "trend"])
 
 
+def _named(rows, limit: int = 3) -> str:
+    """``"out (step 1), fc2 (step 0)"``, and how many more."""
+    names = [f"{r['module']} (step {int(r['step'])})" for _, r in rows.iterrows()]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def verdict(slopes) -> str:
-    """"flat in width", or the steepest module that is not: "grows as width^0.98 at module out (step 1;
-    3 more modules move with width)"."""
+    """"flat in width" only when every module and step is flat (or 0); else, first, where it diverged
+    ("diverged (NaN or inf) at module out (step 2)"), or the steepest module that moves ("grows as
+    width^0.98 at module out (step 1; 3 more modules move with width)"), or "cannot tell"; the
+    modules whose slope cannot be told (inconclusive, unknown) are named after it."""
+    diverged = slopes[slopes["trend"] == "diverged"]
     moving = slopes[slopes["trend"].isin(["grows", "shrinks"])]
-    if moving.empty:
-        return "flat in width"
-    worst = moving.loc[moving["slope"].abs().idxmax()]
-    others = moving["module"].nunique() - 1
-    more = f"; {others} more module{'s move' if others != 1 else ' moves'} with width" if others else ""
-    return (f"{worst['trend']} as width^{worst['slope']:.2f} at module {worst['module']} "
-            f"(step {int(worst['step'])}{more})")
+    unclear = slopes[slopes["trend"].isin(["inconclusive", "unknown"])]
+    tail = (f"; cannot tell at {_named(unclear)} (a steep slope whose interval holds 0, or too few widths with "
+            f"l1 > 0: add widths or seeds)") if not unclear.empty else ""
+    if not diverged.empty:
+        return f"diverged (NaN or inf) at {_named(diverged)}" + tail
+    if not moving.empty:
+        worst = moving.loc[moving["slope"].abs().idxmax()]
+        others = moving["module"].nunique() - 1
+        more = f"; {others} more module{'s move' if others != 1 else ' moves'} with width" if others else ""
+        return (f"{worst['trend']} as width^{worst['slope']:.2f} at module {worst['module']} "
+                f"(step {int(worst['step'])}{more})" + tail)
+    if not unclear.empty:
+        return "no module clearly moves with width, but " + tail[2:]
+    return "flat in width"

@@ -215,6 +215,37 @@ def parse_input_shape(text: str | None) -> list[int]:
     return shape
 
 
+def token_options(f):
+    """``--input-dtype float|long`` and ``--vocab N``: random float inputs, or token ids for a ``--model``
+    that starts with an Embedding (diagnose, signal); :func:`token_inputs` checks them."""
+    f = click.option("--vocab", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="With --input-dtype long: token ids are drawn uniformly from 0 to N - 1.")(f)
+    return click.option("--input-dtype", type=click.Choice(["float", "long"], case_sensitive=False), default="float",
+                        show_default=True, help="float: standard normal inputs; long: token ids, for a --model that "
+                                                "starts with an Embedding (needs --vocab).")(f)
+
+
+def token_inputs(input_dtype: str, vocab: int | None, model_path: str | None) -> bool:
+    """Whether the inputs are token ids (``--input-dtype long``), checked against --vocab and --model."""
+    tokens = input_dtype.lower() == "long"
+    if tokens and vocab is None:
+        raise InitlabError("--input-dtype long needs --vocab N: token ids are drawn from 0 to N - 1 (N is your "
+                           "Embedding's num_embeddings).")
+    if not tokens and vocab is not None:
+        raise InitlabError("--vocab is for token ids: add --input-dtype long, or leave --vocab out for float inputs.")
+    if tokens and not model_path:
+        raise InitlabError("--input-dtype long is for a --model that takes token ids; the built-in MLP takes "
+                           "float inputs.")
+    return tokens
+
+
+def past_vocab(e: InitlabError, vocab: int) -> InitlabError:
+    """A model's IndexError on token ids, with the likely cause: ids past the end of its Embedding."""
+    if "IndexError" in str(e):
+        return InitlabError(f"{e} (is --vocab {vocab} larger than the model's Embedding?)")
+    return e
+
+
 def number_or_text(text: str):
     """A parameter value from the command line: a number where it reads as one."""
     for cast in (int, float):

@@ -9,7 +9,7 @@ import click
 
 from ..errors import InitlabError
 from .base import FORCE, AliasOption, check_mlp_size, command_line, examples, main, mlp_options, \
-    out_console, out_folder, parse_input_shape, was_given, widths_of
+    out_console, out_folder, parse_input_shape, past_vocab, token_inputs, token_options, was_given, widths_of
 
 #: The inputs' random stream is the seed plus this: never the stream a scheme draws its weights from.
 INPUT_SEED_OFFSET = 0x5EED_1A7E_2B
@@ -27,11 +27,7 @@ INPUT_SEED_OFFSET = 0x5EED_1A7E_2B
 @click.option("--input-shape", default=None, metavar="C,H,W",
               help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32 (or 128: "
                    "a sequence of 128 token ids, with --input-dtype long).")
-@click.option("--input-dtype", type=click.Choice(["float", "long"], case_sensitive=False), default="float",
-              show_default=True, help="float: standard normal inputs; long: token ids, for a --model that starts "
-                                      "with an Embedding (needs --vocab).")
-@click.option("--vocab", type=click.IntRange(min=1), default=None, metavar="N",
-              help="With --input-dtype long: token ids are drawn uniformly from 0 to N - 1.")
+@token_options
 @click.option("--scheme", "scheme_list", default=None,
               help="Comma-separated schemes to compare, e.g. xavier_uniform,he_normal,default,lsuv "
                    "(default: the model as built).")
@@ -70,7 +66,7 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
     for s in schemes_to_try:
         if s is not None:
             get(s)  # an unknown name fails here, before any work
-    tokens = _token_inputs(input_dtype, vocab, model_path)
+    tokens = token_inputs(input_dtype, vocab, model_path)
     if model_path:
         shape = parse_input_shape(input_shape)
         factory = load_factory(model_path)
@@ -88,8 +84,8 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
             torch.manual_seed(seed)
             diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
     except InitlabError as e:
-        if tokens and "IndexError" in str(e):  # a token id past the end of an Embedding
-            raise InitlabError(f"{e} (is --vocab {vocab} larger than the model's Embedding?)") from None
+        if tokens:  # a token id past the end of an Embedding
+            raise past_vocab(e, vocab) from None
         raise
     docs = [d.to_dict() for d in diagnoses]
     if out:
@@ -102,20 +98,6 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
         click.echo(d.table())
     if out:
         out_console.print(f"Plot: [bold]{Path(out) / 'diagnose.png'}[/bold]")
-
-
-def _token_inputs(input_dtype: str, vocab: int | None, model_path: str | None) -> bool:
-    """Whether the inputs are token ids (``--input-dtype long``), checked against --vocab and --model."""
-    tokens = input_dtype.lower() == "long"
-    if tokens and vocab is None:
-        raise InitlabError("--input-dtype long needs --vocab N: token ids are drawn from 0 to N - 1 (N is your "
-                           "Embedding's num_embeddings).")
-    if not tokens and vocab is not None:
-        raise InitlabError("--vocab is for token ids: add --input-dtype long, or leave --vocab out for float inputs.")
-    if tokens and not model_path:
-        raise InitlabError("--input-dtype long is for a --model that takes token ids; the built-in MLP takes "
-                           "float inputs.")
-    return tokens
 
 
 def _write_folder(folder: Path, docs: list[dict]) -> None:

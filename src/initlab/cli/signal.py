@@ -11,7 +11,7 @@ import click
 
 from ..errors import InitlabError
 from .base import (ACTIVATION_HELP, FORCE, Number, command_line, examples, main, out_console, out_folder,
-                   parse_input_shape, was_given)
+                   parse_input_shape, past_vocab, token_inputs, token_options, was_given)
 
 #: The inputs' random stream is the seed plus this: never the stream a scheme draws its weights from.
 INPUT_SEED_OFFSET = 0x5EED_1A7E_2B
@@ -26,6 +26,10 @@ def _list(text: str, flag: str, cast=str) -> list:
         raise InitlabError(f"{flag} is a comma-separated list, like 8,32,128; got '{text}'.") from None
     if not items:
         raise InitlabError(f"{flag} needs at least one value; got '{text}'.")
+    twice = sorted({str(v) for v in items if items.count(v) > 1})
+    if twice:
+        raise InitlabError(f"{flag} names {', '.join(twice)} more than once; give each value once, like "
+                           f"{','.join(map(str, dict.fromkeys(items)))}.")
     return items
 
 
@@ -54,7 +58,9 @@ def _list(text: str, flag: str, cast=str) -> list:
 @click.option("--model", "model_path", default=None, metavar="PACKAGE.MODULE:FACTORY",
               help="Measure your own model: a factory returning an nn.Module (instead of the built-in MLP).")
 @click.option("--input-shape", default=None, metavar="C,H,W",
-              help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32.")
+              help="Shape of one input for --model, without the batch dimension, e.g. 3,32,32 (or 128: a "
+                   "sequence of 128 token ids, with --input-dtype long).")
+@token_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the schemes (the inputs use their own).")
 @click.option("--quick", is_flag=True, help="Width 32, depths 4,8 and 4 inputs unless given: a first look in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
@@ -62,7 +68,7 @@ def _list(text: str, flag: str, cast=str) -> list:
               help="Write signal.json, the figures and the page (index.html) to this folder.")
 @FORCE
 def signal_cmd(activation, scheme_list, depth_list, width, n_inputs, input_std, input_correlation, sigma_b2, critical,
-               model_path, input_shape, seed, quick, as_json, out, force):
+               model_path, input_shape, input_dtype, vocab, seed, quick, as_json, out, force):
     """Signal propagation at initialization, measured beside mean-field theory: the input-output
     Jacobian's singular values (dynamical isometry), the correlation of pairs of inputs layer by layer
     (the c-map) and the condition number of the empirical NTK (of the first output)."""
@@ -91,11 +97,18 @@ def signal_cmd(activation, scheme_list, depth_list, width, n_inputs, input_std, 
     else:
         activation_functions(activation)
         shape = [width]
+    tokens = token_inputs(input_dtype, vocab, model_path)
+    floats_only = [f"--{n.replace('_', '-')}" for n in ("input_std", "input_correlation") if was_given(n)]
+    if tokens and floats_only:
+        raise InitlabError(f"{' and '.join(floats_only)} shape float inputs; token ids (--input-dtype long) are "
+                           f"drawn uniformly: leave {'it' if len(floats_only) == 1 else 'them'} out.")
     schemes = _list(scheme_list, "--scheme") if scheme_list is not None else (
         [None] if model_path else ["orthogonal", "xavier_normal"])
     for s in schemes:
         if s is not None:
             get(s)
+    if critical:
+        _take_gain(schemes, get)
     depths = [None] if model_path else _list(depth_list, "--depth", int)
     if any(d is not None and d < 1 for d in depths):
         raise InitlabError(f"--depth needs depths of at least 1; got '{depth_list}'.")
@@ -105,9 +118,12 @@ def signal_cmd(activation, scheme_list, depth_list, width, n_inputs, input_std, 
     if critical:
         input_std, params["gain"] = _critical(activation, sigma_b2, input_std, was_given("input_std"))
     gen = torch.Generator().manual_seed(seed + INPUT_SEED_OFFSET)
-    shared = torch.randn(1, *shape, generator=gen)
-    x = input_std * (math.sqrt(input_correlation) * shared
-                     + math.sqrt(1 - input_correlation) * torch.randn(n_inputs, *shape, generator=gen))
+    if tokens:
+        x = torch.randint(0, vocab, (n_inputs, *shape), generator=gen)
+    else:
+        shared = torch.randn(1, *shape, generator=gen)
+        x = input_std * (math.sqrt(input_correlation) * shared
+                         + math.sqrt(1 - input_correlation) * torch.randn(n_inputs, *shape, generator=gen))
     runs = []
     for depth in depths:
         for scheme in schemes:
@@ -117,7 +133,11 @@ def signal_cmd(activation, scheme_list, depth_list, width, n_inputs, input_std, 
             if scheme is not None:
                 initialize(model, scheme, seed=seed, **params)
             label = (scheme or "as built") + (f", depth {depth}" if depth is not None else "")
-            runs.append({"label": label, "scheme": scheme or "as built", "depth": depth, **_measure(model, x)})
+            try:
+                measured = _measure(model, x)
+            except InitlabError as e:
+                raise (past_vocab(e, vocab) if tokens else e) from None
+            runs.append({"label": label, "scheme": scheme or "as built", "depth": depth, **measured})
     if folder is not None:
         _write_folder(Path(folder), runs)
     if as_json:
@@ -128,6 +148,18 @@ def signal_cmd(activation, scheme_list, depth_list, width, n_inputs, input_std, 
     _print(runs, activation if not model_path else model_path)
     if folder is not None:
         out_console.print(f"Page: [bold]{Path(folder) / 'index.html'}[/bold]")
+
+
+def _take_gain(schemes: list, get) -> None:
+    """--critical sets every scheme's gain: refuse, by name, the schemes that take none."""
+    refused = [s for s in schemes if s is None or "gain" not in get(s).params()]
+    if refused:
+        from ..schemes import schemes as all_schemes
+
+        taking = [n for n in all_schemes() if "gain" in get(n).params()]
+        names = ", ".join(s or "the model as built" for s in refused)
+        raise InitlabError(f"--critical sets each scheme's gain, and {names} take{'s' if len(refused) == 1 else ''} "
+                           f"no gain; give --scheme from those that do: {', '.join(taking)}.")
 
 
 def _critical(activation: str, sigma_b2: float, input_std: float, std_given: bool) -> tuple[float, float]:
@@ -148,7 +180,8 @@ def _critical(activation: str, sigma_b2: float, input_std: float, std_given: boo
 
 def _measure(model, x) -> dict:
     from ..errors import InitlabError as Error
-    from ..signal import correlation_map, jacobian_spectrum, ntk
+    from ..ntk import ntk
+    from ..signal import correlation_map, jacobian_spectrum
 
     out = {}
     try:
@@ -175,9 +208,16 @@ def _print(runs: list[dict], what: str) -> None:
                       g(j.get("max")), g(j.get("condition")), g(c["measured"][-1]),
                       g(c["predicted"][-1] if c.get("predicted") else None), g(r["ntk"]["condition"]))
     out_console.print(table)
-    reasons = {r["correlation"].get("reason") for r in runs} - {None}
-    for reason in sorted(reasons):
+    parts = [r.get(k) or {} for r in runs for k in ("jacobian", "correlation")]
+    for reason in sorted({p.get("reason") for p in parts} - {None}):
         out_console.print(f"No mean-field prediction: {reason}.")
+    for note in sorted({p.get("note") for p in parts} - {None}):
+        out_console.print(f"Note on the prediction: {note}.")
+    for r in runs:
+        j = r.get("jacobian") or {}
+        if j.get("method", "exact") != "exact":
+            out_console.print(f"{r['label']}: the Jacobian by {j['method']}: mean s^2 {j['mean_s2']:.3g} ± "
+                              f"{j['mean_s2_error']:.2g}, spread {j['spread']:.3g} ± {j['spread_error']:.2g}.")
 
 
 def _write_folder(folder: Path, runs: list[dict]) -> None:

@@ -91,8 +91,9 @@ def theory_cmd(activation, sigma_w2, sigma_b2, scheme_list, width, as_json, plot
     crit = "none" if critical is None else f"{critical:.4f}"
     out_console.print(f"critical sigma_w^2 (chi_1 = 1) at sigma_b^2 = {sigma_b2:g}: {crit}")
     shown = [1, 5, 20, C_MAP_DEPTH]
-    cmap = Table(title=f"the c-map at sigma_w^2 = {point:.4g}: two inputs' correlation after l layers (c* = "
-                       f"{mf['c_star']:.4g})")
+    star = (f"c* = {mf['c_star']:.4g}" if mf["c_star"] is not None else
+            f"c* not defined: q* = {mf['q_star']:.3g} is about 0")
+    cmap = Table(title=f"the c-map at sigma_w^2 = {point:.4g}: two inputs' correlation after l layers ({star})")
     for col in ["c0"] + [f"l = {l}" for l in shown]:
         cmap.add_column(col, justify="right")
     for c0, c in zip(curves["c0"], curves["c"]):
