@@ -326,10 +326,21 @@ def test_the_snippet_rebuilds_the_initial_weights_exactly(client, manager):
         rebuilt = space["model"].state_dict()
         assert list(rebuilt) == list(weights)
         assert all(torch.equal(rebuilt[k], weights[k]) for k in weights), run
+    for _ in range(3):
+        client.post(f"/api/sessions/{sid}/step")
+        manager.work_once()
     record = client.get(f"/api/sessions/{sid}/export/record").json()
-    assert record["kind"] == "initlab playground record" and record["schema_version"] == 1
+    assert record["kind"] == "initlab playground record" and record["schema_version"] == 2
     assert [r["label"] for r in record["runs"]] == ["orthogonal(gain=1.5)", "lsuv"]
     assert record["query"] == client.get(f"/api/sessions/{sid}").json()["query"]
+    # each run's measured steps in the record format initlab.watch and train(track_every=) keep
+    run = manager.get(sid).runs[0]
+    watch = record["runs"][0]["watch"]
+    assert set(watch) >= {"layers", "step", "loss", "preact_std", "grad_std", "update_to_data"}
+    assert watch["layers"] == ["fc1", "fc2", "out"] and len(watch["step"]) >= 1
+    shown = run.stepper.layer_stats()  # the chart's numbers are the record's last row
+    assert watch["preact_std"][-1] == pytest.approx(shown["preact_std"], rel=1e-9)
+    assert all(v is not None and v > 0 for v in watch["update_to_data"][-1])
     assert client.get(f"/api/sessions/{sid}/export/snippet?run=5").status_code == 400
     assert client.get(f"/api/sessions/{sid}/export/bogus").status_code == 404
 

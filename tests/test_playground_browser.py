@@ -117,8 +117,12 @@ def test_compare_mode_side_by_side_and_a_bad_link(server, page):
               "&scheme=xavier_uniform&scheme=normal(std=3)")
     page.wait_for_function("document.querySelectorAll('.run').length === 4")
     assert _train_until(page, lambda: int(page.get_by_test_id("step").inner_text()) >= 150)
+    # lockstep: once paused, every run's map shows the same step (a snapshot still on its way when the
+    # pause lands may update the maps one after another, so wait for it rather than read mid-update)
+    page.wait_for_function("new Set([0, 1, 2].map(i => document.querySelector(`[data-testid=contour-${i}]`)"
+                           ".dataset.step)).size === 1", timeout=10_000)
     steps = {page.get_by_test_id(f"contour-{i}").get_attribute("data-step") for i in range(3)}
-    assert len(steps) == 1  # lockstep
+    assert len(steps) == 1 and int(steps.pop()) >= 150
     assert "diverged" in page.locator("#run-3 .acc").inner_text()
     page.screenshot(path=str(_shots() / "playground-compare.png"), full_page=True)
 

@@ -11,7 +11,7 @@ audit folder              ``audit.json``              1             :func:`write
 signal folder             ``signal.json``             1             :func:`write_signal`
 watch record              ``watch.json``              1             :func:`write_watch` (``Watch.save``)
 results store             ``runs.db`` (SQLite)        2 (reads 1)   :class:`initlab.store.Store`
-playground run record     a JSON download             1             :func:`initlab.playground.export.record`
+playground run record     a JSON download             2             :func:`initlab.playground.export.record`
 ========================  ==========================  ============  ======================================
 
 The results store's format name and version live here too (:data:`STORE_FORMAT`,
@@ -43,7 +43,7 @@ DIAGNOSES_VERSION = TRAINABILITY_VERSION = AUDIT_VERSION = 1
 SIGNAL_VERSION = 1
 WATCH_VERSION = 1
 #: The playground's run record (its "export the run as JSON"): kind and schema version.
-PLAYGROUND_RECORD_KIND, PLAYGROUND_RECORD_VERSION = "initlab playground record", 1
+PLAYGROUND_RECORD_KIND, PLAYGROUND_RECORD_VERSION = "initlab playground record", 2  # 2: each run's "watch"
 #: The files each kind of output folder holds (the first one marks it; see :func:`is_initlab_folder`).
 FILES = {
     "experiment": ("results.json", "arrays.npz", "index.html",

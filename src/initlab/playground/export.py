@@ -88,12 +88,15 @@ def weights(session, index: int = 0) -> bytes:
 
 def record(session) -> dict:
     """The session's runs as a JSON-ready record: settings, link, data, and per run its scheme, the whole
-    history, its diagnosis at step 0 and its per-layer statistics at step 0 with the theory's."""
+    history, its diagnosis at step 0, its per-layer statistics at step 0 with the theory's, and
+    ``watch``: every measured step's per-layer statistics in the format of :func:`initlab.watch`'s
+    record (:meth:`initlab.watchstats.WatchRecord.to_dict`)."""
     with session.lock:
         s = session.settings
         runs = [{"label": r.label, "scheme": r.spec, "step": r.stepper.step_count, "diverged": r.stepper.diverged,
                  "diverged_step": r.stepper.diverged_step, "history": {k: list(v) for k, v in r.history.items()},
-                 "diagnosis": r.diagnosis, "initial_layers": r.initial_stats} for r in session.runs]
+                 "diagnosis": r.diagnosis, "initial_layers": r.initial_stats,
+                 "watch": r.stepper.record.to_dict()} for r in session.runs]
         doc = {"kind": PLAYGROUND_RECORD_KIND, "schema_version": PLAYGROUND_RECORD_VERSION,
                "settings": s.to_dict(), "query": s.query(),
                "data": {"name": session.data.name, "n_train": int(session.data.X_train.shape[0]),

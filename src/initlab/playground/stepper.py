@@ -1,6 +1,9 @@
 """``Stepper``: the playground's handle on :class:`initlab.train.Trainer`, the one training loop, made
-a few steps at a time, with the one per-layer probe (:class:`initlab.probe.Recorder`) watching the
-last step of each chunk.
+a few steps at a time, with the one per-layer probe (:class:`initlab.probe.Recorder`, through
+:class:`initlab.watchstats.StepProbe`) watching the last step of each chunk and keeping what it
+measures in the record :func:`initlab.watch` and ``train(track_every=)`` keep
+(:class:`initlab.watchstats.WatchRecord`): the playground's run, a user's loop and initlab's own
+training leave records of one format.
 
 ``Stepper(...).step(k)`` leaves the model exactly where ``train(..., steps=k)`` leaves it, because
 both run the same trainer; ``tests/test_playground.py`` checks that bit for bit.
@@ -11,8 +14,11 @@ from __future__ import annotations
 from torch import nn
 
 from ..datasets import Dataset
-from ..probe import Recorder
 from ..train import Trainer
+from ..watchstats import StepProbe, WatchRecord
+
+#: Samples the playground's record keeps per series (a run of MAX_STEPS is thinned evenly to this).
+RECORD_SAMPLES = 500
 
 
 class Stepper:
@@ -28,7 +34,9 @@ class Stepper:
                  batch_size: int | None = None, seed: int = 0, weight_decay: float | None = None):
         self.trainer = Trainer(model, data, lr=lr, optimizer=optimizer, batch_size=batch_size, seed=seed,
                                weight_decay=weight_decay, caller="the playground")
-        self.recorder = Recorder(model)
+        self.probe = StepProbe(model, histograms=False)
+        self.record = WatchRecord(self.probe.layers, self.probe.kinds, every=1, max_samples=RECORD_SAMPLES,
+                                  histograms=False)
         self._stats: dict | None = None
 
     @property
@@ -52,12 +60,14 @@ class Stepper:
                 break
             watch = measure_last and i == count - 1
             if watch:
-                self.recorder.start()
-            self.trainer.step(self.recorder if watch else None)
+                self.probe.begin()
+            step = self.trainer.step_count
+            self.trainer.step(self.probe.recorder if watch else None)
             made += 1
             if watch:
-                self._stats = self.recorder.summary()
-                self.recorder.clear()
+                self._stats = self.probe.recorder.summary()
+                loss = float(self.trainer.last_loss)
+                self.record.add(step, loss, self.probe.measure())
         return made
 
     def evaluate(self) -> dict[str, float]:
@@ -72,4 +82,4 @@ class Stepper:
         return {k: stats[k] for k in ("names", "preact_std", "grad_std")}
 
     def close(self) -> None:
-        self.recorder.close()
+        self.probe.close()
