@@ -10,7 +10,7 @@ from ..escaping import esc
 from ..outputs import check_audit, read_json
 from ..schemes import label_of
 from ..tables import html_table
-from .base import page, scroll_box
+from .base import scroll_box, write_page
 
 COLUMNS = ["role", "layer", "tensor", "tensors", "n", "check", "expected", "measured", "tolerance", "result"]
 
@@ -64,6 +64,4 @@ def render_audit(folder: Path, page_path: Path) -> Path:
     """Write the page of the audit folder ``folder`` to ``page_path``."""
     stored = check_audit(read_json(folder / "audit.json"), folder / "audit.json")
     verdict, body = audit_body(stored["audit"])
-    page_path.write_text(page("initlab audit", verdict, body, stored.get("command", ""), stored.get("environment")),
-                         encoding="utf-8")
-    return page_path
+    return write_page(page_path, "initlab audit", verdict, body, stored)

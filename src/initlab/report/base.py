@@ -105,6 +105,13 @@ def page(title: str, verdict: str, body: str, command: str = "", env: dict | Non
             f"<p class='small'>{versions}</p></body></html>")
 
 
+
+def write_page(page_path: Path, title: str, verdict: str, body: str, stored: dict) -> Path:
+    """Write :func:`page` to ``page_path`` with the ``command`` and ``environment`` a stored file holds."""
+    page_path.write_text(page(title, verdict, body, stored.get("command", ""), stored.get("environment")),
+                         encoding="utf-8")
+    return page_path
+
 def target(path: str | Path, out: str | Path | None = None) -> Path:
     """The page :func:`render` writes for ``path``: ``out`` when given, else ``report.html`` beside
     what is read."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..escaping import esc
 from ..outputs import check_signal, read_json
 from ..tables import html_table
-from .base import img, page, scroll_box
+from .base import img, scroll_box, write_page
 
 COLUMNS = ["run", "Jacobian by", "mean s^2", "± (std. error)", "predicted mean s^2", "spread of s^2", "spread ±",
            "s max", "cond(J)", "c0", "c at the last layer", "c predicted", "mean |c - predicted|", "cond(NTK)"]
@@ -72,6 +72,4 @@ def render_signal(folder: Path, page_path: Path) -> Path:
     """Write the page of the signal folder ``folder`` to ``page_path``."""
     stored = check_signal(read_json(folder / "signal.json"), folder / "signal.json")
     verdict, body = signal_body(stored["runs"], folder)
-    page_path.write_text(page("initlab signal", verdict, body, stored.get("command", ""), stored.get("environment")),
-                         encoding="utf-8")
-    return page_path
+    return write_page(page_path, "initlab signal", verdict, body, stored)

@@ -12,7 +12,7 @@ from ..escaping import esc
 from ..outputs import read_watch
 from ..tables import html_table
 from ..watchstats import STATS, WatchRecord
-from .base import img, page, scroll_box
+from .base import img, scroll_box, write_page
 
 #: Histogram images drawn per run, at most (the first layers in module order that have them).
 MAX_HISTOGRAM_LAYERS = 16
@@ -88,6 +88,4 @@ def render_watch(path: Path, page_path: Path) -> Path:
     runs = {name: WatchRecord.from_dict(doc) for name, doc in stored["runs"].items()}
     with tempfile.TemporaryDirectory() as scratch:
         body = watch_body(runs, Path(scratch))
-    page_path.write_text(page("initlab watch", _verdict(runs), body, stored.get("command", ""),
-                              stored.get("environment")), encoding="utf-8")
-    return page_path
+    return write_page(page_path, "initlab watch", _verdict(runs), body, stored)
