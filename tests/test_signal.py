@@ -537,3 +537,15 @@ def test_inputs_go_to_the_models_device_and_dtype():
     np.testing.assert_allclose(s.singular_values, _autograd_singular_values(net, x.double()), rtol=1e-10)
     assert initlab.correlation_map(net, x).measured == initlab.correlation_map(net, x.double()).measured
     np.testing.assert_allclose(initlab.ntk(net, x).kernel, _explicit_ntk(net, x.double()), rtol=1e-10)
+
+
+def test_an_mlp_that_reuses_one_activation_instance_is_read_as_the_mlp_it_is():
+    from initlab.signal import mlp_structure
+
+    relu = nn.ReLU()  # one instance between every two layers, as hand-written models often do
+    shared = nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 8), relu, nn.Linear(8, 1))
+    separate = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1))
+    found = mlp_structure(shared)
+    assert not isinstance(found, str), found
+    assert found[0] == "relu" and len(found[1]) == 3
+    assert mlp_structure(separate)[0] == "relu"

@@ -113,7 +113,8 @@ def mlp_structure(model: nn.Module) -> tuple[str, list[nn.Linear]] | str:
         has = f" (it has {', '.join(kinds)})" if kinds else ""
         return (f"the mean-field prediction is for an MLP (an nn.Sequential of Linear layers and one activation); "
                 f"this model is a {type(model).__name__}{has}")
-    children = [m for m in model.children() if not isinstance(m, (nn.Dropout, nn.Identity))]
+    # every entry in order, a module used twice twice (children() would list a shared ReLU once)
+    children = [m for m in model if not isinstance(m, (nn.Dropout, nn.Identity))]
     linears, acts = children[0::2], children[1::2]
     if not all(isinstance(m, nn.Linear) for m in linears) or not isinstance(children[-1], nn.Linear):
         other = next((type(m).__name__ for m in children if not isinstance(m, nn.Linear) and of_module(m) is None),
