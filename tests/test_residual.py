@@ -230,3 +230,25 @@ def test_a_model_built_by_the_gpt2_recipe_gets_a_clean_verdict(n):
     broken = gpt(n)  # GPT-2's std everywhere, the depth scaling left out: the ratio is 1 or more
     initlab.initialize(broken, "normal", std=0.02, seed=0)
     assert diagnose(broken, ids()).verdict["residual_stream"]["branch_out_ratio"] >= 1
+
+
+def test_the_branch_ratio_reads_parametrized_weights():
+    """A residual stack whose layers are weight-normalized (a parametrization: ``weight`` is no
+    parameter) is measured through its effective weights, not refused with AttributeError."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    from initlab.roles import branch_out_ratio
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = weight_norm(nn.Linear(16, 16)), weight_norm(nn.Linear(16, 16))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[Block() for _ in range(4)])
+    before = branch_out_ratio(model)
+    assert 0.5 < before < 2  # one depth-blind rule for both layers
+    with torch.no_grad():
+        for block in model:
+            block.fc2.parametrizations.weight.original0.mul_(0.1)  # g: the effective weight 10x smaller
+    assert branch_out_ratio(model) == pytest.approx(0.01 * before, rel=1e-5)

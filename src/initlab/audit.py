@@ -376,12 +376,10 @@ def _products(model: nn.Module, a) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Per head W_q W_k^T, and W_v W_proj, in the paper's row-vector convention, of one attention."""
     def rows(b):
         param, _, first = a.rows[b]
-        module, _, leaf = param.rpartition(".")
-        return L.read(model.get_submodule(module), leaf).detach().double()[first:first + a.d]
+        return L.read(model, param).double()[first:first + a.d]
 
     q, k, v = rows("q"), rows("k"), rows("v")
-    module, _, leaf = a.out[0].rpartition(".")
-    o = L.read(model.get_submodule(module), leaf).detach().double()
+    o = L.read(model, a.out[0]).double()
     kd = a.d // a.heads
     return [q[i * kd:(i + 1) * kd].T @ k[i * kd:(i + 1) * kd] for i in range(a.heads)], v.T @ o.T
 

@@ -358,11 +358,6 @@ def _factor(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor
     return u[:, :rank] * root, vh[:rank].T * root
 
 
-def _read(model, param: str) -> torch.Tensor:
-    module, _, leaf = param.rpartition(".")
-    return L.read(model.get_submodule(module), leaf)
-
-
 def _mimetic_write(model, g: torch.Generator, drawn: set, layers: list[Attention], p: dict):
     """Write each attention's q, k, v and out weights by :func:`mimetic`'s rule (a joint rule of the plan)."""
     out, notes = {}, []
@@ -388,12 +383,11 @@ def _mimetic_write(model, g: torch.Generator, drawn: set, layers: list[Attention
             values = {}  # q, k and v may share one tensor (MultiheadAttention's, a fused c_attn)
             for b, (param, _, first) in a.rows.items():
                 if param not in values:
-                    values[param] = _read(model, param).detach().clone()
+                    values[param] = L.read(model, param).clone()
                 values[param][first:first + d] = rows[b].to(values[param].dtype)
-            values[a.out[0]] = wo.to(_read(model, a.out[0]).dtype)
+            values[a.out[0]] = wo.to(L.read(model, a.out[0]).dtype)
             for param, value in values.items():
-                module, _, leaf = param.rpartition(".")
-                L.write(model.get_submodule(module), leaf, value)
+                L.write(model, param, value)
         except L.Unreachable as e:
             notes.append(f"mimetic left '{a.name}' to the base draw: {e}")
             continue

@@ -218,7 +218,7 @@ def branch_out_ratio(model: nn.Module) -> float | None:
     def sigma_w2(t: Target) -> float | None:
         vals = []
         for name, label in t.keys:
-            w = s.model.get_parameter(name).detach().double()
+            w = L.read(s.model, name).double()  # the effective tensor: a parametrized weight too
             if w.dim() < 2:
                 continue
             if label in ("q", "k", "v"):
