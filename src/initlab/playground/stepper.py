@@ -11,6 +11,8 @@ both run the same trainer; ``tests/test_playground.py`` checks that bit for bit.
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 from ..datasets import Dataset
@@ -65,14 +67,26 @@ class Stepper:
             self.trainer.step(self.probe.recorder if watch else None)
             made += 1
             if watch:
-                self._stats = self.probe.recorder.summary()
-                loss = float(self.trainer.last_loss)
-                self.record.add(step, loss, self.probe.measure())
+                measured = self.probe.measure()
+                self.record.add(step, float(self.trainer.last_loss), measured)
+                self._stats = self._layer_rows(measured)
         return made
 
     def evaluate(self) -> dict[str, float]:
         """Train and test loss and accuracy now (NaN or inf losses for a diverged model)."""
         return self.trainer.evaluate()
+
+    def _layer_rows(self, measured: dict) -> dict[str, list]:
+        """The weight layers' rows of one measurement (``measured["order"]``: the layers called, in
+        forward order), NaN as None."""
+        rows = measured["order"]
+        values = measured["values"]
+
+        def column(key):
+            return [None if math.isnan(v := float(values[key][j])) else v for j in rows]
+
+        return {"names": [self.probe.layers[j] for j in rows], "preact_std": column("preact_std"),
+                "grad_std": column("grad_std")}
 
     def layer_stats(self) -> dict[str, list]:
         """Per weight layer (forward order): ``names``, ``preact_std`` (std of the layer's output in the
