@@ -20,7 +20,6 @@ from initlab import InitlabError
 from initlab.cli import main
 from initlab.layers import is_weight_layer
 from initlab.outputs import read_watch
-from initlab.probe import Recorder, output_stats
 from initlab.watch import WatchAlert, chance_loss
 from initlab.watchstats import ROOT, STATS, WatchRecord
 
@@ -243,21 +242,6 @@ def test_gradient_and_weight_statistics_match_a_hand_computation():
     assert rec.stat("act_std")[0, 0] == pytest.approx(float(torch.tanh(h).detach().double().std()))
     assert rec.stat("update_to_data")[0, 0] == 0.0  # lr 0: nothing moved
     assert math.isnan(rec.stat("act_mean")[0, 1])  # the readout has no activation after it
-
-
-def test_the_recorder_summary_and_the_watch_share_one_definition():
-    model = _linear_net()
-    rec = Recorder(model)
-    rec.start()
-    out = model(torch.randn(8, 6))
-    rec.stop()
-    out.sum().backward()
-    layer_idx = [i for i, c in enumerate(rec.calls) if c.name in ("0", "2")]
-    summary = rec.summary()
-    for k, i in enumerate(layer_idx):
-        stats = output_stats(rec.calls, rec.grads, i, layer_idx)
-        assert summary["act_std"][k] == stats["act_std"] and summary["grad_std"][k] == stats["grad_std"]
-    rec.close()
 
 
 def test_train_track_every_keeps_the_watch_record_format():

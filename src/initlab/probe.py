@@ -86,7 +86,8 @@ class Recorder:
 
     :func:`trace` (what :func:`initlab.diagnose` measures at step 0), :func:`initlab.train`'s
     ``track_every`` and the playground all record through this one class, and read it with
-    :func:`rows` (every statistic) or :meth:`summary` (the per-layer stds a training run follows).
+    :func:`rows` (every statistic) or :func:`output_stats` (one layer's, as a watched training step
+    measures it: :class:`initlab.watchstats.StepProbe`).
     """
 
     def __init__(self, model: nn.Module, gradients: bool = True):
@@ -136,20 +137,6 @@ class Recorder:
             if L.is_weight_layer(c.module):
                 first.setdefault(c.name, i)
         return first
-
-    def summary(self) -> dict[str, list]:
-        """Per weight layer, by its first call in forward order: ``names``, ``preact_std`` (std of the
-        layer's output), ``act_std`` (std after the activation that follows it; the output's when none
-        does) and ``grad_std`` (std of the loss's gradient with respect to the layer's output), as
-        :func:`output_stats` defines them."""
-        layer_idx = [i for i, c in enumerate(self.calls) if L.is_weight_layer(c.module)]
-        first = self.first_calls()
-        out = {"names": list(first), "preact_std": [], "act_std": [], "grad_std": []}
-        for i in first.values():
-            stats = output_stats(self.calls, self.grads, i, layer_idx)
-            for key in ("preact_std", "act_std", "grad_std"):
-                out[key].append(stats[key])
-        return out
 
     def clear(self) -> None:
         self.calls, self.grads = [], {}
@@ -276,7 +263,7 @@ def weight_stats(module: nn.Module) -> dict:
 
 def output_stats(calls: list[Call], grads: dict, i: int, layer_idx: list[int]) -> dict:
     """The statistics of weight-layer call ``i``'s output, the one definition :func:`rows`,
-    :meth:`Recorder.summary` and :mod:`initlab.watchstats` share:
+    :mod:`initlab.watchstats` (a watched step; the playground's charts) share:
 
     ``activation`` (the kind that follows the layer, :func:`following_activation`), ``preact_mean``
     and ``preact_std`` (of the layer's output), ``act_mean`` (after the activation; None when none
