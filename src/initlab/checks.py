@@ -67,6 +67,18 @@ def check_finite(x: torch.Tensor, name: str = "X") -> None:
                                f"inputs; clean the data first.")
 
 
+def to_model(inputs, param: torch.Tensor):
+    """Inputs on the model's side: float tensors to the device and dtype of ``param`` (one of the
+    model's parameters), integer ones (token ids) to its device only, through tuples, lists and dicts."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(param.device, param.dtype) if inputs.is_floating_point() else inputs.to(param.device)
+    if isinstance(inputs, dict):
+        return {k: to_model(v, param) for k, v in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(to_model(v, param) for v in inputs)
+    raise InitlabError(f"inputs must be a tensor, or a tuple or dict of tensors; got {type(inputs).__name__}.")
+
+
 def check_training_data(data, model: nn.Module | None = None, who: str = "train") -> Dataset:
     """Check ``data`` (and that ``model`` fits it) before training; return ``data``.
 

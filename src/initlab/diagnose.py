@@ -20,7 +20,7 @@ from torch import nn
 
 from . import layers as L
 from . import probe, residual, theory
-from .checks import check_finite
+from .checks import check_finite, to_model
 from .errors import InitlabError
 from .init import _materialize, initialize
 from .escaping import esc
@@ -101,17 +101,6 @@ class Diagnosis:
         return find("initlab.plots", "diagnosis")(self.to_dict(), ax=ax)
 
 
-def _move(inputs, param: torch.Tensor):
-    """Float inputs to the model's device and dtype; integer inputs (token ids) to its device only."""
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(param.device, param.dtype) if inputs.is_floating_point() else inputs.to(param.device)
-    if isinstance(inputs, dict):
-        return {k: _move(v, param) for k, v in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(_move(v, param) for v in inputs)
-    raise InitlabError(f"inputs must be a tensor, or a tuple or dict of tensors; got {type(inputs).__name__}.")
-
-
 def _track(inputs):
     """Float inputs as leaves that require a gradient (a recurrent first layer's gradient through time)."""
     if isinstance(inputs, torch.Tensor):
@@ -168,7 +157,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
         if L.adapter_for(m) is not None:
             L.check(name, m)
     param = next(model.parameters())
-    inputs = _move(inputs, param)
+    inputs = to_model(inputs, param)
     _check_finite(inputs)
     first = next(iter(probe.tensors(inputs).values()), None)
     if first is None or first.numel() == 0 or first.dim() == 0:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import layers as L
+from .checks import to_model
 from .errors import InitlabError
 from .init import Manifest, call, initialize
 from .schemes import register_data_scheme
@@ -90,13 +91,13 @@ def lsuv(model: nn.Module, inputs, target_std: float = 1.0, tol: float = 0.1, ma
     -------
     LSUVResult
     """
-    from .diagnose import _diagnose, _move, diagnose
+    from .diagnose import _diagnose, diagnose
 
     _check_args(model, target_std, tol, max_iter, mode)
     param = next((p for p in model.parameters()), None)
     if param is None:
         raise InitlabError(f"{type(model).__name__} has no parameters: nothing for lsuv to rescale.")
-    inputs = _move(inputs, param)
+    inputs = to_model(inputs, param)
     before = diagnose(model, inputs)  # checks that the inputs fit, before anything is written
     with _Restoring(model) as restoring:
         ortho = initialize(model, "orthogonal", seed=seed)

@@ -33,8 +33,7 @@ from torch.func import functional_call, jacfwd, jacrev, jvp, vjp, vmap
 from . import layers as L
 from . import theory
 from .activations import non_default, of_module
-from .checks import FIT_ERRORS, check_finite, does_not_fit
-from .diagnose import _move
+from .checks import FIT_ERRORS, check_finite, does_not_fit, to_model
 from .errors import InitlabError
 from .probe import call_names, first_tensor, trace
 
@@ -71,7 +70,7 @@ def _batch(inputs, n: int | None, what: str, model: nn.Module | None = None) -> 
         inputs = inputs[:n]
     check_finite(inputs, "the input batch")
     param = next(iter(model.parameters()), None) if model is not None else None
-    return inputs if param is None else _move(inputs, param)
+    return inputs if param is None else to_model(inputs, param)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
