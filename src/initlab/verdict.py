@@ -189,9 +189,9 @@ def _residual(stream: dict | None, scheme: str | None) -> dict:
         # the branches' last layers are drawn smaller with the depth (gpt2, fixup): the stream's variance is
         # bounded in the depth, and what it grows from is a small start (GPT-2's embedding std 0.02)
         return {"status": "ok", "growth": growth, "blocks": len(rows), "branch_out_ratio": ratio,
-                "note": f"the stream's std grows {growth:.3g}x over {len(rows)} blocks from a small start, but each "
+                "note": f"from a small start, and not from the depth: each "
                         f"branch's last layer is drawn {1 / math.sqrt(ratio) if ratio else math.inf:.3g}x smaller "
-                        f"than its others (a depth scaling is in use), so what the branches add is bounded in the depth"}
+                        f"than its others, a scaling by the depth that keeps what the branches add bounded"}
     in_use = scheme is not None and scheme.split("(")[0] in DEPTH_RECIPES
     return {"status": "growing", "growth": growth, "blocks": len(rows), "branch_out_ratio": ratio,
             "container": stream.get("container", ""),
@@ -265,10 +265,10 @@ def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion
     if flags["dead"] or flags["saturated"]:
         which = "dead" if flags["dead"] else "saturated"
         return f"{who}: most units of layer '{flags[which]}' are {which}; {fix}"
-    note = f" ({residual['note']})" if residual.get("note") else ""
     if "gradient" in residual:
-        return (f"{who}: the residual stream and its gradient stay within {FACTOR:g}x along the "
-                f"{residual['blocks']} blocks{note}")
+        why = residual.get("note") or f"under the {STREAM_FACTOR:g}x that would call for a depth recipe"
+        return (f"{who}: the residual stream's std grows {residual['growth']:.2g}x over its {residual['blocks']} "
+                f"blocks ({why}), and its gradient and the layers outside the blocks stay within {FACTOR:g}x")
     if fwd.get("judged") is False:
         return (f"{who}: no two hidden layers of one kind to compare, so no trend along the depth was judged; "
                 f"nothing else is wrong")
