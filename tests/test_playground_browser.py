@@ -71,6 +71,21 @@ def _train_until(page, predicate, timeout=30):
     return predicate()
 
 
+def _settled(page, expression, quiet_s=1.5, timeout=15):
+    """The value of a page expression once it has stayed the same for ``quiet_s`` seconds (read in one
+    call each time, so a render between two reads cannot mix two snapshots)."""
+    deadline = time.monotonic() + timeout
+    value, since = page.evaluate(expression), time.monotonic()
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        now = page.evaluate(expression)
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return value
+    raise AssertionError(f"the page kept changing for {timeout} s: last {value}")
+
+
 def test_constant_stays_one_neuron_and_xavier_uses_the_width(server, page):
     page.goto(f"{server}/?depth=3&width={WIDTH}&n=200&speed=60&scheme=constant(value=0.05)")
     contour = page.get_by_test_id("contour-0")
@@ -117,12 +132,10 @@ def test_compare_mode_side_by_side_and_a_bad_link(server, page):
               "&scheme=xavier_uniform&scheme=normal(std=3)")
     page.wait_for_function("document.querySelectorAll('.run').length === 4")
     assert _train_until(page, lambda: int(page.get_by_test_id("step").inner_text()) >= 150)
-    # lockstep: once paused, every run's map shows the same step (a snapshot still on its way when the
-    # pause lands may update the maps one after another, so wait for it rather than read mid-update)
-    page.wait_for_function("new Set([0, 1, 2].map(i => document.querySelector(`[data-testid=contour-${i}]`)"
-                           ".dataset.step)).size === 1", timeout=10_000)
-    steps = {page.get_by_test_id(f"contour-{i}").get_attribute("data-step") for i in range(3)}
-    assert len(steps) == 1 and int(steps.pop()) >= 150
+    # lockstep: once paused, every run's map shows the same step. The last snapshot made before the pause
+    # may still be on its way, so read the three maps in one call until they stop changing.
+    steps = _settled(page, "[0, 1, 2].map(i => document.querySelector(`[data-testid=contour-${i}]`).dataset.step)")
+    assert len(set(steps)) == 1 and int(steps[0]) >= 150
     assert "diverged" in page.locator("#run-3 .acc").inner_text()
     page.screenshot(path=str(_shots() / "playground-compare.png"), full_page=True)
 
