@@ -163,3 +163,41 @@ def test_bad_inputs_are_clear_errors():
         diagnose(initlab.mlp(4, [8], 1), batch(8, 5))
     with pytest.raises(InitlabError, match="no layer initlab can diagnose"):
         diagnose(nn.Sequential(nn.ReLU()), batch(8, 4))
+
+
+def test_an_inplace_relu_leaves_the_diagnosis_as_it_is():
+    """nn.ReLU(inplace=True) overwrites the layer's output after the layer ran: the probe copies it
+    first, so the pre-activation std, the effective width and the verdict are those of the same
+    model with out-of-place ReLUs (they used to be the ReLU's: a third smaller)."""
+    found = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(inplace=inplace), nn.Linear(64, 64),
+                              nn.ReLU(inplace=inplace), nn.Linear(64, 2))
+        found.append(diagnose(model, torch.randn(256, 32, generator=torch.Generator().manual_seed(1))))
+    plain, inplace = found
+    for a, b in zip(plain.rows, inplace.rows):
+        for k in ("preact_std", "act_std", "grad_std", "dead_fraction", "effective_width"):
+            assert (b[k] is None) if a[k] is None else b[k] == pytest.approx(a[k], rel=1e-6), k
+    assert inplace.rows[0]["preact_std"] > 1.2 * inplace.rows[0]["act_std"]
+    assert inplace.verdict["summary"] == plain.verdict["summary"]
+
+
+def test_lsuv_scales_the_layer_output_not_what_an_inplace_relu_made_of_it():
+    """With nn.ReLU(inplace=True) after each layer, lsuv still brings each layer's own output to std 1
+    (it used to bring the ReLU's to 1, leaving the layer's near 1.7), and ends with the same weights
+    as on the out-of-place model."""
+    weights = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(inplace=inplace), nn.Linear(64, 64),
+                              nn.ReLU(inplace=inplace), nn.Linear(64, 2))
+        x = torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
+        result = lsuv(model, x, tol=0.05)
+        assert all(abs(r["preact_std"] - 1) <= 0.05 for r in result.after.rows)
+        with torch.no_grad():
+            h = model[0](x)
+        assert float(h.std()) == pytest.approx(1.0, abs=0.05)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*weights):
+        torch.testing.assert_close(b, a)

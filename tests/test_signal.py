@@ -549,3 +549,25 @@ def test_an_mlp_that_reuses_one_activation_instance_is_read_as_the_mlp_it_is():
     assert not isinstance(found, str), found
     assert found[0] == "relu" and len(found[1]) == 3
     assert mlp_structure(separate)[0] == "relu"
+
+
+def test_an_inplace_relu_leaves_the_measured_correlations_and_the_width_sweep_as_they_are():
+    """The correlation map and the width sweep read each layer's own output; nn.ReLU(inplace=True)
+    overwrites it after the layer ran, and must change neither."""
+    found = []
+    for inplace in (False, True):
+        net = _seeded(lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(inplace=inplace), nn.Linear(64, 64),
+                                            nn.ReLU(inplace=inplace), nn.Linear(64, 64)))
+        found.append(initlab.correlation_map(net, _x(8, 64)).measured)
+    np.testing.assert_allclose(found[1], found[0], rtol=1e-6)
+
+    def factory(width):
+        return nn.Sequential(nn.Linear(16, width), nn.ReLU(inplace=True), nn.Linear(width, 4))
+
+    def plain(width):
+        return nn.Sequential(nn.Linear(16, width), nn.ReLU(), nn.Linear(width, 4))
+
+    x, y = _x(32, 16), torch.arange(32) % 4
+    runs = [initlab.width_sweep(f, [16, 32], x, targets=y, steps=1, seeds=[0]).data for f in (plain, factory)]
+    a, b = (r[r.module == "0"].sort_values("width")["l1"].to_numpy() for r in runs)
+    np.testing.assert_allclose(b, a, rtol=1e-6)

@@ -35,3 +35,16 @@ def test_convolution_channels_are_neurons():
     assert [w.effective_width for w in initlab.effective_width(model, X)] == [1]
     initlab.initialize(model, "he_normal", seed=0)
     assert [w.effective_width for w in initlab.effective_width(model, X)] == [4]
+
+
+def test_an_inplace_relu_does_not_merge_dead_units_into_one():
+    """Four units pushed far below 0 are distinct layer outputs but all 0 after the ReLU: the effective
+    width counts the layer's own outputs (8 distinct), also when nn.ReLU(inplace=True) overwrites them."""
+    X = torch.randn(50, 2, generator=torch.Generator().manual_seed(1))
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(inplace=inplace), nn.Linear(8, 1))
+        with torch.no_grad():
+            model[0].bias[:4] = -100.0
+        (w,) = initlab.effective_width(model, X)
+        assert w.effective_width == 8, inplace

@@ -550,3 +550,76 @@ def test_train_track_every_records_what_a_watch_on_the_same_plain_loop_records()
     for stat in (*STATS, "loss"):
         mine = np.array(tracked[stat], dtype=float)
         np.testing.assert_allclose(mine, w.record.stat(stat), rtol=1e-6, equal_nan=True, err_msg=stat)
+
+
+# -------------------------------------------------------------------------------------------------
+# measured as the pass goes: the same numbers as the probe that keeps every tensor, and an in-place
+# activation does not overwrite what the layer computed
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_a_watched_step_measures_what_the_probe_that_keeps_every_tensor_measures(kind):
+    """The watch measures each output when it is made and lets it go; the reference keeps the whole
+    pass (probe.trace) and reads it at the end with probe.output_stats: on the same weights and batch
+    every pass statistic of every layer agrees."""
+    from initlab.probe import output_stats, trace
+
+    torch.manual_seed(0)
+    model = MODELS[kind]()
+    x, y = batches(kind, torch.Generator().manual_seed(5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    w = initlab.watch(model, every=1, optimizer=opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WatchAlert)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        w.step(loss)
+    w.close()
+    model.zero_grad(set_to_none=True)
+    calls, grads = trace(model, x, lambda out: nn.functional.cross_entropy(out, y))
+    layer_idx = [i for i, c in enumerate(calls) if is_weight_layer(c.module)]
+    first = {}
+    for i in layer_idx:
+        first.setdefault(calls[i].name or ROOT, i)
+    checked = 0
+    for j, name in enumerate(w.layers):
+        if name not in first:
+            continue
+        ref = output_stats(calls, grads, first[name], layer_idx)
+        for k in ("preact_mean", "preact_std", "act_mean", "act_std", "dead_fraction", "saturated_fraction",
+                  "grad_std"):
+            got = w.record.stat(k)[0, j]
+            if ref[k] is None:
+                assert math.isnan(got), (name, k)
+            else:
+                assert got == pytest.approx(ref[k], rel=1e-5, abs=1e-9), (name, k)
+            checked += 1
+    assert checked == 7 * len(set(first) & set(w.layers)) >= 7 * 2
+
+
+def _relu_net(inplace: bool):
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(inplace=inplace), nn.Conv2d(6, 6, 3, padding=1),
+                         nn.ReLU(inplace=inplace), nn.Flatten(), nn.Linear(6 * 8 * 8, 3))
+
+
+def test_an_inplace_relu_does_not_overwrite_the_layer_output_the_watch_measures():
+    """nn.ReLU(inplace=True) (VGG, AlexNet) writes over the convolution's output: the pre-activation
+    statistics must still be the convolution's, equal to the same model's with out-of-place ReLUs."""
+    records = []
+    for inplace in (False, True):
+        model = _relu_net(inplace)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        w = initlab.watch(model, every=1, optimizer=opt)
+        x = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+        loss = nn.functional.cross_entropy(model(x), torch.arange(16) % 3)
+        loss.backward()
+        opt.step()
+        w.step(loss)
+        w.close()
+        records.append(w.record)
+    for k in ("preact_mean", "preact_std", "act_std", "dead_fraction", "grad_std"):
+        np.testing.assert_allclose(records[1].stat(k), records[0].stat(k), rtol=1e-6, err_msg=k)
+    # the convolutions' outputs have negative values: their mean differs from the ReLU's
+    assert (records[1].stat("preact_mean")[0, :2] < records[1].stat("act_mean")[0, :2]).all()

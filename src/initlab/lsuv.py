@@ -185,7 +185,7 @@ class _Outputs:
             return
         if module not in self.latest and module not in self.order:
             self.order.append(module)
-        self.latest[module] = t.detach()
+        self.latest[module] = t.detach().clone()  # a copy: an in-place activation after the layer would overwrite it
         self.counts[module] = self.counts.get(module, 0) + 1
 
     def std(self, layer: nn.Module) -> float:

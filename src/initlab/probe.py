@@ -40,6 +40,13 @@ class Call:
     input: torch.Tensor | None
     output: torch.Tensor                 # the primary output: the first tensor of a tuple, list or dict
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # every tensor of the output, named
+    before: torch.Tensor | None = None   # a copy of the output made before an in-place activation overwrote it
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The output's values as the layer computed them (``output`` itself may since have been
+        overwritten in place, by ``nn.ReLU(inplace=True)``: then the copy taken just before)."""
+        return self.output if self.before is None else self.before
 
 
 def tensors(obj, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -90,14 +97,28 @@ class Recorder:
     measures it: :class:`initlab.watchstats.StepProbe`).
     """
 
-    def __init__(self, model: nn.Module, gradients: bool = True):
+    def __init__(self, model: nn.Module, gradients: bool = True, on_call: Callable | None = None,
+                 on_grad: Callable | None = None, copy_inplace: bool = True):
         self.gradients = gradients
         self.active = False
         self.calls: list[Call] = []
         self.grads: dict = {}
+        #: ``on_call(i)``, after call ``i`` is kept: a reader that measures as the pass goes (and may
+        #: drop the tensors it has read, so that none outlives its use).
+        self.on_call = on_call
+        #: ``on_grad(key, gradient)`` -> what :attr:`grads` keeps for it (default: the gradient itself).
+        self.on_grad = on_grad
         self._names = {m: n for n, m in model.named_modules()}
         self._watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
+        # activation modules that overwrite their input (nn.ReLU(inplace=True)): the layer output they
+        # overwrite is copied first, else its statistics would be the activation's
+        # (a reader that measures each output as it is made, through on_call, needs no copy)
+        self._inplace = [m for m in self._watched if copy_inplace and getattr(m, "inplace", False) is True]
         self._handles: list = []
+
+    def _keep_grad(self, grads: dict, key, g: torch.Tensor) -> None:
+        g = g.detach()
+        grads[key] = g if self.on_grad is None else self.on_grad(key, g)
 
     def _hook(self, module, args, out):
         if not self.active:
@@ -107,11 +128,24 @@ class Recorder:
             return
         arg = next((a for a in args if isinstance(a, torch.Tensor)), None)
         self.calls.append(Call(self._names[module], module, arg, primary, tensors(out)))
+        i = len(self.calls) - 1
         if self.gradients and L.is_weight_layer(module) and primary.requires_grad:
-            i, grads = len(self.calls) - 1, self.grads
-            primary.register_hook(lambda g, i=i: grads.__setitem__(i, g.detach()))
+            grads = self.grads
+            primary.register_hook(lambda g, i=i: self._keep_grad(grads, i, g))
             if isinstance(module, nn.RNNBase) and arg is not None and arg.requires_grad and arg.dim() == 3:
-                arg.register_hook(lambda g, i=i: grads.__setitem__(("input", i), g.detach()))
+                arg.register_hook(lambda g, i=i: self._keep_grad(grads, ("input", i), g))
+        if self.on_call is not None:
+            self.on_call(i)
+
+    def _before_inplace(self, module, args):
+        """Before an in-place activation runs: copy the recorded layer output it is about to overwrite."""
+        if not self.active:
+            return
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        for c in reversed(self.calls[-8:]):
+            if c.output is x and c.before is None and L.is_weight_layer(c.module):
+                c.before = x.detach().clone()
+                return
 
     def start(self) -> None:
         """Forget what was recorded and record the next passes. The hooks are on the model only from
@@ -119,6 +153,7 @@ class Recorder:
         self.calls, self.grads, self.active = [], {}, True
         if not self._handles:
             self._handles = [m.register_forward_hook(self._hook) for m in self._watched]
+            self._handles += [m.register_forward_pre_hook(self._before_inplace) for m in self._inplace]
 
     def stop(self) -> None:
         """Record nothing more (the gradients of passes already recorded still arrive)."""
@@ -271,18 +306,24 @@ def output_stats(calls: list[Call], grads: dict, i: int, layer_idx: list[int]) -
     (of the loss's gradient with respect to the output), ``dead_fraction`` (the share of units that
     are 0 or below on every sample, after an activation that can die) and ``saturated_fraction``
     (the share of values in the saturated range of an activation that saturates: tanh, sigmoid)."""
-    c = calls[i]
+    preact_std, preact_mean = std_mean(calls[i].values)
+    return {"preact_mean": preact_mean, "preact_std": preact_std, "grad_std": std_mean(grads.get(i))[0],
+            **activation_stats(calls, i, layer_idx, preact_std)}
+
+
+def activation_stats(calls: list[Call], i: int, layer_idx: list[int], preact_std: float | None) -> dict:
+    """The part of :func:`output_stats` that reads what follows weight-layer call ``i`` (the calls up
+    to the next weight layer's): ``activation``, ``act_mean``, ``act_std`` (``preact_std`` when no
+    activation follows), ``dead_fraction`` and ``saturated_fraction``."""
     kind, act = following_activation(calls, i, layer_idx)
-    preact_std, preact_mean = std_mean(c.output)
     act_std, act_mean = std_mean(act) if act is not None else (preact_std, None)
-    out = {"activation": kind, "preact_mean": preact_mean, "preact_std": preact_std, "act_mean": act_mean,
-           "act_std": act_std, "grad_std": std_mean(grads.get(i))[0], "dead_fraction": None,
+    out = {"activation": kind, "act_mean": act_mean, "act_std": act_std, "dead_fraction": None,
            "saturated_fraction": None}
     if act is not None:
         a = act.detach()
         known = ACTIVATIONS.get(kind)
         if (known is not None and known.can_die) or (kind == "unknown" and bool((a >= 0).all())):
-            out["dead_fraction"] = dead_share(a, L.feature_axis(c.module))
+            out["dead_fraction"] = dead_share(a, L.feature_axis(calls[i].module))
         elif known is not None and known.saturated is not None:
             out["saturated_fraction"] = float(known.saturated(a).float().mean())
     return out
@@ -360,7 +401,7 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
         seen[c.name] = seen.get(c.name, 0) + 1
         # a layer called k times (a loop, a cell over time, weights shared across depth) is k rows: its depth
         axis = L.feature_axis(c.module)
-        u = units(c.output, axis)
+        u = units(c.values, axis)
         grad = grads.get(i)
         stats = output_stats(calls, grads, i, layer_idx)
         row = {"name": name, "module": c.name,

@@ -429,10 +429,10 @@ def correlation_map(model: nn.Module, inputs, n: int | None = 16) -> Correlation
     calls = [c for c in calls if L.is_weight_layer(c.module)]
     layers, measured, spread, skipped = [], [], [], []
     for c, name in zip(calls, call_names([c.name for c in calls])):
-        if c.output.dim() < 1 or c.output.shape[0] != len(x):
+        if c.values.dim() < 1 or c.values.shape[0] != len(x):
             skipped.append(name)  # examples not on the first axis (a sequence-first RNN): no per-example vector
             continue
-        cos = _cosines(c.output.reshape(len(x), -1))
+        cos = _cosines(c.values.reshape(len(x), -1))
         layers.append(name)
         measured.append(float(cos.mean()))
         spread.append(float(cos.std()) if cos.numel() > 1 else 0.0)

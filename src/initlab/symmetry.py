@@ -51,6 +51,8 @@ def hidden_outputs(model: nn.Module, X: torch.Tensor) -> dict[str, torch.Tensor]
         h = out.detach()
         if h.dim() > 2:  # (N, C, *spatial) -> (N * spatial, C)
             h = h.transpose(0, 1).reshape(h.shape[1], -1).T
+        if h.data_ptr() == out.data_ptr():  # a copy: an in-place activation after the layer would overwrite it
+            h = h.clone()
         outputs[names[module]] = h
 
     handles = [m.register_forward_hook(hook) for m in names]

@@ -41,7 +41,7 @@ from torch import nn
 
 from . import layers as L
 from .errors import InitlabError
-from .probe import Recorder, output_stats, std_mean
+from .probe import Call, Recorder, activation_stats, std_mean
 
 STATS = ("preact_mean", "preact_std", "act_mean", "act_std", "dead_fraction", "saturated_fraction", "grad_std",
          "weight_std", "weight_grad_std", "weight_grad_norm", "grad_to_weight", "update_to_data")
@@ -139,7 +139,9 @@ class StepProbe:
     def __init__(self, model: nn.Module, histograms: bool = True):
         self.model = model
         self.histograms = histograms
-        self.recorder = Recorder(model)
+        # measured as the pass goes: no output or gradient is kept past its use (a kept tensor would
+        # make the allocator fetch fresh memory for the rest of the pass, the watch's main cost)
+        self.recorder = Recorder(model, on_call=self._on_call, on_grad=self._on_grad, copy_inplace=False)
         found = layers_of(model)
         if not found:
             raise InitlabError(f"the model ({type(model).__name__}) has no parameters to watch; give a model "
@@ -151,10 +153,51 @@ class StepProbe:
         self._weight_layer = [L.is_weight_layer(m) for m in self._modules]
         self._before: list[torch.Tensor | None] | None = None
         self._update: np.ndarray | None = None
+        self._forget()
+
+    def _forget(self) -> None:
+        """Start a step's measurement afresh."""
+        self._first: dict[str, int] = {}     # a weight layer's name -> its first call's index
+        self._layer_idx: list[int] = []      # the weight-layer calls so far
+        self._out: dict[int, dict] = {}      # a first call's index -> its output's statistics
+
+    def _on_call(self, i: int) -> None:
+        """A call was recorded: measure a weight layer's output now, before anything can overwrite it
+        in place; the call before it is then complete (its activation, if any, has run)."""
+        c = self.recorder.calls[i]
+        if not L.is_weight_layer(c.module):
+            return
+        if self._layer_idx:
+            self._finish(self._layer_idx[-1], i)
+        self._layer_idx.append(i)
+        if self._first.setdefault(c.name, i) == i:
+            std, mean = std_mean(c.output)
+            self._out[i] = {"preact_std": std, "preact_mean": mean,
+                            "output_hist": histogram(c.output, OUTPUT_EDGES) if self.histograms else None}
+
+    def _finish(self, p: int, end: int) -> None:
+        """Weight-layer call ``p``'s activation statistics (read from the calls up to ``end``), then
+        the tensors of those calls are let go."""
+        calls = self.recorder.calls
+        if p in self._out:
+            self._out[p].update(activation_stats(calls, p, self._layer_idx + [end] if end < len(calls) else
+                                                 self._layer_idx, self._out[p]["preact_std"]))
+        for j in range(p, end):
+            calls[j] = Call(calls[j].name, calls[j].module, None, None)
+        if end < len(calls):
+            calls[end].input = None
+
+    def _on_grad(self, key, g: torch.Tensor) -> dict | None:
+        """What is kept of the gradient reaching a first call's output: its std and histogram."""
+        if key not in self._out:
+            return None
+        return {"std": std_mean(g)[0],
+                "hist": histogram(g, GRAD_EDGES, log_abs=True) if self.histograms else None}
 
     def begin(self, snapshot: bool = True) -> None:
         """Record the next forward and backward pass (and copy the parameters, unless ``snapshot``
         is False: an optimizer's pre-hook will)."""
+        self._forget()
         self.recorder.start()
         self._update = None
         if snapshot:
@@ -182,9 +225,9 @@ class StepProbe:
         histograms) and ``nonfinite`` (None, or where NaN or inf first appear: ``{"where":
         "output" or "gradient", "layer"}``)."""
         self.recorder.stop()
-        calls, grads = self.recorder.calls, self.recorder.grads
-        first = self.recorder.first_calls()
-        layer_idx = [i for i, c in enumerate(calls) if L.is_weight_layer(c.module)]
+        if self._layer_idx:
+            self._finish(self._layer_idx[-1], len(self.recorder.calls))
+        grads = self.recorder.grads
         n = len(self.layers)
         values = {k: np.full(n, np.nan) for k in STATS}
         hists = ({"output_hist": np.full((n, len(OUTPUT_EDGES) - 1), np.nan, dtype=np.float32),
@@ -194,29 +237,30 @@ class StepProbe:
         for j, (name, params) in enumerate(zip(self.layers, self._params)):
             for k, v in param_stats(params).items():
                 values[k][j] = v
-            i = first.get("" if name == ROOT else name)
+            i = self._first.get("" if name == ROOT else name)
             if i is None:
                 continue
-            stats = output_stats(calls, grads, i, layer_idx)
-            for k, v in stats.items():
-                if k in values:
-                    values[k][j] = math.nan if v is None else v
+            stats, grad = self._out[i], grads.get(i)
+            stats["grad_std"] = None if grad is None else grad["std"]
+            for k in PASS_STATS:
+                values[k][j] = math.nan if stats.get(k) is None else stats[k]
             # a single NaN or inf makes the mean (or the std) NaN or inf
             if stats["preact_mean"] is not None and not math.isfinite(stats["preact_mean"]):
                 bad_output.add(j)
             if stats["grad_std"] is not None and not math.isfinite(stats["grad_std"]):
                 bad_grad.add(j)
             if self.histograms:
-                hists["output_hist"][j] = histogram(calls[i].output, OUTPUT_EDGES)
-                if i in grads:
-                    hists["grad_hist"][j] = histogram(grads[i], GRAD_EDGES, log_abs=True)
+                hists["output_hist"][j] = stats["output_hist"]
+                if grad is not None:
+                    hists["grad_hist"][j] = grad["hist"]
         update = self.update_ratios()
         if update is not None:
             values["update_to_data"] = update
         index = {n: j for j, n in enumerate(self.layers)}
-        order = [index[n or ROOT] for n in first if (n or ROOT) in index]
+        order = [index[n or ROOT] for n in self._first if (n or ROOT) in index]
         out = {"values": values, **hists, "order": order, "nonfinite": _first_nonfinite(bad_output, bad_grad, order, self.layers)}
         self.recorder.clear()
+        self._forget()
         self._update = None
         return out
 

@@ -188,7 +188,7 @@ def _run(model: nn.Module, inputs, steps: int, opt, targets, loss, seed: int) ->
                 raise does_not_fit(e) from None
             recorder.stop()
             for c, name in zip(recorder.calls, call_names([c.name for c in recorder.calls])):
-                rows.append({"module": name, "step": step, "l1": float(c.output.detach().abs().mean())})
+                rows.append({"module": name, "step": step, "l1": float(c.values.detach().abs().mean())})
             if isinstance(out, torch.Tensor) and not any(c.output is out for c in recorder.calls):
                 rows.append({"module": "<output>", "step": step, "l1": float(out.detach().abs().mean())})
             value = _loss(out, targets, loss, seed)
