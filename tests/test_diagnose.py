@@ -201,3 +201,34 @@ def test_lsuv_scales_the_layer_output_not_what_an_inplace_relu_made_of_it():
         weights.append([p.detach().clone() for p in model.parameters()])
     for a, b in zip(*weights):
         torch.testing.assert_close(b, a)
+
+
+class _FunctionalInplace(nn.Module):
+    """Older model code: the activation written over the layer's output by the forward itself."""
+
+    def __init__(self, inplace: bool):
+        super().__init__()
+        self.inplace = inplace
+        self.fc1, self.fc2, self.fc3 = nn.Linear(32, 64), nn.Linear(64, 64), nn.Linear(64, 2)
+
+    def forward(self, x):
+        x = self.fc1(x)
+        x = x.relu_() if self.inplace else torch.relu(x)
+        x = torch.nn.functional.relu(self.fc2(x), inplace=self.inplace)
+        return self.fc3(x)
+
+
+def test_a_functional_inplace_relu_in_the_models_own_code_leaves_the_diagnosis_as_it_is():
+    """x.relu_() and F.relu(x, inplace=True) write over the layer's output: the probe sees it by the
+    tensor's version counter and measures again, copying the outputs, so every row (the ReLU after each
+    layer found, its dead share measured) is the out-of-place model's."""
+    found = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        found.append(diagnose(_FunctionalInplace(inplace), torch.randn(256, 32, generator=torch.Generator().manual_seed(1))))
+    plain, inplace = found
+    assert [r["activation"] for r in inplace.rows] == [r["activation"] for r in plain.rows] == ["relu", "relu", None]
+    for a, b in zip(plain.rows, inplace.rows):
+        for k in ("preact_std", "act_std", "grad_std", "weight_grad_std", "dead_fraction", "effective_width"):
+            assert (b[k] is None) if a[k] is None else b[k] == pytest.approx(a[k], rel=1e-6), k
+    assert inplace.verdict["summary"] == plain.verdict["summary"]

@@ -623,3 +623,26 @@ def test_an_inplace_relu_does_not_overwrite_the_layer_output_the_watch_measures(
         np.testing.assert_allclose(records[1].stat(k), records[0].stat(k), rtol=1e-6, err_msg=k)
     # the convolutions' outputs have negative values: their mean differs from the ReLU's
     assert (records[1].stat("preact_mean")[0, :2] < records[1].stat("act_mean")[0, :2]).all()
+
+
+def test_a_functional_inplace_relu_is_found_and_measured_by_the_watch():
+    """x.relu_() in the model's own forward: the watch measures the layer's output before it is
+    overwritten and finds the ReLU after it (its mean and dead share), as on the out-of-place model."""
+    from test_diagnose import _FunctionalInplace
+
+    records = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        model = _FunctionalInplace(inplace)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        w = initlab.watch(model, every=1, optimizer=opt)
+        x = torch.randn(64, 32, generator=torch.Generator().manual_seed(2))
+        loss = nn.functional.cross_entropy(model(x), torch.arange(64) % 2)
+        loss.backward()
+        opt.step()
+        w.step(loss)
+        w.close()
+        records.append(w.record)
+    for k in ("preact_mean", "preact_std", "act_mean", "act_std", "dead_fraction", "grad_std"):
+        np.testing.assert_allclose(records[1].stat(k), records[0].stat(k), rtol=1e-6, err_msg=k)
+    assert np.isfinite(records[1].stat("dead_fraction")[0, :2]).all()

@@ -41,6 +41,14 @@ class Call:
     output: torch.Tensor                 # the primary output: the first tensor of a tuple, list or dict
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # every tensor of the output, named
     before: torch.Tensor | None = None   # a copy of the output made before an in-place activation overwrote it
+    version: int = 0                     # the output's version counter when the layer returned it
+    grad_fn: object = None               # the autograd node that made it (an in-place op replaces the tensor's)
+
+    @property
+    def overwritten(self) -> bool:
+        """Whether something wrote over the output in place after the layer returned it (``x.relu_()``,
+        ``F.relu(x, inplace=True)``), with no copy taken before."""
+        return self.before is None and self.output is not None and self.output._version != self.version
 
     @property
     def values(self) -> torch.Tensor:
@@ -98,7 +106,7 @@ class Recorder:
     """
 
     def __init__(self, model: nn.Module, gradients: bool = True, on_call: Callable | None = None,
-                 on_grad: Callable | None = None, copy_inplace: bool = True):
+                 on_grad: Callable | None = None, copy_inplace: bool = True, copy_all: bool = False):
         self.gradients = gradients
         self.active = False
         self.calls: list[Call] = []
@@ -114,6 +122,9 @@ class Recorder:
         # overwrite is copied first, else its statistics would be the activation's
         # (a reader that measures each output as it is made, through on_call, needs no copy)
         self._inplace = [m for m in self._watched if copy_inplace and getattr(m, "inplace", False) is True]
+        # every weight layer's output copied as it is made: for a model whose own code writes over them
+        # (what :func:`trace` falls back to when :attr:`Call.overwritten` shows it did)
+        self.copy_all = copy_all
         self._handles: list = []
 
     def _keep_grad(self, grads: dict, key, g: torch.Tensor) -> None:
@@ -127,8 +138,11 @@ class Recorder:
         if primary is None or not primary.is_floating_point():
             return
         arg = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        self.calls.append(Call(self._names[module], module, arg, primary, tensors(out)))
+        self.calls.append(Call(self._names[module], module, arg, primary, tensors(out), version=primary._version,
+                               grad_fn=primary.grad_fn))
         i = len(self.calls) - 1
+        if self.copy_all and L.is_weight_layer(module):
+            self.calls[i].before = primary.detach().clone()
         if self.gradients and L.is_weight_layer(module) and primary.requires_grad:
             grads = self.grads
             primary.register_hook(lambda g, i=i: self._keep_grad(grads, i, g))
@@ -184,8 +198,23 @@ class Recorder:
 def trace(model: nn.Module, inputs, loss: Callable | None = None) -> tuple[list[Call], dict]:
     """Run ``model`` on ``inputs`` through a :class:`Recorder`; with ``loss`` (output -> scalar) also
     backward. Returns the calls in order and the gradients. The caller restores parameters,
-    gradients and RNG."""
-    recorder = Recorder(model, gradients=loss is not None)
+    gradients and RNG.
+
+    When the model's own code wrote over a layer's output in place (``F.relu(x, inplace=True)``,
+    ``x.relu_()``: :attr:`Call.overwritten`), the pass is made again from the same random state,
+    copying every layer's output as it is made, so that no statistic reads the overwritten values."""
+    rng = torch.random.get_rng_state()
+    calls, grads = _trace(model, inputs, loss, copy_all=False)
+    if any(c.overwritten for c in calls if L.is_weight_layer(c.module)):
+        for p in model.parameters():
+            p.grad = None
+        torch.random.set_rng_state(rng)
+        calls, grads = _trace(model, inputs, loss, copy_all=True)
+    return calls, grads
+
+
+def _trace(model: nn.Module, inputs, loss: Callable | None, copy_all: bool) -> tuple[list[Call], dict]:
+    recorder = Recorder(model, gradients=loss is not None, copy_all=copy_all)
     recorder.start()
     try:
         try:
@@ -219,9 +248,14 @@ def elementwise_chain(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> list[
     """The names of the autograd steps that computed ``x`` from ``y`` alone, when they are a short
     chain of elementwise one-input steps (an activation, a dropout, a constant factor): not through a
     residual sum, a norm or another layer. None when ``x`` was not computed so."""
-    node, target = x.grad_fn, y.grad_fn
     if x is y:
         return []
+    return _chain(x.grad_fn, y.grad_fn, depth)
+
+
+def _chain(node, target, depth: int = 4) -> list[str] | None:
+    """The elementwise one-input autograd steps from ``node`` back to ``target`` (see
+    :func:`elementwise_chain`), or None."""
     chain = []
     for _ in range(depth):
         if node is None or target is None or type(node).__name__ not in ELEMENTWISE:
@@ -257,7 +291,13 @@ def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
             return kind, calls[j].output
     if nxt is not None:
         x = calls[nxt].input
-        chain = None if x is None or x is out or x.shape != out.shape else elementwise_chain(x, out)
+        if x is None or x.shape != out.shape:
+            chain = None
+        elif x is out:  # the same tensor: an activation written over it in place (x.relu_()), if any
+            chain = (_chain(x.grad_fn, calls[i].grad_fn) if x.grad_fn is not calls[i].grad_fn and
+                     calls[i].grad_fn is not None else None)
+        else:
+            chain = elementwise_chain(x, out)
         if chain is not None:
             kinds = {BY_NODE[n] for n in chain if n in BY_NODE}
             return (kinds.pop() if len(kinds) == 1 else "unknown"), x
