@@ -252,3 +252,25 @@ def test_the_branch_ratio_reads_parametrized_weights():
         for block in model:
             block.fc2.parametrizations.weight.original0.mul_(0.1)  # g: the effective weight 10x smaller
     assert branch_out_ratio(model) == pytest.approx(0.01 * before, rel=1e-5)
+
+
+def test_diagnose_measures_the_stream_on_its_own_pass_as_residual_stream_measures_it():
+    """diagnose hooks the stream onto the one forward and backward pass it makes (the model is called
+    once), and finds what residual_stream finds in a pass of its own with the same loss."""
+    from initlab.diagnose import DIRECTION_SEED
+    from initlab.probe import direction_loss
+
+    model, x = gpt(12, embedding_std=0.2), ids()
+    forwards = []
+    handle = model.register_forward_pre_hook(lambda m, a: forwards.append(1))
+    d = diagnose(model, x)
+    handle.remove()
+    assert len(forwards) == 1
+    got = d.verdict["residual_stream"]
+    alone = initlab.residual_stream(model, x, loss_fn=lambda out: direction_loss(out, DIRECTION_SEED))
+    assert got["status"] == "growing" and got["blocks"] == 12
+    assert got["growth"] == pytest.approx(alone.growth, rel=1e-6)
+    assert got["first"] == pytest.approx(alone.rows[0]["stream_std"], rel=1e-6)
+    assert got["last"] == pytest.approx(alone.rows[-1]["stream_std"], rel=1e-6)
+    grads = [r["grad_std"] for r in alone.rows]
+    assert got["gradient"]["ratio"] == pytest.approx(grads[0] / grads[-1], rel=1e-5)

@@ -10,6 +10,8 @@ The data-dependent fix is :func:`initlab.lsuv` (``lsuv.py``).
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -175,10 +177,12 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
         for p in params:  # a frozen model still has gradients to measure
             p.grad = None
             p.requires_grad_(True)
-        with torch.random.fork_rng(devices=devices), torch.enable_grad():
+        stream_probe = _stream_probe(model)
+        with torch.random.fork_rng(devices=devices), torch.enable_grad(), stream_probe or contextlib.nullcontext():
             calls, grads = probe.trace(model, inputs, lambda out: _loss(out, targets, loss_fn))
         rows = probe.rows(calls, grads, rtol)
         accounted = probe.accounting(model, rows)
+        stream = _stream(model, stream_probe)
     finally:
         with torch.no_grad():
             model.load_state_dict(state)
@@ -187,7 +191,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
             p.grad = g
     activation = _model_activation(rows)
     _predict(rows, [c.module for c in calls if L.is_weight_layer(c.module)], calls, activation)
-    v = verdict(rows, activation, label, _stream(model, inputs))
+    v = verdict(rows, activation, label, stream)
     unseen = {n: s for n, s in accounted.items() if s.startswith(("not understood", "no row: layer"))}
     if unseen:
         v["unmeasured"] = unseen
@@ -202,17 +206,25 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
     return Diagnosis(rows, v, activation, label, {"parameters": accounted})
 
 
-def _stream(model: nn.Module, inputs) -> dict | None:
-    """The residual stream (and its gradient) when the model has a stack of at least STREAM_BLOCKS same-typed
-    blocks that keep their input's shape; None otherwise."""
+def _stream_probe(model: nn.Module) -> residual.StreamProbe | None:
+    """Hooks that measure the residual stream (and its gradient) on diagnose's own pass, when the model
+    has a stack of at least STREAM_BLOCKS same-typed blocks; None otherwise."""
     found = residual.candidates(model)
     if not found or len(found[0][1]) < STREAM_BLOCKS:
+        return None
+    return residual.StreamProbe(model, found[0][1], found[0][0])
+
+
+def _stream(model: nn.Module, stream_probe: residual.StreamProbe | None) -> dict | None:
+    """What the stream probe measured, with the branches' output ratio; None without one, or when the
+    stack's blocks turned out not to map the stream to itself (no stream to judge)."""
+    if stream_probe is None:
         return None
     from .roles import branch_out_ratio
 
     try:
-        stream = residual.residual_stream(model, inputs, blocks=found[0][0]).to_dict()
-    except InitlabError:  # not blocks that map the stream to itself: no stream to judge
+        stream = stream_probe.stream().to_dict()
+    except InitlabError:
         return None
     stream["branch_out_ratio"] = branch_out_ratio(model)
     return stream

@@ -29,7 +29,7 @@ from .init import call
 from .probe import direction_loss
 from .tables import text_table
 
-__all__ = ["ResidualStream", "find_blocks", "residual_stream"]
+__all__ = ["ResidualStream", "StreamProbe", "find_blocks", "residual_stream"]
 
 #: A stack is residual when the median correlation of a block's output with its input is above this
 #: (a block that adds a branch keeps its input; a plain layer of the same shape does not).
@@ -204,41 +204,82 @@ def residual_stream(model: nn.Module, inputs, blocks: str | Sequence[nn.Module] 
     if not isinstance(model, nn.Module):
         raise InitlabError(f"residual_stream needs an nn.Module; got {type(model).__name__}.")
     container, mods = find_blocks(model, blocks)
-    names = {id(m): n for n, m in model.named_modules()}
-    seen: dict[int, list] = {}
+    probe = StreamProbe(model, mods, container, gradients)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    param = next(model.parameters(), None)
+    devices = [param.device.index or 0] if param is not None and param.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.enable_grad(), probe:
+            torch.manual_seed(seed)
+            out = call(model, inputs)
+            stream = probe.stream()  # the forward's rows first: a block that is not one fails before the backward
+            wanted = probe.inputs_with_grad()
+            if gradients and wanted:
+                out_t = _output(out) if loss_fn is None else None
+                value = loss_fn(out) if loss_fn is not None else direction_loss(out_t, seed)
+                torch.autograd.grad(value, wanted, allow_unused=True)  # the block inputs' hooks keep what reaches them
+    finally:
+        with torch.no_grad():
+            model.load_state_dict(state)
+    return probe.stream()
 
-    def pre(module, args, kwargs):
+
+class StreamProbe:
+    """Hooks on the residual blocks ``mods`` of ``model`` that keep each block's input and output during
+    a forward pass and, with ``gradients``, the gradient that reaches each block's input in the backward
+    pass that follows (whichever loss it is of). Used as a context manager around the pass:
+    :func:`residual_stream` makes its own pass; :func:`initlab.diagnose` puts the probe on the pass it
+    makes anyway, so the stream costs no pass of its own. :meth:`stream` reads what was kept."""
+
+    def __init__(self, model: nn.Module, mods: list[nn.Module], container: str = "", gradients: bool = True):
+        self.mods, self.container, self.gradients = list(mods), container, gradients
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.seen: dict[int, list] = {}
+        self.grads: dict[int, torch.Tensor] = {}
+        self._handles: list = []
+
+    def _pre(self, module, args, kwargs):
         x = _first(args, kwargs)
-        if gradients and x is not None and x.is_floating_point() and not x.requires_grad:
+        if self.gradients and x is not None and x.is_floating_point() and not x.requires_grad and torch.is_grad_enabled():
             tracked = x.detach().requires_grad_()  # nothing upstream needs a gradient: the stream starts here
             args = tuple(tracked if a is x else a for a in args)
             kwargs = {k: tracked if v is x else v for k, v in kwargs.items()}
             x = tracked
-        seen[id(module)] = [x, None]
+        key = id(module)
+        self.seen[key] = [x, None]  # a new pass replaces what an earlier one kept
+        self.grads.pop(key, None)
+        if self.gradients and x is not None and x.requires_grad:
+            x.register_hook(lambda g, key=key: self.grads.__setitem__(key, g.detach()))
         return args, kwargs
 
-    def post(module, args, kwargs, out):
-        seen[id(module)][1] = _output(out)
+    def _post(self, module, args, kwargs, out):
+        if id(module) in self.seen:
+            self.seen[id(module)][1] = _output(out)
 
+    def __enter__(self) -> "StreamProbe":
+        self.seen, self.grads = {}, {}
+        self._handles = [h for m in self.mods for h in (m.register_forward_pre_hook(self._pre, with_kwargs=True),
+                                                        m.register_forward_hook(self._post, with_kwargs=True))]
+        return self
 
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    param = next(model.parameters(), None)
-    devices = [param.device.index or 0] if param is not None and param.device.type == "cuda" else []
-    handles = [h for m in mods for h in (m.register_forward_pre_hook(pre, with_kwargs=True),
-                                         m.register_forward_hook(post, with_kwargs=True))]
-    try:
-        with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            torch.manual_seed(seed)
-            out = call(model, inputs)
-            rows = _rows(mods, seen, names)
-            if gradients:
-                _gradients(rows, mods, seen, out, loss_fn, seed)
-    finally:
-        for h in handles:
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
             h.remove()
-        with torch.no_grad():
-            model.load_state_dict(state)
-    return _predict(ResidualStream(rows, container))
+        self._handles = []
+
+    def inputs_with_grad(self) -> list[torch.Tensor]:
+        """The blocks' inputs a backward pass can reach."""
+        return [v[0] for v in self.seen.values() if v[0] is not None and v[0].requires_grad]
+
+    def stream(self) -> ResidualStream:
+        """The rows of the pass kept (``grad_std`` from the backward pass, when one reached the blocks),
+        with the prediction. Raises InitlabError when a block was not called with a tensor or changes
+        its shape: then the modules are not residual blocks."""
+        rows = _rows(self.mods, self.seen, self.names)
+        for r, m in zip(rows, self.mods):
+            g = self.grads.get(id(m))
+            r["grad_std"] = None if g is None else _std(g)
+        return _predict(ResidualStream(rows, self.container))
 
 
 def _rows(mods, seen, names) -> list[dict]:
@@ -255,18 +296,6 @@ def _rows(mods, seen, names) -> list[dict]:
                      "stream_std": _std(y), "branch_std": _std(y.detach() - x.detach()),
                      "correlation": _correlation(x, y), "grad_std": None, "predicted_std": None})
     return rows
-
-
-def _gradients(rows, mods, seen, out, loss_fn, seed) -> None:
-    ins = [seen[id(m)][0] for m in mods]
-    wanted = [i for i, x in enumerate(ins) if x.requires_grad]
-    if not wanted:
-        return
-    out_t = _output(out) if loss_fn is None else None
-    value = loss_fn(out) if loss_fn is not None else direction_loss(out_t, seed)
-    grads = torch.autograd.grad(value, [ins[i] for i in wanted], allow_unused=True)
-    for i, g in zip(wanted, grads):
-        rows[i]["grad_std"] = None if g is None else _std(g)
 
 
 def _predict(stream: ResidualStream) -> ResidualStream:
