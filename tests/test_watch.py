@@ -646,3 +646,41 @@ def test_a_functional_inplace_relu_is_found_and_measured_by_the_watch():
     for k in ("preact_mean", "preact_std", "act_mean", "act_std", "dead_fraction", "grad_std"):
         np.testing.assert_allclose(records[1].stat(k), records[0].stat(k), rtol=1e-6, err_msg=k)
     assert np.isfinite(records[1].stat("dead_fraction")[0, :2]).all()
+
+
+@pytest.mark.parametrize("evaluation", ["no_grad", "eval_mode"])
+def test_an_evaluation_pass_between_steps_is_not_taken_for_the_training_step(evaluation):
+    """The usual loop evaluates between training steps (under no_grad, or only switched to eval mode):
+    the watch records the training step's pass, the same numbers as the loop without evaluations, and
+    the first-loss check reads the training batch's logits."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 10, generator=gen), torch.arange(64) % 2
+    x_val = 100 * torch.randn(32, 10, generator=gen)  # far larger: an evaluation pass taken for the step shows
+    records = []
+    for with_val in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(10, 32), nn.Dropout(0.0), nn.ReLU(), nn.Linear(32, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        w = initlab.watch(model, every=2, optimizer=opt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", WatchAlert)
+            for _ in range(5):
+                model.train()
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                w.step(loss)
+                if with_val:
+                    model.eval()
+                    if evaluation == "no_grad":
+                        with torch.no_grad():
+                            model(x_val)
+                    else:
+                        model(x_val).sum()
+        w.close()
+        records.append(w)
+    plain, validated = records
+    for k in ("preact_std", "act_std", "grad_std", "dead_fraction", "update_to_data"):
+        np.testing.assert_allclose(validated.record.stat(k), plain.record.stat(k), rtol=1e-6, err_msg=k)
+    assert validated.first_loss["logit_std"] == pytest.approx(plain.first_loss["logit_std"])

@@ -116,6 +116,8 @@ class Recorder:
         self.on_call = on_call
         #: ``on_grad(key, gradient)`` -> what :attr:`grads` keeps for it (default: the gradient itself).
         self.on_grad = on_grad
+        #: ``accept()`` -> whether to record the calls made now (default: every call while active).
+        self.accept: Callable[[], bool] | None = None
         self._names = {m: n for n, m in model.named_modules()}
         self._watched = [m for m in model.modules() if L.is_weight_layer(m) or of_module(m) is not None]
         # activation modules that overwrite their input (nn.ReLU(inplace=True)): the layer output they
@@ -132,7 +134,7 @@ class Recorder:
         grads[key] = g if self.on_grad is None else self.on_grad(key, g)
 
     def _hook(self, module, args, out):
-        if not self.active:
+        if not self.active or (self.accept is not None and not self.accept()):
             return
         primary = first_tensor(out)
         if primary is None or not primary.is_floating_point():

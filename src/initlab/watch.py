@@ -225,7 +225,7 @@ class Watch:
 
     def _catch_logits(self, module, args, out) -> None:
         """Step 0's model output (the logits), for the first-loss check."""
-        if self._logits is None:
+        if self._logits is None and self.probe.recorder.accept():  # not an evaluation pass
             t = first_tensor(out)
             self._logits = None if t is None else t.detach()
 

@@ -142,6 +142,10 @@ class StepProbe:
         # measured as the pass goes: no output or gradient is kept past its use (a kept tensor would
         # make the allocator fetch fresh memory for the rest of the pass, the watch's main cost)
         self.recorder = Recorder(model, on_call=self._on_call, on_grad=self._on_grad, copy_inplace=False)
+        # a training step's pass only: not an evaluation made between two steps (under no_grad, or with
+        # the model switched out of the mode it trains in)
+        self.recorder.accept = lambda: torch.is_grad_enabled() and self.model.training == self._training
+        self._training = model.training
         found = layers_of(model)
         if not found:
             raise InitlabError(f"the model ({type(model).__name__}) has no parameters to watch; give a model "
@@ -198,6 +202,7 @@ class StepProbe:
         """Record the next forward and backward pass (and copy the parameters, unless ``snapshot``
         is False: an optimizer's pre-hook will)."""
         self._forget()
+        self._training = self.model.training
         self.recorder.start()
         self._update = None
         if snapshot:
