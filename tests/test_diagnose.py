@@ -232,3 +232,22 @@ def test_a_functional_inplace_relu_in_the_models_own_code_leaves_the_diagnosis_a
         for k in ("preact_std", "act_std", "grad_std", "weight_grad_std", "dead_fraction", "effective_width"):
             assert (b[k] is None) if a[k] is None else b[k] == pytest.approx(a[k], rel=1e-6), k
     assert inplace.verdict["summary"] == plain.verdict["summary"]
+
+
+def test_leaky_relu_units_below_zero_are_not_called_dead_and_relu_units_are():
+    """A unit below 0 on every sample is dead after a ReLU (no gradient reaches its weights) and alive
+    after a LeakyReLU (its slope passes one): the dead share and the verdict say so."""
+    found = {}
+    for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2)):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 64), act(), nn.Linear(64, 64), act(), nn.Linear(64, 1))
+        with torch.no_grad():
+            model[0].bias.fill_(-30.0)
+        x = torch.randn(128, 20, generator=torch.Generator().manual_seed(1))
+        d = diagnose(model, x)
+        model.zero_grad()
+        model(x).sum().backward()
+        silent = float((model[0].weight.grad.abs().sum(1) == 0).double().mean())
+        found[type(model[1]).__name__] = (d.rows[0]["dead_fraction"], silent, d.verdict["labels"])
+    assert found["ReLU"][0] == 1.0 and found["ReLU"][1] == 1.0 and "dead" in found["ReLU"][2]
+    assert found["LeakyReLU"][0] is None and found["LeakyReLU"][1] == 0.0 and "dead" not in found["LeakyReLU"][2]

@@ -78,7 +78,8 @@ class Activation:
     scheme that keeps the variance and ``sigma_w2`` = fan_in * Var(W) that scheme gives a square
     hidden layer; ``nodes`` the names of the autograd nodes it leaves in a graph (how a functional
     call such as ``F.relu(x)`` is recognized); ``can_die`` says that a unit whose output is never
-    positive is dead (the ReLU family), and ``saturated`` marks the outputs where the derivative has
+    positive is dead, with no gradient to revive it (ReLU; not LeakyReLU, whose slope below 0 passes
+    one), and ``saturated`` marks the outputs where the derivative has
     all but vanished (for the probe's dead and saturated fractions).
     """
 
@@ -127,7 +128,7 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in [
     Activation("leaky_relu", "LeakyReLU", "leaky_relu",
                lambda x: np.where(x > 0, x, LEAKY_SLOPE * x), lambda x: np.where(x > 0, 1.0, LEAKY_SLOPE),
                lambda x: np.zeros_like(x), _leaky_relu_gain, "he_normal", 2.0,
-               ("LeakyReluBackward0", "LeakyReluBackward1"), can_die=True),
+               ("LeakyReluBackward0", "LeakyReluBackward1")),  # never dead: its slope below 0 passes a gradient
     Activation("tanh", "Tanh", "tanh",
                np.tanh, lambda x: 1 - np.tanh(x) ** 2, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2),
                lambda: 5.0 / 3.0, "xavier_uniform", 1.0, ("TanhBackward0",), saturated=lambda a: a.abs() > 0.99),
