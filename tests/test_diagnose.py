@@ -251,3 +251,87 @@ def test_leaky_relu_units_below_zero_are_not_called_dead_and_relu_units_are():
         found[type(model[1]).__name__] = (d.rows[0]["dead_fraction"], silent, d.verdict["labels"])
     assert found["ReLU"][0] == 1.0 and found["ReLU"][1] == 1.0 and "dead" in found["ReLU"][2]
     assert found["LeakyReLU"][0] is None and found["LeakyReLU"][1] == 0.0 and "dead" not in found["LeakyReLU"][2]
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, c=16):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+def _zero_branch_net(recipe: str | None):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), *[_ConvBlock() for _ in range(3)],
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    if recipe == "fixup":
+        initlab.initialize(model, "fixup", seed=0)
+    else:
+        for block in model[2:5]:
+            nn.init.zeros_(block.conv2.weight)
+            nn.init.zeros_(block.conv2.bias)
+    return model
+
+
+@pytest.mark.parametrize("recipe", [None, "fixup"])
+def test_a_zeroed_residual_branch_is_not_a_symmetric_start(recipe):
+    """The last layer of each branch set to 0 (Fixup, SkipInit, ZerO) gives 16 equal output channels,
+    but the gradients reaching them differ, so they part at the first step: not the constant start the
+    symmetric verdict is for (it told these models to use a random scheme). A constant start, whose
+    gradients are copies too, still is."""
+    model = _zero_branch_net(recipe)
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    d = diagnose(model, x, targets=torch.arange(8) % 10)
+    zeroed = [r for r in d.rows if r["name"].endswith("conv2")]
+    # Fixup's zero classifier stops every gradient at step 0: the branches part at the second step
+    steps = 2 if recipe == "fixup" else 1
+    assert len(zeroed) == 3 and all(r["effective_width"] == 1 and r["parts_at_step"] == steps for r in zeroed)
+    assert "symmetric" not in d.verdict["labels"], d.verdict["message"]
+    # and so they do: after that many steps the channels are distinct
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), torch.arange(8) % 10).backward()
+        opt.step()
+    assert all(r["effective_width"] == 16 for r in diagnose(model, x).rows if r["name"].endswith("conv2"))
+    constant = initlab.mlp(8, [16, 16], 1, "tanh")
+    initlab.initialize(constant, "constant", value=0.1)
+    for value in (0.1, 0.0):  # zero too: the chapter's first example
+        initlab.initialize(constant, "constant", value=value)
+        d = diagnose(constant, batch(64, 8))
+        assert [r["effective_width"] for r in d.rows[:-1]] == [1, 1] and "symmetric" in d.verdict["labels"]
+
+
+class _Checkpointed(nn.Module):
+    def __init__(self, reentrant: bool | None, d=32):
+        super().__init__()
+        self.reentrant = reentrant
+        self.inp, self.out = nn.Linear(8, d), nn.Linear(d, 1)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, d)) for _ in range(3))
+
+    def forward(self, x):
+        from torch.utils.checkpoint import checkpoint
+
+        x = self.inp(x)
+        for b in self.blocks:
+            x = x + (b(x) if self.reentrant is None else checkpoint(b, x, use_reentrant=self.reentrant))
+        return self.out(x)
+
+
+def test_layers_no_gradient_reached_are_said_not_measured_never_called_ok():
+    """A reentrant torch.utils.checkpoint runs its forward without autograd: no gradient reaches the
+    hooks of the layers inside. The verdict says the backward pass was not judged there (it said
+    'forward and backward std stay within 10x'); without the checkpoint, or non-reentrant, all is measured."""
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    verdicts = {}
+    for reentrant in (None, True, False):
+        torch.manual_seed(0)
+        verdicts[reentrant] = diagnose(_Checkpointed(reentrant), x).verdict
+    hidden = verdicts[True]
+    assert "gradient not measured" in hidden["labels"] and len(hidden["unmeasured_gradient"]) == 6
+    assert "no gradient reached 6 of 8 layers (first 'blocks.0.0')" in hidden["message"]
+    assert "use_reentrant=False" in hidden["message"] and "backward std stay" not in hidden["message"]
+    for reentrant in (None, False):
+        assert verdicts[reentrant]["unmeasured_gradient"] == [] and verdicts[reentrant]["summary"] == "ok"

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "initlab"
 FLOORS = [
     ("ground", ["_version", "errors", "jsonsafe", "escaping", "tables", "metrics", "activations", "optimizers",
                 "plugins", "report.text"]),
-    ("core", ["config", "schemes", "datasets", "layers", "models", "checks", "outputs", "symmetry", "stack"]),
+    ("core", ["config", "schemes", "datasets", "layers", "models", "checks", "outputs", "symmetry", "stack",
+              "losses"]),
     ("init", ["manifest", "draws", "roles", "recipes", "init", "theory", "probe", "watchstats", "train", "ensemble", "residual",
               "watch"]),
     ("runs", ["signal", "ntk", "widths", "verdict", "diagnose", "lsuv", "experiment", "store", "results", "executors", "grid", "sweep",

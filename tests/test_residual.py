@@ -8,22 +8,11 @@ import torch
 from torch import nn
 
 import initlab
+from gptlike import CausalSelfAttention as Attention
 from initlab import InitlabError, diagnose
 from initlab.verdict import verdict
 
 D, HEADS, VOCAB = 64, 4, 50
-
-
-class Attention(nn.Module):
-    def __init__(self, d=D, heads=HEADS):
-        super().__init__()
-        self.heads, self.c_attn, self.c_proj = heads, nn.Linear(d, 3 * d), nn.Linear(d, d)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in self.c_attn(x).split(d, -1))
-        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.c_proj(y.transpose(1, 2).reshape(b, t, d))
 
 
 class Block(nn.Module):
@@ -258,7 +247,7 @@ def test_diagnose_measures_the_stream_on_its_own_pass_as_residual_stream_measure
     """diagnose hooks the stream onto the one forward and backward pass it makes (the model is called
     once), and finds what residual_stream finds in a pass of its own with the same loss."""
     from initlab.diagnose import DIRECTION_SEED
-    from initlab.probe import direction_loss
+    from initlab.losses import direction_loss
 
     model, x = gpt(12, embedding_std=0.2), ids()
     forwards = []

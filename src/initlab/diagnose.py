@@ -14,8 +14,9 @@ import contextlib
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -23,13 +24,16 @@ from torch import nn
 from . import layers as L
 from . import probe, residual, theory
 from .checks import check_finite, to_model
-from .errors import InitlabError
-from .init import _materialize, initialize
+from .errors import InitlabError, unknown_name
+from .init import _materialize, call, initialize
 from .escaping import esc
 from .jsonsafe import json_safe
+from .losses import default_loss
 from .plugins import find
+from .recipes import is_recipe, parse as parse_recipe, recipes
+from .schemes import get, parse_spec, schemes as scheme_names
 from .tables import html_table, text_table
-from .verdict import FACTOR, STREAM_BLOCKS, verdict
+from .verdict import FACTOR, FLAG_TESTS, STREAM_BLOCKS, verdict
 
 __all__ = ["COLUMNS", "FACTOR", "TABLE_COLUMNS", "Diagnosis", "build", "compare", "diagnose", "load_factory", "verdict"]
 
@@ -41,22 +45,17 @@ TABLE_COLUMNS = ["name", "kind", "fan_in", "fan_out", "preact_std", "predicted_p
                  "predicted_grad_std", "dead_fraction", "saturated_fraction", "effective_width"]
 
 
-#: The seed of the default loss's random direction (:func:`initlab.probe.direction_loss`): a stream no
+#: The seed of the default loss's random direction (:func:`initlab.losses.direction_loss`): a stream no
 #: scheme seed uses.
 DIRECTION_SEED = 0x10_55_D1A6
 
 
 def _loss(out, targets, loss_fn):
+    """The scalar diagnose differentiates: ``loss_fn``'s, else initlab's default loss
+    (:func:`initlab.losses.default_loss`)."""
     if loss_fn is not None:
         return loss_fn(out, targets) if targets is not None else loss_fn(out)
-    out = probe.first_tensor(out)
-    if targets is None:
-        return probe.direction_loss(out, DIRECTION_SEED)
-    if targets.dtype in (torch.long, torch.int):
-        return nn.functional.cross_entropy(out, targets)
-    if out.dim() == 2 and out.shape[1] == 1 and targets.dim() == 1:
-        return nn.functional.binary_cross_entropy_with_logits(out.reshape(-1), targets.to(out.dtype))
-    return nn.functional.mse_loss(out, targets.to(out.dtype))
+    return default_loss(out, targets, DIRECTION_SEED)
 
 
 @dataclass
@@ -130,23 +129,48 @@ def diagnose(model: nn.Module, inputs, targets: torch.Tensor | None = None, loss
     inputs : Tensor, tuple or dict
         A batch the model accepts; integer token ids are passed as they are.
     targets, loss_fn : optional
-        The loss to differentiate. Without them, the gradient at the output is a fixed random unit-scale
-        direction, so the backward statistics show the network alone.
+        The loss to differentiate: ``loss_fn(output, targets)`` (or ``loss_fn(output)``). Without
+        ``loss_fn``, the loss reads the output's first tensor of dimension >= 1: integer targets give
+        cross-entropy (over the last axis when they have the output's shape without it: a sequence
+        model's (N, T, V) logits against (N, T) tokens), one float target per sample against one
+        output unit binary cross-entropy, other float targets of the output's shape mean squared
+        error; targets that fit none of these are an error. Without either, the model's own loss when
+        it returns one (a dict with a 0-dim ``"loss"``, as a HuggingFace model given labels), else a
+        fixed random unit-scale direction at the output, so the backward statistics show the network
+        alone.
     scheme : str or dict, optional
-        Diagnose a copy of ``model`` initialized with this scheme (``seed``); the model is not touched.
+        Diagnose a copy of ``model`` initialized with this scheme or recipe (``seed``), as
+        :func:`initlab.initialize` reads it: ``"xavier_uniform"``, ``"gpt2"`` (a recipe's depth is found
+        from the model's blocks) or ``{"name": "gpt2", "params": {"n_layer": 12}}``. The model is not
+        touched.
     rtol : float
         Two units count as one (effective width) when they agree within ``rtol`` of the layer's scale.
     """
     if not isinstance(model, nn.Module):
         raise InitlabError(f"diagnose needs an nn.Module; got {type(model).__name__}.")
     if scheme is not None:
+        spec = _scheme_spec(scheme)
         model = L.copy_module(model)
-        initialize(model, scheme, seed=seed, inputs=inputs)
-        from .schemes import parse_spec
-
-        label = parse_spec(scheme)["name"]
-        return _diagnose(model, inputs, targets, loss_fn, rtol, label)
+        initialize(model, spec, seed=seed, inputs=inputs)
+        return _diagnose(model, inputs, targets, loss_fn, rtol, spec["name"])
     return _diagnose(model, inputs, targets, loss_fn, rtol, None)
+
+
+def _scheme_spec(scheme: Any) -> dict:
+    """``scheme`` (a name, ``{"name", "params"}`` or ``(name, params)``) as a checked spec, a recipe's
+    (``recipes.py``) or a per-tensor scheme's, before any model is copied; an unknown name lists the
+    schemes and the recipes."""
+    if isinstance(scheme, (tuple, list)) and len(scheme) == 2:
+        scheme = {"name": scheme[0], "params": scheme[1]}
+    if is_recipe(scheme):
+        return parse_recipe(scheme, {})
+    name = scheme.get("name") if isinstance(scheme, Mapping) else scheme
+    if isinstance(name, str) and name not in scheme_names():
+        try:
+            get(name)  # an alias (glorot_uniform)
+        except InitlabError:
+            raise unknown_name("scheme", name, [*scheme_names(), *recipes()]) from None
+    return parse_spec(scheme)
 
 
 def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
@@ -189,6 +213,7 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
         for p, g, r in saved:
             p.requires_grad_(r)
             p.grad = g
+    _parting(model, inputs, targets, loss_fn, rtol, rows)
     activation = _model_activation(rows)
     _predict(rows, [c.module for c in calls if L.is_weight_layer(c.module)], calls, activation)
     v = verdict(rows, activation, label, stream)
@@ -204,6 +229,42 @@ def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
                         "pass), so these are the statistics of its current weights, not of an initialization. "
                         + v["message"])
     return Diagnosis(rows, v, activation, label, {"parameters": accounted})
+
+
+#: The SGD steps (and their learning rate) a copy of the model takes before units that are copies at the
+#: start are called a symmetric start.
+PARTING_STEPS, PARTING_LR = 3, 0.1
+
+
+def _parting(model: nn.Module, inputs, targets, loss_fn, rtol: float, rows: list[dict]) -> None:
+    """Units that are copies at the start stay copies under every update when the start is symmetric
+    (a constant: their gradients are copies too), and part within a few updates when they are copies
+    only because their weights are 0 (the last layer of a residual branch under Fixup, SkipInit or ZerO:
+    the gradient reaching it differs per unit once the layers after it have moved). For each row the
+    symmetric flag would raise, a copy of the model takes up to :data:`PARTING_STEPS` SGD steps on the
+    same batch and loss; a row whose units are then distinct gets ``parts_at_step``, and is not called
+    symmetric. The model itself is not touched."""
+    suspects = {r["name"]: r for r in rows if dict(FLAG_TESTS)["symmetric"](r)}
+    if not suspects:
+        return
+    twin = L.copy_module(model)
+    for p in twin.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.SGD(twin.parameters(), lr=PARTING_LR)
+    param = next(twin.parameters())
+    devices = [param.device.index or 0] if param.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.enable_grad():
+        for step in range(1, PARTING_STEPS + 1):
+            opt.zero_grad()
+            _loss(call(twin, inputs), targets, loss_fn).backward()
+            opt.step()
+            calls, _ = probe.trace(twin, inputs)
+            for r in probe.rows(calls, {}, rtol):
+                s = suspects.get(r["name"])
+                if s is not None and "parts_at_step" not in s and (r["effective_width"] or 0) > r["width"] / 2:
+                    s["parts_at_step"] = step
+            if all("parts_at_step" in s for s in suspects.values()):
+                break
 
 
 def _stream_probe(model: nn.Module) -> residual.StreamProbe | None:
@@ -305,14 +366,12 @@ def build(factory: Callable[[], nn.Module]) -> nn.Module:
 
 
 def compare(factory: Callable[[], nn.Module], inputs, schemes: list[str | None], seed: int = 0) -> list[Diagnosis]:
-    """Diagnose a fresh model from ``factory`` under each scheme (None: as the factory built it)."""
-    from .schemes import get, parse_spec
-
+    """Diagnose a fresh model from ``factory`` under each scheme or recipe (None: as the factory built it)."""
     results = []
     for scheme in schemes:
         model = build(factory)
-        spec = None if scheme is None else parse_spec(scheme)
-        apply = None if spec is None else get(spec["name"]).apply
+        spec = None if scheme is None else _scheme_spec(scheme)
+        apply = None if spec is None or is_recipe(spec) else get(spec["name"]).apply
         if apply is not None:  # a data-dependent scheme (lsuv): its own verdict keeps the layers it could not reach
             after = getattr(apply(model, inputs, seed=seed, **spec["params"]), "after", None)
             results.append(after if after is not None else _diagnose(model, inputs, None, None, 1e-3, spec["name"]))

@@ -25,6 +25,7 @@ from .checks import does_not_fit
 from .activations import ACTIVATIONS, BY_NODE, of_module
 from .errors import InitlabError
 from .init import call
+from .losses import tensors
 from .symmetry import count_distinct
 
 #: Samples used to count distinct units (enough to tell copies apart, cheap on long sequences).
@@ -57,17 +58,6 @@ class Call:
         return self.output if self.before is None else self.before
 
 
-def tensors(obj, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Every tensor of a (nested) tuple, list or dict output, by path: ``"0"``, ``"1.0"``, ``"logits"``."""
-    if isinstance(obj, torch.Tensor):
-        return {prefix or "output": obj}
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (tuple, list)) else []
-    out = {}
-    for k, v in items:
-        out.update(tensors(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
 def first_tensor(obj) -> torch.Tensor | None:
     found = tensors(obj)
     return next(iter(found.values()), None)
@@ -81,15 +71,6 @@ def units(t: torch.Tensor, axis: int) -> torch.Tensor:
     if t.dim() == 1:
         return t.reshape(-1, 1) if axis != 0 else t.reshape(1, -1)
     return t.movedim(axis, -1).reshape(-1, t.shape[axis])
-
-
-def direction_loss(out: torch.Tensor, seed: int) -> torch.Tensor:
-    """A loss for a model without targets: the output dotted with a fixed random direction drawn from
-    its own generator seeded with ``seed`` (never the global one), over the batch, so the gradient
-    reaching the output has unit scale per sample whatever the output's scale."""
-    gen = torch.Generator(device=out.device).manual_seed(seed)
-    r = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
-    return (out * r).sum() / max(out.shape[0], 1)
 
 
 class Recorder:
@@ -227,6 +208,8 @@ def _trace(model: nn.Module, inputs, loss: Callable | None, copy_all: bool) -> t
         if loss is not None:
             try:
                 value = loss(out)
+            except InitlabError:  # a one-line error of its own (initlab's default loss): as it is
+                raise
             except Exception as e:
                 raise InitlabError(f"the loss could not be computed from the model's output (check targets= and "
                                    f"loss_fn=): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

@@ -26,7 +26,7 @@ from torch import nn
 
 from .errors import InitlabError
 from .init import call
-from .probe import direction_loss
+from .losses import default_loss
 from .tables import text_table
 
 __all__ = ["ResidualStream", "StreamProbe", "find_blocks", "residual_stream"]
@@ -120,6 +120,7 @@ def _first(args: tuple, kwargs: dict) -> torch.Tensor | None:
 
 
 def _output(out) -> torch.Tensor | None:
+    """A block's output: the tensor, or a tuple's first (a block that also returns its attention)."""
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
@@ -191,8 +192,9 @@ def residual_stream(model: nn.Module, inputs, blocks: str | Sequence[nn.Module] 
         The blocks: a module path (``"transformer.h"``) whose children are the blocks, or a list of
         modules. Default: the largest ``nn.ModuleList``/``nn.Sequential`` of same-typed modules.
     loss_fn : callable, optional
-        output -> scalar to differentiate. Default: the output dotted with a fixed random direction
-        drawn from ``seed``, so the gradient has unit scale per sample at the output.
+        output -> scalar to differentiate. Default (:func:`initlab.losses.default_loss`): the model's own loss when its
+        output is a dict with a 0-dim ``"loss"``, else its first tensor of dimension >= 1 dotted with a
+        fixed random direction drawn from ``seed``, so the gradient has unit scale per sample there.
     gradients : bool
         Whether to run the backward pass (``grad_std`` is None without it).
     seed : int
@@ -212,11 +214,10 @@ def residual_stream(model: nn.Module, inputs, blocks: str | Sequence[nn.Module] 
         with torch.random.fork_rng(devices=devices), torch.enable_grad(), probe:
             torch.manual_seed(seed)
             out = call(model, inputs)
-            stream = probe.stream()  # the forward's rows first: a block that is not one fails before the backward
+            probe.stream()  # the forward's rows first: a block that is not one fails before the backward
             wanted = probe.inputs_with_grad()
             if gradients and wanted:
-                out_t = _output(out) if loss_fn is None else None
-                value = loss_fn(out) if loss_fn is not None else direction_loss(out_t, seed)
+                value = loss_fn(out) if loss_fn is not None else default_loss(out, None, seed)
                 torch.autograd.grad(value, wanted, allow_unused=True)  # the block inputs' hooks keep what reaches them
     finally:
         with torch.no_grad():

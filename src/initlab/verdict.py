@@ -19,7 +19,9 @@ STREAM_BLOCKS, STREAM_FACTOR = 8, 3.0
 DEPTH_RECIPES = ("gpt2", "fixup", "t_fixup", "deepnet", "skipinit", "zero_init_residual")
 #: The flags a verdict raises, each with the test a hidden layer's row fails.
 FLAG_TESTS = (("symmetric", lambda r: r["effective_width"] is not None and r["width"] > 1
-               and r["effective_width"] <= r["width"] / 2),
+               and r["effective_width"] <= r["width"] / 2
+               # copies that part within a few updates (a zeroed layer, diagnose's look-ahead) are not a symmetric start
+               and not r.get("parts_at_step")),
               ("dead", lambda r: (r["dead_fraction"] or 0) > 0.5),
               ("saturated", lambda r: (r["saturated_fraction"] or 0) > 0.5))
 
@@ -125,6 +127,9 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     time = _through_time(rows)
     if time["status"] != "ok":
         labels.append(f"{time['status']} (through time)")
+    unreached = [r["name"] for r in rows if r.get("grad_std") is None]
+    if unreached:
+        labels.append("gradient not measured")
     residual = _residual(stream, scheme)
     if residual["status"] != "ok":
         labels.append(f"{residual['status']} (residual stream)")
@@ -140,7 +145,8 @@ def verdict(rows: list[dict], activation: str = "unknown", scheme: str | None = 
     return {"labels": labels, "summary": ", ".join(labels) if labels else "ok", "forward": fwd, "backward": bwd,
             "through_time": time, "residual_stream": residual, "recipe": residual.get("recipe"),
             **{f"{k}_layer": v for k, v in flags.items()}, "suggestion": None if right_rule else suggestion,
-            "message": _message(who, fwd, bwd, time, flags, suggestion, fix, residual)}
+            "unmeasured_gradient": unreached,
+            "message": _message(who, fwd, bwd, time, flags, suggestion, fix, residual, unreached, len(rows))}
 
 
 def _trend_fix(fix: str, residual: dict) -> str:
@@ -230,7 +236,7 @@ def _fix(activation: str, suggestion: str, right_rule: bool) -> str:
 
 
 def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion: str, fix: str,
-             residual: dict) -> str:
+             residual: dict, unreached: list[str] = (), layers: int = 0) -> str:
     """The verdict in one sentence: the first problem found (forward, backward, through time, the
     residual stream, symmetry, dead or saturated units), or that there is none."""
     trend_fix = _trend_fix(fix, residual)
@@ -265,6 +271,11 @@ def _message(who: str, fwd: dict, bwd: dict, time: dict, flags: dict, suggestion
     if flags["dead"] or flags["saturated"]:
         which = "dead" if flags["dead"] else "saturated"
         return f"{who}: most units of layer '{flags[which]}' are {which}; {fix}"
+    if unreached:
+        return (f"{who}: the forward std stays within {FACTOR:g}x, but no gradient reached {len(unreached)} of "
+                f"{layers} layers (first '{unreached[0]}'), so the backward pass was not judged there: a layer "
+                f"whose output does not reach the loss, or a forward run without autograd, as a reentrant "
+                f"torch.utils.checkpoint runs it (use use_reentrant=False to measure it)")
     if "gradient" in residual:
         why = residual.get("note") or f"under the {STREAM_FACTOR:g}x that would call for a depth recipe"
         return (f"{who}: the residual stream's std grows {residual['growth']:.2g}x over its {residual['blocks']} "

@@ -26,7 +26,8 @@ from .diagnose import build
 from .errors import InitlabError
 from .init import call
 from .optimizers import get as get_optimizer
-from .probe import Recorder, call_names, direction_loss, tensors
+from .losses import default_loss
+from .probe import Recorder, call_names, tensors
 
 #: |slope| at or under this is flat in width (muP's flat curves fit about 0.05; standard
 #: parametrization's output layer after one SGD step about 1).
@@ -75,8 +76,8 @@ def width_sweep(factory: Callable[[int], nn.Module], widths: Sequence[int], inpu
     seeds : sequence of int, default (0,)
         One run per seed and width.
     targets : Tensor, optional
-        Class indices (cross-entropy) or float targets (mean squared error); None: the output dotted
-        with a fixed random direction (:func:`initlab.probe.direction_loss`).
+        Class indices (cross-entropy) or float targets (mean squared error), by the rules of
+        :func:`initlab.losses.default_loss`; None: the output dotted with a fixed random direction.
     loss : callable, optional
         ``loss(output, targets)`` in place of those.
     flat : float, default 0.2
@@ -156,14 +157,9 @@ def _make(make, model: nn.Module) -> torch.optim.Optimizer:
 
 def _loss(out: torch.Tensor, targets, loss, seed: int) -> torch.Tensor:
     try:
-        if loss is not None:
-            value = loss(out, targets)
-        elif targets is None:
-            value = direction_loss(out, seed)
-        elif not targets.is_floating_point():
-            value = nn.functional.cross_entropy(out, targets)
-        else:
-            value = nn.functional.mse_loss(out, targets)
+        value = loss(out, targets) if loss is not None else default_loss(out, targets, seed)
+    except InitlabError:  # initlab's default loss says what did not fit, in one line
+        raise
     except Exception as e:  # the user's loss, or targets that do not fit the output
         raise InitlabError(f"the loss failed on the model's output ({_first_line(e)}); give a loss(output, targets) "
                            f"that returns a scalar tensor, and targets that fit the output.") from None
