@@ -335,3 +335,23 @@ def test_layers_no_gradient_reached_are_said_not_measured_never_called_ok():
     assert "use_reentrant=False" in hidden["message"] and "backward std stay" not in hidden["message"]
     for reentrant in (None, False):
         assert verdicts[reentrant]["unmeasured_gradient"] == [] and verdicts[reentrant]["summary"] == "ok"
+
+
+def test_the_activation_after_a_batchnorm_is_the_layers_activation():
+    """conv -> BatchNorm -> ReLU (ResNets, MobileNets): the ReLU after the norm is the convolution's
+    activation (its std and dead share measured on the ReLU's output, by hand below); a convolution
+    followed by a norm and no activation (a linear bottleneck) has none."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+                          nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(8 * 8 * 8, 4))
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    d = diagnose(model, x)
+    assert [r["activation"] for r in d.rows] == ["relu", None, "relu", None]
+    with torch.no_grad():
+        h = model[2](model[1](model[0](x)))
+    assert d.rows[0]["act_std"] == pytest.approx(float(h.double().std()), rel=1e-5)
+    assert d.rows[0]["preact_std"] == pytest.approx(float(model[0](x).double().std()), rel=1e-5)
+    assert d.rows[0]["dead_fraction"] == 0.0 and d.rows[1]["dead_fraction"] is None
+    assert d.activation == "relu"

@@ -229,6 +229,13 @@ ELEMENTWISE = {"ReluBackward0", "TanhBackward0", "SigmoidBackward0", "GeluBackwa
                "MulBackward0", "DivBackward0", "SinBackward0"}
 
 
+#: Autograd nodes of a normalization over features (BatchNorm, LayerNorm, GroupNorm): between a layer
+#: and its activation (conv -> BatchNorm -> ReLU, as ResNets and MobileNets are built), never a layer of
+#: their own; :func:`following_activation` looks through them, :func:`derived_from` does not.
+NORMS = {"NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0",
+         "NativeLayerNormBackward0", "NativeGroupNormBackward0"}
+
+
 def elementwise_chain(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> list[str] | None:
     """The names of the autograd steps that computed ``x`` from ``y`` alone, when they are a short
     chain of elementwise one-input steps (an activation, a dropout, a constant factor): not through a
@@ -238,12 +245,12 @@ def elementwise_chain(x: torch.Tensor, y: torch.Tensor, depth: int = 4) -> list[
     return _chain(x.grad_fn, y.grad_fn, depth)
 
 
-def _chain(node, target, depth: int = 4) -> list[str] | None:
-    """The elementwise one-input autograd steps from ``node`` back to ``target`` (see
-    :func:`elementwise_chain`), or None."""
+def _chain(node, target, depth: int = 4, through: set[str] = ELEMENTWISE) -> list[str] | None:
+    """The one-input autograd steps (of the kinds ``through``, elementwise by default) from ``node``
+    back to ``target`` (see :func:`elementwise_chain`), or None."""
     chain = []
     for _ in range(depth):
-        if node is None or target is None or type(node).__name__ not in ELEMENTWISE:
+        if node is None or target is None or type(node).__name__ not in through:
             return None
         chain.append(type(node).__name__)
         # inputs that need no gradient show as None: a sum with the block's input counts as two inputs
@@ -267,24 +274,25 @@ def following_activation(calls: list[Call], i: int, layer_idx: list[int]):
     the next layer, else (a functional activation) the next layer's input when the autograd graph
     shows it computed from this output alone. ``(kind, tensor)`` or ``(None, None)``."""
     out = calls[i].output
+    made = calls[i].grad_fn if calls[i].grad_fn is not None else out.grad_fn  # the node before any in-place step
     nxt = next((j for j in layer_idx if j > i), None)
     end = nxt if nxt is not None else len(calls)
     for j in range(i + 1, end):
         kind = of_module(calls[j].module)
-        if kind is not None and calls[j].input is not None and calls[j].input.shape == out.shape \
-                and (calls[j].input is out or derived_from(calls[j].input, out) or out.grad_fn is None):
+        x = calls[j].input
+        if kind is not None and x is not None and x.shape == out.shape \
+                and (x is out or _chain(x.grad_fn, made, 6, ELEMENTWISE | NORMS) is not None or out.grad_fn is None):
             return kind, calls[j].output
     if nxt is not None:
         x = calls[nxt].input
-        if x is None or x.shape != out.shape:
+        if x is None or x.shape != out.shape or (x is out and x.grad_fn is made):
             chain = None
-        elif x is out:  # the same tensor: an activation written over it in place (x.relu_()), if any
-            chain = (_chain(x.grad_fn, calls[i].grad_fn) if x.grad_fn is not calls[i].grad_fn and
-                     calls[i].grad_fn is not None else None)
-        else:
-            chain = elementwise_chain(x, out)
+        else:  # computed from the output by elementwise steps and norms (x.relu_() in place: the same tensor)
+            chain = _chain(x.grad_fn, made, 6, ELEMENTWISE | NORMS)
         if chain is not None:
             kinds = {BY_NODE[n] for n in chain if n in BY_NODE}
+            if not kinds and NORMS & set(chain):
+                return None, None  # a norm and no activation (MobileNet's linear bottleneck)
             return (kinds.pop() if len(kinds) == 1 else "unknown"), x
     return None, None
 
