@@ -684,3 +684,19 @@ def test_an_evaluation_pass_between_steps_is_not_taken_for_the_training_step(eva
     for k in ("preact_std", "act_std", "grad_std", "dead_fraction", "update_to_data"):
         np.testing.assert_allclose(validated.record.stat(k), plain.record.stat(k), rtol=1e-6, err_msg=k)
     assert validated.first_loss["logit_std"] == pytest.approx(plain.first_loss["logit_std"])
+
+
+def test_histograms_are_numpys_on_the_same_sample_with_the_ends_counting_what_lies_past_them():
+    from initlab.watchstats import GRAD_EDGES, HISTOGRAM_SAMPLE, OUTPUT_EDGES, _prime_at_least, histogram
+
+    gen = torch.Generator().manual_seed(0)
+    t = 3 * torch.randn(64, 16, 32, 32, generator=gen)  # a tenth of the values beyond +-4
+    t.view(-1)[::997] = 0.0
+    k = _prime_at_least(-(-t.numel() // HISTOGRAM_SAMPLE))
+    sample = t.reshape(-1)[::k].double().numpy()
+    for log_abs, edges in ((False, OUTPUT_EDGES), (True, GRAD_EDGES)):
+        v = np.log10(np.maximum(np.abs(sample), 10.0 ** edges[0])) if log_abs else sample
+        ref = np.histogram(np.clip(v, edges[0], edges[-1]), bins=edges)[0]
+        got = histogram(t, edges, log_abs=log_abs)
+        np.testing.assert_allclose(got, ref / ref.sum(), atol=2 / len(sample))  # an edge value may fall either side
+        assert got.sum() == pytest.approx(1.0) and got[0] > 0 and (log_abs or got[-1] > 0)
