@@ -302,6 +302,9 @@ def test_rewind_gives_the_same_start_and_new_seed_another(server, page):
     assert _same(_weights(page), first)              # the same initial weights
     _step_to(page, 5)
     assert _same(_weights(page), after5)             # and the same data order
+    # an answer older than what the page shows (a step's answer overtaken by the stream) changes nothing
+    page.evaluate("render({...state, version: state.version - 1, step: 0})")
+    assert page.get_by_test_id("step").inner_text() == "5"
     page.click("#new-seed")
     page.wait_for_function("!location.search.includes('seed=5&')")
     page.wait_for_function("document.querySelector('[data-testid=step]').textContent === '0'")

@@ -268,6 +268,9 @@ async function control(action) {
 // ---------------------------------------------------------------- drawing
 
 function render(doc) {
+  // a control's answer read before a snapshot the stream has already shown: keep the newer one (else
+  // the page would show a step the server has left, and no later snapshot would come to correct it)
+  if (state && doc.session === state.session && doc.version < state.version) return;
   state = doc;
   if (doc.points) { points = doc.points; dataVersion = doc.data_version; }
   if (doc.data_version !== dataVersion) {  // new data from a change made elsewhere: fetch it
