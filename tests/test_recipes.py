@@ -279,3 +279,113 @@ def test_schemes_lists_recipes_apart_with_their_roles():
     assert "delta_orthogonal" in {r["name"] for r in rows if r["kind"] == "scheme"}
     out = CliRunner().invoke(main, ["schemes"]).output
     assert "initlab recipes" in " ".join(out.split()) and "Zhang," in out and "branch_norm" in out
+
+
+# ---------------------------------------------------------------------------------------- roles on other layouts
+class OPTAttention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.num_heads = 4
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
+
+
+class OPTLayer(nn.Module):
+    """OPT's and BART's layout: the attention a child module, the feed-forward Linears the layer's own."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.self_attn, self.self_attn_layer_norm = OPTAttention(d), nn.LayerNorm(d)
+        self.fc1, self.fc2, self.final_layer_norm = nn.Linear(d, 4 * d), nn.Linear(4 * d, d), nn.LayerNorm(d)
+
+
+class BertLayer(nn.Module):
+    """BERT's layout: attention.self.{query,key,value}, attention.output.dense, intermediate.dense (d -> 4d),
+    output.dense (4d -> d)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.attention = nn.Module()
+        self.attention.self = nn.Module()
+        for k in ("query", "key", "value"):
+            setattr(self.attention.self, k, nn.Linear(d, d))
+        self.attention.output = nn.Module()
+        self.attention.output.dense, self.attention.output.LayerNorm = nn.Linear(d, d), nn.LayerNorm(d)
+        self.intermediate = nn.Module()
+        self.intermediate.dense = nn.Linear(d, 4 * d)
+        self.output = nn.Module()
+        self.output.dense, self.output.LayerNorm = nn.Linear(4 * d, d), nn.LayerNorm(d)
+
+
+class Stack(nn.Module):
+    def __init__(self, layer, n=4, d=64):
+        super().__init__()
+        self.embed = nn.Embedding(100, d)
+        self.layers = nn.ModuleList(layer(d) for _ in range(n))
+        self.head = nn.Linear(d, 100)
+
+
+@pytest.mark.parametrize("layer, outs, ins", [
+    (OPTLayer, ("self_attn.out_proj", "fc2"), ("self_attn.q_proj", "self_attn.v_proj", "fc1")),
+    (BertLayer, ("attention.output.dense", "output.dense"),
+     ("attention.self.query", "attention.self.value", "intermediate.dense"))])
+def test_gpt2_finds_two_branches_per_layer_in_opt_and_bert_layouts(layer, outs, ins):
+    """Each layer has two branches, attention and feed-forward: their output projections get
+    0.02/sqrt(2L), everything else 0.02 (an OPT attention as a child module was read as one branch with
+    the MLP; BERT's d -> 4d intermediate.dense was taken for a branch's last layer)."""
+    n = 4
+    model = Stack(layer, n=n)
+    manifest = initlab.initialize(model, "gpt2", seed=0)
+    assert manifest.recipe["n_layer"] == n
+    for i, blk in enumerate(model.layers):
+        for name in outs:
+            assert close_std(blk.get_submodule(name).weight, 0.02 / math.sqrt(2 * n)), name
+        for name in ins:
+            assert close_std(blk.get_submodule(name).weight, 0.02), name
+    assert sorted(manifest.recipe["roles_found"]["branch_out"]) == sorted(f"layers.{i}.{o}" for i in range(n)
+                                                                          for o in outs)
+    fixup = initlab.initialize(Stack(layer, n=n), "fixup", seed=0)
+    assert fixup.recipe["L"] == 2 * n
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_zero_init_residual_never_zeroes_a_transformers_layernorm(norm_first):
+    """nn.TransformerEncoderLayer's norm2 is on the stream (post-norm: zeroing it made every layer's
+    output exactly 0) or at the feed-forward branch's input (pre-norm): neither closes a branch. The
+    recipe finds no branch norm and says how to name one; the model is left as it was."""
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True,
+                                                           norm_first=norm_first), 4, enable_nested_tensor=False)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    with pytest.raises(InitlabError, match="branch_norm"):
+        initlab.initialize(enc, "zero_init_residual", seed=0)
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
+
+
+@pytest.mark.parametrize("recipe", ["deepnet", "t_fixup"])
+def test_deepnet_and_t_fixup_refuse_a_fused_query_key_value(recipe):
+    """Their queries and keys get gain 1 and their values the depth's gain; nanoGPT's c_attn holds all
+    three in one weight, which a per-tensor rule drew alike (all at the values' std, with the fans of
+    the whole (3d, d) matrix): refused, naming the projection."""
+    with pytest.raises(InitlabError, match=r"'h\.0\.attn\.c_attn' holds all three in one weight"):
+        initlab.initialize(GPT(), recipe, seed=0)
+
+
+def test_t_fixup_on_an_encoder_decoder_uses_each_stacks_scale():
+    """nn.Transformer: the encoder's branches by 0.67 N^(-1/4), the decoder's (cross-attention too) by
+    (9M)^(-1/4), queries and keys at gain 1 (they were all scaled as one stack of N + M layers)."""
+    n, m, d = 6, 4, 32
+    model = nn.Transformer(d_model=d, nhead=4, num_encoder_layers=n, num_decoder_layers=m, dim_feedforward=2 * d,
+                           batch_first=True)
+    manifest = initlab.initialize(model, "t_fixup", seed=0)
+    scale = {"encoder": 0.67 * n ** -0.25, "decoder": (9 * m) ** -0.25}
+    assert manifest.recipe["scale"] == pytest.approx(scale)
+    xavier, ffn = math.sqrt(2 / (2 * d)), math.sqrt(2 / (3 * d))
+    for stack, layers in (("encoder", model.encoder.layers), ("decoder", model.decoder.layers)):
+        c = scale[stack]
+        for blk in layers:
+            for att in [blk.self_attn] + ([blk.multihead_attn] if stack == "decoder" else []):
+                w = att.in_proj_weight
+                assert close_std(w[:2 * d], xavier) and close_std(w[2 * d:], c * xavier)
+                assert close_std(att.out_proj.weight, c * xavier)
+            assert close_std(blk.linear1.weight, c * ffn) and close_std(blk.linear2.weight, c * ffn)
+    with pytest.raises(InitlabError, match="leave n_layer out"):
+        initlab.initialize(model, "t_fixup", n_layer=10, seed=0)

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import layers as L
 from .errors import InitlabError, unknown_name
-from .roles import ROLES, Structure, Target
+from .roles import HEAD_ATTRS, ROLES, Structure, Target, attention_parts
 from .schemes import check_param, gain, label_of, parse_spec
 
 
@@ -134,6 +134,26 @@ def _scaled_branches(found: dict, plan: Plan, scheme: str, g: float) -> None:
     plan.assign(found["query_key"], "query_key", _spec(scheme, gain=1.0))
 
 
+def _no_fused_query_key(recipe: str, s: Structure) -> None:
+    """deepnet and t_fixup draw queries and keys apart from values: refuse a fused q-k-v projection,
+    whose three parts are rows of one weight (a per-tensor rule would draw them all alike, with the
+    fans of the whole (3d, d) matrix)."""
+    fused = [n for n in s.fused_query_key() if any(n.startswith(b + ".") for b in s.blocks)]
+    if fused:
+        raise InitlabError(f"recipe '{recipe}' draws attention's queries and keys with gain 1 and its values with "
+                           f"the depth's gain, but '{fused[0]}' holds all three in one weight (rows [q; k; v]), which "
+                           f"it cannot draw apart: split it into q, k and v Linears, or use gpt2 or mimetic, which "
+                           f"read a fused projection.")
+
+
+def _stacks(s: Structure) -> dict[str, list[str]]:
+    """The blocks by stack: ``"encoder"``, ``"decoder"``, or ``""`` (:func:`_stack_of`)."""
+    stacks: dict[str, list[str]] = {}
+    for b in s.blocks:
+        stacks.setdefault(_stack_of(b) or "", []).append(b)
+    return stacks
+
+
 def _stack_of(block: str) -> str | None:
     """``"encoder"`` or ``"decoder"`` when a component of the block's name says so (nn.Transformer's
     ``encoder.layers.0``, a user's ``decoder.blocks.3``), else None."""
@@ -159,10 +179,9 @@ def deepnet(found: dict, p: dict, s: Structure) -> Plan:
     Here every layer of a residual branch gets its stack's beta but the queries and keys
     (``query_key``). A model is encoder-decoder when its blocks' names say ``encoder`` and ``decoder``
     (nn.Transformer's do): N and M are counted, or given as ``encoder_layers`` and ``decoder_layers``.
-    alpha is architectural: reported, not applied."""
-    stacks: dict[str, list[str]] = {}
-    for b in s.blocks:
-        stacks.setdefault(_stack_of(b) or "", []).append(b)
+    alpha is architectural: reported, not applied. A fused q-k-v projection is refused."""
+    _no_fused_query_key("deepnet", s)
+    stacks = _stacks(s)
     plan = Plan(_spec("xavier_normal"))
     if not {"encoder", "decoder"} <= set(stacks):
         if p["encoder_layers"] is not None or p["decoder_layers"] is not None:
@@ -200,18 +219,35 @@ def t_fixup(found: dict, p: dict, s: Structure) -> Plan:
     uniform for every weight; the value and output projections and the MLP weights of each block (every
     branch layer but ``query_key``) scaled by c, i.e. Xavier uniform with gain c; the input embeddings
     w ~ N(0, (c d^(-1/2))^2), d the embedding size; c = (9N)^(-1/4) for a decoder stack and
-    0.67 N^(-1/4) for an encoder stack. The paper also removes the norms and the warmup: architectural,
-    not done here. (Its encoder-decoder form scales both stacks' embeddings by the decoder's c.)"""
-    N = _depth(p, s)
+    0.67 N^(-1/4) for an encoder stack. An encoder-decoder model (its blocks' names say ``encoder`` and
+    ``decoder``, as nn.Transformer's do) gets each stack's c, with N the encoder's layers and M the
+    decoder's: 0.67 N^(-1/4) and (9M)^(-1/4), and both stacks' embeddings the decoder's c, as the
+    paper's algorithm scales them. The paper also removes the norms and the warmup: architectural, not
+    done here. A fused q-k-v projection is refused."""
+    _no_fused_query_key("t_fixup", s)
     if p["stack"] not in ("decoder", "encoder"):
         raise InitlabError(f"t_fixup's stack is 'decoder' or 'encoder'; got stack={p['stack']!r}.")
-    c = (9 * N) ** -0.25 if p["stack"] == "decoder" else 0.67 * N ** -0.25
+    stacks = _stacks(s)
     plan = Plan(_spec("xavier_uniform"))
-    _scaled_branches(found, plan, "xavier_uniform", c)
+    if {"encoder", "decoder"} <= set(stacks):
+        if p["n_layer"] is not None:
+            raise InitlabError("this model is encoder-decoder (its blocks' names hold 'encoder' and 'decoder'): "
+                               "t_fixup counts each stack's layers itself; leave n_layer out.")
+        N, M = len(stacks["encoder"]), len(stacks["decoder"])
+        scales = {"encoder": 0.67 * N ** -0.25, "decoder": (9 * M) ** -0.25}
+        for stack, c in scales.items():
+            _scaled_branches({role: _in_blocks(ts, stacks[stack]) for role, ts in found.items()}, plan,
+                             "xavier_uniform", c)
+        c = scales["decoder"]
+        plan.report = {"encoder_layers": N, "decoder_layers": M, "scale": scales}
+    else:
+        N = _depth(p, s)
+        c = (9 * N) ** -0.25 if p["stack"] == "decoder" else 0.67 * N ** -0.25
+        _scaled_branches(found, plan, "xavier_uniform", c)
+        plan.report = {"n_layer": N, "scale": c}
     for t in found["embedding"]:
         d = s.model.get_submodule(t.module).weight.shape[1]
         plan.assign([t], "embedding", _spec("normal", std=c * d ** -0.5))
-    plan.report = {"n_layer": N, "scale": c}
     plan.notes.append("T-Fixup trains without layer norm and without warmup: remove them from the model")
     return plan
 
@@ -248,16 +284,6 @@ def zero_residual(found: dict, p: dict, s: Structure) -> Plan:
     return plan
 
 
-#: Child names of a hand-written attention: its query, key, value and output projections (nn.Linear),
-#: or one fused query-key-value projection whose rows are [q; k; v], each head's rows together (nanoGPT's
-#: and GPT-2's ``c_attn``, timm's ``qkv``). GPT-NeoX's ``query_key_value`` interleaves heads: not here.
-ATTENTION_NAMES = {"q": ("q_proj", "q", "query", "wq", "q_lin"), "k": ("k_proj", "k", "key", "wk", "k_lin"),
-                   "v": ("v_proj", "v", "value", "wv", "v_lin"), "qkv": ("c_attn", "qkv", "qkv_proj", "wqkv"),
-                   "out": ("out_proj", "o_proj", "c_proj", "proj", "wo", "o", "out", "dense", "out_lin")}
-#: Attributes where a hand-written attention keeps its number of heads.
-HEAD_ATTRS = ("num_heads", "n_head", "n_heads", "nhead", "heads", "num_attention_heads")
-
-
 @dataclass
 class Attention:
     """One attention layer's projections as mimetic writes them: ``rows[b]`` (b in q, k, v) is the
@@ -272,12 +298,6 @@ class Attention:
 
     def keys(self) -> list[tuple]:
         return list(dict.fromkeys([r[:2] for r in self.rows.values()] + [self.out]))
-
-
-def _child(module: nn.Module, names: tuple) -> tuple[str, nn.Module] | None:
-    children = dict(module.named_children())
-    hit = next((n for n in names if isinstance(children.get(n), nn.Linear)), None)
-    return None if hit is None else (hit, children[hit])
 
 
 def attentions(model: nn.Module, heads: int | None = None) -> list[Attention]:
@@ -296,8 +316,8 @@ def attentions(model: nn.Module, heads: int | None = None) -> list[Attention]:
             found.append(Attention(name, d, m.num_heads, {b: (f"{pre}in_proj_weight", b, i * d)
                                                           for i, b in enumerate("qkv")}, (f"{pre}out_proj.weight", "out")))
             continue
-        parts = {b: _child(m, ATTENTION_NAMES[b]) for b in ATTENTION_NAMES}
-        if parts["out"] is None or not (parts["qkv"] or all(parts[b] for b in "qkv")):
+        parts = attention_parts(m)
+        if parts is None:
             continue
         out_name, out = parts["out"]
         d = out.out_features

@@ -26,7 +26,8 @@ ROLES: dict[str, str] = {
     "branch_out": "the last weight layer of each residual branch (a block's child holding weight layers is a "
                   "branch; when the block holds its layers itself, each attention is a branch and the other "
                   "layers one more; children named downsample/shortcut/skip are the shortcut)",
-    "branch_norm": "the last norm of a branch, after its last weight layer",
+    "branch_norm": "the last BatchNorm or GroupNorm of a branch, after its last weight layer (a ResNet block's "
+                   "bn2 or bn3; a transformer's LayerNorms are on the stream or at a branch's input, never taken)",
     "branch_gain": "a one-element parameter of a block whose name holds 'gain' or 'alpha'",
     "query_key": "attention's queries and keys: MultiheadAttention's q and k, Linear layers named q_proj, "
                  "k_proj, query or key",
@@ -36,6 +37,43 @@ ROLES: dict[str, str] = {
 SHORTCUT_NAMES = ("downsample", "shortcut", "skip", "proj_shortcut")
 QUERY_KEY_NAMES = ("q_proj", "k_proj", "query", "key", "wq", "wk")
 GAIN_WORDS = ("gain", "alpha")
+#: Child names of a hand-written attention: its query, key, value and output projections (nn.Linear),
+#: or one fused query-key-value projection whose rows are [q; k; v], each head's rows together (nanoGPT's
+#: and GPT-2's ``c_attn``, timm's ``qkv``). GPT-NeoX's ``query_key_value`` interleaves heads: not here.
+ATTENTION_NAMES = {"q": ("q_proj", "q", "query", "wq", "q_lin"), "k": ("k_proj", "k", "key", "wk", "k_lin"),
+                   "v": ("v_proj", "v", "value", "wv", "v_lin"), "qkv": ("c_attn", "qkv", "qkv_proj", "wqkv"),
+                   "out": ("out_proj", "o_proj", "c_proj", "proj", "wo", "o", "out", "dense", "out_lin")}
+#: Attributes where a hand-written attention keeps its number of heads.
+HEAD_ATTRS = ("num_heads", "n_head", "n_heads", "nhead", "heads", "num_attention_heads")
+#: Norms that can close a residual branch (a ResNet block's bn2 or bn3, before the sum). A transformer's
+#: LayerNorm sits on the stream (post-norm: after the sum, where a zero scale zeroes the block's output)
+#: or at a branch's input (pre-norm): never found as a branch's last norm, only named (roles=).
+BRANCH_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+
+
+def _child(module: nn.Module, names: tuple) -> tuple[str, nn.Module] | None:
+    children = dict(module.named_children())
+    hit = next((n for n in names if isinstance(children.get(n), nn.Linear)), None)
+    return None if hit is None else (hit, children[hit])
+
+
+def attention_parts(module: nn.Module) -> dict | None:
+    """A hand-written attention's projections, ``{"q", "k", "v", "qkv", "out"}`` -> ``(child name,
+    nn.Linear)`` or None, when ``module`` has an output projection and either a fused q-k-v projection
+    or all three of q, k and v (:data:`ATTENTION_NAMES`); None for any other module."""
+    parts = {b: _child(module, ATTENTION_NAMES[b]) for b in ATTENTION_NAMES}
+    if parts["out"] is None or not (parts["qkv"] or all(parts[b] for b in "qkv")):
+        return None
+    return parts
+
+
+def _width(module: nn.Module) -> int | None:
+    """The width a layer writes: a Linear's out_features, a convolution's out_channels, an attention's
+    embed_dim (None for other layers)."""
+    for attr in ("out_features", "out_channels", "embed_dim"):
+        if isinstance(getattr(module, attr, None), int):
+            return getattr(module, attr)
+    return None
 
 
 @dataclass(frozen=True)
@@ -118,18 +156,37 @@ class Structure:
         return out
 
     def branches(self, block: str) -> list[list[str]]:
-        """The layers of each residual branch of ``block``, in order."""
+        """The layers of each residual branch of ``block``, in order. When the block holds weight layers
+        itself (nn.TransformerEncoderLayer, OPT's and BART's layers), each attention among its children
+        (nn.MultiheadAttention, or a module with q/k/v and output projections) is a branch and its other
+        layers one more; else each child holding weight layers is a branch (a GPT block's attn and mlp),
+        and a child whose last layer does not write the stream's width (BERT's d -> 4d ``intermediate``)
+        is joined to the next: what it writes cannot be added back to the stream."""
         inside = self.inside(block)
         depth = block.count(".") + 1
         direct = [n for n in inside if n.count(".") == depth]
-        if self.weight_layers(direct):
-            attention = [[n] for n in direct if isinstance(self.layers[n][0], nn.MultiheadAttention)]
-            rest = [n for n in inside if [n] not in attention]
-            return attention + ([rest] if self.weight_layers(rest) else [])
         groups: dict[str, list[str]] = {}
         for n in inside:
             groups.setdefault(n.split(".")[depth], []).append(n)
-        return [g for g in groups.values() if self.weight_layers(g)]
+        mods = dict(self.model.get_submodule(block).named_children())
+        if self.weight_layers(direct):
+            attention = [g for k, g in groups.items() if isinstance(mods.get(k), nn.MultiheadAttention)
+                         or (mods.get(k) is not None and attention_parts(mods[k]) is not None)]
+            rest = [n for n in inside if not any(n in g for g in attention)]
+            return attention + ([rest] if self.weight_layers(rest) else [])
+        found = [g for g in groups.values() if self.weight_layers(g)]
+        stream = _width(self.layers[self.weight_layers(found[-1])[-1]][0]) if found else None
+        out: list[list[str]] = []
+        carry: list[str] = []
+        for g in found:
+            carry += g
+            last = _width(self.layers[self.weight_layers(g)[-1]][0])
+            if stream is None or last is None or last == stream:
+                out.append(carry)
+                carry = []
+        if carry:
+            out.append(carry)
+        return out
 
     # -- the roles
     def find(self, role: str) -> list[Target]:
@@ -176,7 +233,8 @@ class Structure:
         for b in self.blocks:
             for br in self.branches(b):
                 last = self.order.index(self.weight_layers(br)[-1])
-                norms = [n for n in br if self._has(n, "norm_scale") and self.order.index(n) > last]
+                norms = [n for n in br if self._has(n, "norm_scale") and self.order.index(n) > last
+                         and isinstance(self.layers[n][0], BRANCH_NORMS)]
                 if norms:
                     out.append(self.target(norms[-1]))
         return out
@@ -196,9 +254,15 @@ class Structure:
         for n in self.weight_layers():
             if isinstance(self.layers[n][0], nn.MultiheadAttention):
                 out.append(self.target(n, ("q", "k")))
-            elif n.rpartition(".")[2].lower() in QUERY_KEY_NAMES:
+            elif n.rpartition(".")[2].lower() in QUERY_KEY_NAMES + ATTENTION_NAMES["q"] + ATTENTION_NAMES["k"]:
                 out.append(self.target(n))
         return out
+
+    def fused_query_key(self) -> list[str]:
+        """Fused q-k-v projections (a ``c_attn`` or ``qkv`` of a hand-written attention): their queries and
+        keys are rows of one weight, which a per-tensor rule cannot draw apart from the values."""
+        return [_full(n, parts["qkv"][0]) for n, m in self.model.named_modules()
+                if (parts := attention_parts(m)) is not None and parts["qkv"] and not all(parts[b] for b in "qkv")]
 
     def _embedding(self) -> list[Target]:
         return [self.target(n) for n in self.order if self._has(n, "embedding")]
