@@ -291,6 +291,39 @@ def test_first_loss_far_above_ln_c_is_flagged_with_the_logit_std_and_a_small_rea
         w.close()
 
 
+@pytest.mark.parametrize("outputs", [10, 1])
+def test_a_nan_first_loss_is_flagged_as_not_finite_with_its_first_layer_not_as_an_over_confident_readout(outputs):
+    model = mlp([8, 32, 32, outputs])
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")  # the second hidden layer
+    w = initlab.watch(model, every=1)
+    x, y = torch.randn(64, 8, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 10
+    out = model(x)
+    loss = nn.functional.cross_entropy(out, y) if outputs > 1 else out.mean()
+    loss.backward()
+    with pytest.warns(WatchAlert):
+        raised = w.step(loss)
+    first = w.first_loss
+    assert math.isnan(first["loss"]) and first["flagged"]
+    assert "not a finite number" in first["message"] and "layer '2'" in first["message"]
+    assert "over-confident" not in first["message"] and "scale the last layer" not in first["message"]
+    # one alert says it: the nonfinite one, at the layer where NaN first appears
+    assert [(a["kind"], a["layer"]) for a in raised] == [("nonfinite", "2")]
+
+
+def test_an_inf_loss_from_finite_outputs_is_put_on_the_loss_itself():
+    model = mlp([8, 16, 3])
+    w = initlab.watch(model, every=1)
+    out = model(torch.randn(16, 8))
+    loss = out.sum() * 0 + float("inf")  # finite layers, a broken loss
+    loss.backward()
+    with pytest.warns(WatchAlert):
+        raised = w.step(loss)
+    assert w.first_loss["flagged"] and "not a finite number" in w.first_loss["message"]
+    assert "in the loss alone" in w.first_loss["message"] and "over-confident" not in w.first_loss["message"]
+    assert [a["kind"] for a in raised] == ["nonfinite"]
+
+
 def test_first_loss_uses_the_labels_entropy_when_targets_are_given():
     model = mlp([4, 8, 2])
     w = initlab.watch(model)

@@ -353,8 +353,26 @@ def get(name: str) -> Scheme:
     if name not in _REGISTRY:
         _load_plugins()
     if name not in _REGISTRY:
-        raise unknown_name("scheme", name, list(_REGISTRY) + list(_ALIASES))
+        raise _unknown_scheme(name)
     return _REGISTRY[name]
+
+
+#: Where a recipe is taken instead of a per-tensor scheme (said by the unknown-name error).
+RECIPE_PLACES = "initialize(model, 'gpt2'), initlab init/diagnose --scheme, initlab audit --recipe"
+
+
+def _unknown_scheme(name) -> InitlabError:
+    """An unknown scheme's error: the schemes, and the recipes with where they are taken (here, perhaps,
+    they are not: an override or a sweep takes per-tensor schemes only). A recipe's name says so."""
+    from .recipes import recipes  # recipes build on this module: read their names only now
+
+    names, recipe_names = sorted([*_REGISTRY, *_ALIASES]), recipes()
+    if name in recipe_names:
+        return InitlabError(f"'{name}' is a recipe, which initializes a whole model by its layers' roles "
+                            f"({RECIPE_PLACES}), not a per-tensor scheme; give a scheme here: {', '.join(names)}.")
+    close = unknown_name("scheme", name, [*names, *recipe_names]).args[0].partition(" Known:")[0]
+    return InitlabError(f"{close} Known schemes: {', '.join(names)}. Recipes, which initialize a whole model "
+                        f"by its layers' roles ({RECIPE_PLACES}): {', '.join(recipe_names)}.")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ class Watch:
             measured = self.probe.measure()
             self.record.add(step, value, measured)
             if step == 0:
-                raised += self._first_loss(value, targets)
+                raised += self._first_loss(value, targets, measured.get("nonfinite"))
             raised += self._alerts(step, value, measured)
             if self._tb is not None:
                 self._tb.write(step, value, measured)
@@ -229,8 +229,11 @@ class Watch:
             t = first_tensor(out)
             self._logits = None if t is None else t.detach()
 
-    def _first_loss(self, loss: float | None, targets) -> list[dict]:
-        """Step 0's loss beside an uninformed model's (ln C, the labels' entropy, or ``expected_loss``)."""
+    def _first_loss(self, loss: float | None, targets, nonfinite: dict | None = None) -> list[dict]:
+        """Step 0's loss beside an uninformed model's (ln C, the labels' entropy, or ``expected_loss``).
+        A loss that is NaN or inf is flagged as such, with where NaN or inf first appear
+        (``nonfinite``, from the probe): no scale of the readout explains it, and its alert is the
+        ``nonfinite`` one that :meth:`_alerts` raises, not a second one here."""
         logits, self._logits = self._logits, None
         self._logit_hook.remove()
         classes = int(logits.shape[-1]) if logits is not None and logits.dim() >= 2 else 1
@@ -238,13 +241,22 @@ class Watch:
         logit_std = None if logits is None or logits.numel() < 2 else float(logits.double().std())
         check = {"loss": loss, "reference": reference, "basis": basis, "classes": classes, "logit_std": logit_std,
                  "flagged": False, "message": ""}
+        if loss is not None and not math.isfinite(loss):
+            where = (f"first in the {nonfinite['where']} of layer '{nonfinite['layer']}'" if nonfinite else
+                     "in the loss alone: no layer's output or gradient has one (look at the loss function "
+                     "and the targets)")
+            check["flagged"] = True
+            check["message"] = (f"the first loss is {loss}, not a finite number: NaN or inf {where} (see the "
+                                f"nonfinite alert); it says nothing about the readout's scale")
+            self.record.first_loss = check
+            return []  # the nonfinite alert, raised by _alerts at this step, says it once
         if loss is None or reference is None:
             check["message"] = ("no first-loss check: " + ("no loss was given to step()" if loss is None else
                                 "pass targets= to step() or expected_loss= to watch() to set what chance gives"))
             self.record.first_loss = check
             return []
         tol = self.limits["first_loss_tolerance"]
-        check["flagged"] = bool(not math.isfinite(loss) or loss > reference * (1 + tol))
+        check["flagged"] = bool(loss > reference * (1 + tol))
         std = "n/a" if logit_std is None else f"{logit_std:.3g}"
         if check["flagged"]:
             check["message"] = (f"the first loss {loss:.4g} is far above chance's {reference:.4g} ({basis}), with "
