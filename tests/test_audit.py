@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
 import pytest
@@ -128,12 +129,43 @@ def test_a_tied_tensor_is_reported_and_measured_once():
     model = built(tie=True)
     result = initlab.audit(model, "gpt2", n_layer=L_LAYERS)
     assert result.passed, result.table()
-    assert result.tied == [{"tensor": "wte.weight", "names": ["wte.weight", "head.weight"],
-                            "roles": {"wte.weight": "embedding"}}]
+    # drawn by wte's embedding rule, N(0, 0.02^2), which is also the rule head.weight gets alone: nothing missed
+    assert result.tied == [{"tensor": "wte.weight", "names": ["wte.weight", "head.weight"], "by": "wte.weight",
+                            "rule": "normal(std=0.02)", "roles": {"wte.weight": "embedding"}}]
     emb = next(g for g in result.groups if g["role"] == "embedding")
     assert emb["tensors"] == ["wte.weight", "wpe.weight"] and emb["n"] == (100 + 16) * D  # wte counted once
     assert "head.weight" not in group(result, "base")["tensors"]
-    assert "tied: wte.weight = head.weight" in result.table()
+    assert "tied: wte.weight = head.weight: one tensor, drawn once by wte.weight's rule, normal(std=0.02)" \
+        in result.table()
+    assert "NOT APPLIED" not in result.table()
+
+
+def test_fixup_on_a_tied_head_says_no_rule_drew_the_tensor_and_fails_the_readout_rule_it_missed():
+    """nanoGPT's tie (head.weight is wte.weight) under Fixup: the embedding comes first and gets no rule,
+    so the shared tensor is left as it was and the readout's rule (0) never reaches it. The audit says
+    so: the tied note names no rule that did not draw it, the readout group measures the tensor and
+    fails, and the audit does not pass."""
+    model = GPT(tie=True)
+    initlab.initialize(model, "fixup", seed=0)
+    assert model.head.weight.abs().max() > 0  # what initialize really did: the readout rule was not applied
+    result = initlab.audit(model, "fixup")
+    assert not result.passed and "every group passes" not in result.table()
+    (tied,) = result.tied
+    assert (tied["tensor"], tied["names"], tied["rule"], tied["by"]) == \
+        ("wte.weight", ["wte.weight", "head.weight"], "left as it was", None)
+    assert "embedding gets a rule only when you choose one" in tied["reason"]
+    assert tied["not_applied"] == [{"name": "head.weight", "block": None, "role": "readout", "rule": "zeros"}]
+    readout = group(result, "readout")
+    assert not readout["passed"] and readout["failing"] == ["head.weight"] and readout["n"] == 100 * D
+    text = result.table()
+    assert "he_normal" not in next(line for line in text.splitlines() if line.startswith("tied:"))
+    assert "which no rule drew: left as it was" in text and "NOT APPLIED: head.weight's rule (readout: zeros)" in text
+    assert json.loads(json.dumps(result.to_dict()))["tied"][0]["not_applied"][0]["rule"] == "zeros"
+    # the same model untied: the readout rule is applied and the group passes
+    untied = GPT()
+    initlab.initialize(untied, "fixup", seed=0)
+    alone = initlab.audit(untied, "fixup")
+    assert alone.passed and group(alone, "readout")["tensors"] == ["head.weight"] and not alone.tied
 
 
 def test_tensors_no_rule_covers_are_listed():
@@ -152,6 +184,36 @@ def test_the_result_as_dict_and_html():
     html = result._repr_html_()
     assert html.count("<tr>") == len(result.groups) + 1 and "branch_out" in html
     assert repr(result) == "AuditResult(gpt2: 7 groups, all pass)"
+
+
+def _significant_digits(number: str) -> int:
+    mantissa = re.split("[eE]", number)[0].replace(".", "").lstrip("0")
+    return len(mantissa)
+
+
+def test_the_page_writes_each_list_as_sentences_with_rounded_numbers():
+    """The page's lists of tied, untouched, uncovered and unchecked tensors: sentences naming the
+    tensors, no Python dict, no number longer than 4 significant digits (the recipe's 0.02 / sqrt(8)
+    is 0.00707, not 0.0070710678118654745)."""
+    from initlab.report.audit import audit_body
+
+    model = built(tie=True)
+    model.h[0].scale = nn.Parameter(torch.ones(D))  # covered by no rule
+    torch.manual_seed(0)
+    model.h[1].mlp.c_proj.reset_parameters()  # looks untouched
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    initlab.initialize(mlp, "lsuv", inputs=x, seed=0)
+    pages = [audit_body(json.loads(json.dumps(initlab.audit(model, "gpt2", n_layer=L_LAYERS).to_dict())))[1],
+             audit_body(json.loads(json.dumps(initlab.audit(mlp, "lsuv", inputs=x).to_dict())))[1]]
+    lists = "".join(page[page.index("</table>"):] for page in pages)  # every list below the groups' table
+    for title in ("Tied tensors", "Looks untouched", "Covered by no rule", "Not checked"):
+        assert title in lists
+    for name in ("wte.weight = head.weight", "h.1.mlp.c_proj.weight", "h.0.scale", "0.weight", "2.weight"):
+        assert name in lists
+    assert "{'" not in lists and "{&#x27;" not in lists
+    numbers = re.findall(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", lists)
+    assert "0.00707" in numbers and max(map(_significant_digits, numbers)) <= 4, numbers
 
 
 def test_bad_input_is_an_error():

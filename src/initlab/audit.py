@@ -13,7 +13,9 @@ model's own tensors, in groups of one role and one kind of layer (``branch_out``
 
 It also lists the tensors that fail and look untouched (their std is that of PyTorch's own
 ``reset_parameters``, U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for Linear and convolutions), the tied tensors
-(one tensor under several names: measured once), and the tensors no rule covers (left as they were).
+(one tensor under several names, drawn once by the rule of the name :func:`initlab.initialize` met first:
+measured once, and measured again against the rule of each other name whose rule it did not get), and
+the tensors no rule covers (left as they were).
 
 >>> result = initlab.audit(model, "gpt2", n_layer=12)
 >>> result.passed, print(result.table())
@@ -34,8 +36,7 @@ from .draws import default_record, default_values
 from .errors import InitlabError
 from .init import initialize
 from .jsonsafe import json_safe
-from .recipes import RECIPES, attentions, is_recipe, patterns_of
-from .recipes import plan as recipe_plan
+from .recipes import RECIPES, attentions
 from .schemes import label_of
 from .tables import html_table, significant, text_table
 
@@ -179,9 +180,11 @@ class AuditResult:
     ``groups``: one row per group of tensors (role x layer kind x tensor x expectation): the check
     (``std``, ``value``, ``orthogonal``, ``identity``...), expected, measured, tolerance, whether it
     passed, its tensors and those that failed. ``untouched``: failing tensors whose std is PyTorch's
-    default instead. ``tied``: tensors under several names, measured once. ``uncovered``: tensors no
-    rule covers (left as they were, with the reason). ``unchecked``: tensors whose distribution the audit
-    has no check for. ``passed``: every group passed."""
+    default instead. ``tied``: tensors under several names (see :func:`_tied`): the rule that drew each
+    (``rule``, ``by``) and the other names' rules it did not get (``not_applied``, each measured in a
+    group of its own role). ``uncovered``: tensors no rule covers (left as they were, with the reason).
+    ``unchecked``: tensors whose distribution the audit has no check for. ``passed``: every group
+    passed."""
 
     recipe: dict
     groups: list[dict]
@@ -214,12 +217,10 @@ class AuditResult:
 
     def _notes(self) -> list[str]:
         lines = [f"FAIL {f}" for f in self.failures]
-        lines += [f"untouched: {u['tensor']} (std {significant(u['measured'])} is PyTorch's default "
-                  f"{significant(u['default_std'])}, the recipe says {significant(u['expected'])})" for u in self.untouched]
-        lines += [f"tied: {t['tensor']} = {', '.join(t['names'][1:])} (one tensor, measured once"
-                  + (f"; {t['note']}" if t.get("note") else "") + ")" for t in self.tied]
-        lines += [f"no rule: {u['tensor']} ({u['reason']})" for u in self.uncovered]
-        lines += [f"not checked: {u['tensor']} (no audit for distribution '{u['distribution']}')" for u in self.unchecked]
+        lines += [f"untouched: {untouched_text(u)}" for u in self.untouched]
+        lines += [f"tied: {tied_text(t)}" for t in self.tied]
+        lines += [f"no rule: {uncovered_text(u)}" for u in self.uncovered]
+        lines += [f"not checked: {unchecked_text(u)}" for u in self.unchecked]
         return lines
 
     def table(self) -> str:
@@ -293,9 +294,25 @@ def audit(model: nn.Module, recipe: Any, roles: Mapping | None = None, *, sigmas
     scratch = copy.deepcopy(model)
     manifest = initialize(scratch, recipe, roles=roles, seed=0, **params)
     spec = manifest.scheme
-    plan = recipe_plan(model, spec, patterns_of(roles)) if is_recipe(spec["name"]) else None
+    alone, alone_manifest = _untied(model, manifest, recipe, roles, params)
+    tied = _tied(manifest, alone_manifest)
     mine, theirs, uncovered, unchecked = [], {}, [], []
-    for e in manifest.entries:
+    _expect(model, scratch, manifest.entries, mine, theirs, uncovered, unchecked)
+    missed = {(m["name"], m.get("block")) for t in tied for m in t.get("not_applied", [])}
+    if missed:  # each tied name whose rule the tensor did not get: measured against that rule too
+        _expect(model, alone, [e for e in alone_manifest.entries if (e["parameter"], e.get("block")) in missed],
+                mine, theirs, uncovered, unchecked)
+    uncovered += [{"tensor": e["parameter"], "reason": e["reason"]} for e in manifest.left]
+    groups, untouched = _groups(model, mine, theirs, sigmas, floor)
+    if any(e.get("distribution") == "mimetic" for e in manifest.entries):
+        groups += _mimetic_groups(model, scratch, {**RECIPES["mimetic"].params, **spec["params"]}, sigmas, floor)
+    return AuditResult(spec, groups, untouched, tied, uncovered, unchecked, float(sigmas), float(floor))
+
+
+def _expect(model, scratch, entries, mine, theirs, uncovered, unchecked) -> None:
+    """What each manifest entry says its tensor should hold: appended to ``mine`` (the model's tensor and
+    its expectation), ``theirs`` (the scratch copy's tensor, by title), or ``uncovered``/``unchecked``."""
+    for e in entries:
         if e.get("distribution") == "mimetic":
             continue  # checked as products of the attention's tensors: _mimetic_groups
         if e.get("distribution") == "left as it was":
@@ -308,11 +325,6 @@ def audit(model: nn.Module, recipe: Any, roles: Mapping | None = None, *, sigmas
             continue
         mine.append((t, expect))
         theirs[t.title] = s
-    uncovered += [{"tensor": e["parameter"], "reason": e["reason"]} for e in manifest.left]
-    groups, untouched = _groups(model, mine, theirs, sigmas, floor)
-    if any(e.get("distribution") == "mimetic" for e in manifest.entries):
-        groups += _mimetic_groups(model, scratch, {**RECIPES["mimetic"].params, **spec["params"]}, sigmas, floor)
-    return AuditResult(spec, groups, untouched, _tied(manifest, plan), uncovered, unchecked, float(sigmas), float(floor))
 
 
 def _read(model: nn.Module, e: dict) -> _Tensor:
@@ -462,21 +474,103 @@ def _untouched(model, t: _Tensor, std: float | None, e: dict, sigmas: float, flo
     return {"tensor": t.title, "measured": std, "default_std": d["std"], "expected": _expected_label(e)}
 
 
-def _tied(manifest, plan) -> list[dict]:
-    """Tensors under several names: drawn once by the first name, measured once; where the recipe gives
-    the names different rules, say which one the tensor got."""
+#: A tied tensor's rule when no rule drew it.
+LEFT = "left as it was"
+
+
+def _untied(model, manifest, recipe, roles, params):
+    """A copy of ``model`` in which every name the manifest shares with another (tied weights) holds a
+    tensor of its own, initialized as the model was: what :func:`initialize` gives each name alone. None,
+    None when nothing is tied. A name that is not a plain parameter (a parametrization) stays tied."""
+    if not manifest.shared:
+        return None, None
+    alone = copy.deepcopy(model)
+    for name in manifest.shared:
+        module_name, _, attr = name.rpartition(".")
+        module = alone.get_submodule(module_name)
+        p = getattr(module, attr, None)
+        if isinstance(p, nn.Parameter):
+            setattr(module, attr, nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad))
+    return alone, initialize(alone, recipe, roles=roles, seed=0, **params)
+
+
+def _rules_of(entries, name: str) -> dict:
+    """block label -> the label of the rule that drew ``name`` (LEFT when an entry left it)."""
+    return {e.get("block"): LEFT if e.get("distribution") == LEFT else label_of({"name": e["scheme"],
+                                                                                "params": e.get("params") or {}})
+            for e in entries if e["parameter"] == name}
+
+
+def _tied(manifest, alone) -> list[dict]:
+    """Tensors under several names, as :func:`initialize` drew them: once, by the rule of the name it met
+    first (``by``, ``rule``), or by no rule (``rule`` is LEFT, with the ``reason``). ``alone`` (the
+    manifest of the model with its ties broken, :func:`_untied`) gives what each other name's own rule
+    is: ``not_applied`` lists those the tensor did not get (name, block, role, rule). ``roles``: the
+    recipe's role of each name that has one."""
     owners: dict[str, list[str]] = {}
     for name, owner in manifest.shared.items():
         owners.setdefault(owner, [owner]).append(name)
     out = []
     for owner, names in owners.items():
-        item = {"tensor": owner, "names": names}
-        if plan is not None:
-            rules = {n: label_of(plan.rules.get((n, None), plan.base)) for n in names}
-            roles = {n: plan.role_of[(n, None)] for n in names if (n, None) in plan.role_of}
+        item: dict = {"tensor": owner, "names": names}
+        by = next((n for n in names if _rules_of(manifest.entries, n)), None)
+        drawn = _rules_of(manifest.entries, by) if by else {}
+        labels = set(drawn.values())
+        if by is None or labels == {LEFT}:
+            left = next((e for e in manifest.left if e["parameter"] in names), {})
+            item.update(rule=LEFT, by=None, reason=left.get("reason"))
+        else:
+            item.update(by=by, rule=labels.pop() if len(labels) == 1 else
+                        "; ".join(f"{b}: {r}" for b, r in drawn.items()))
+        if alone is not None:
+            own = [e for e in alone.entries if e["parameter"] in names]
+            roles = {e["parameter"]: e["recipe_role"] for e in own if e.get("recipe_role")}
             if roles:
                 item["roles"] = roles
-            if len(set(rules.values())) > 1:
-                item["note"] = f"the recipe gives these names different rules; the tensor holds {owner}'s ({rules[owner]})"
+            missed = []
+            for n in names:
+                if n == by:
+                    continue
+                for block, rule in _rules_of(own, n).items():
+                    got = drawn.get(block, drawn.get(None, LEFT) if len(drawn) <= 1 else LEFT)
+                    if rule != LEFT and rule != got:
+                        role = next(e.get("recipe_role") or "base" for e in own  # its group's role
+                                    if e["parameter"] == n and e.get("block") == block)
+                        missed.append({"name": n, "block": block, "role": role, "rule": rule})
+            if missed:
+                item["not_applied"] = missed
         out.append(item)
     return out
+
+
+# ------------------------------------------------------------------------- sentences for people
+def tied_text(t: dict) -> str:
+    """One tied tensor (an item of :attr:`AuditResult.tied`) as a sentence."""
+    head = f"{t.get('tensor')} = {', '.join((t.get('names') or [])[1:])}: one tensor"
+    if "rule" not in t:  # written before the audit said which rule drew it
+        return head + (f"; {t['note']}" if t.get("note") else "")
+    missed = t.get("not_applied") or []
+    if t["rule"] == LEFT:
+        text = head + ", which no rule drew: " + LEFT + (f" ({t['reason']})" if t.get("reason") else "")
+    else:
+        text = head + f", drawn once by {t['by']}'s rule, {t['rule']}" + ("" if missed else ", and measured once")
+    for m in missed:
+        name = f"{m['name']}[{m['block']}]" if m.get("block") else m["name"]
+        text += f"; NOT APPLIED: {name}'s rule ({m['role']}: {m['rule']}), which its {m['role']} group measures"
+    return text
+
+
+def untouched_text(u: dict) -> str:
+    """A failing tensor that looks untouched (an item of :attr:`AuditResult.untouched`) as a sentence."""
+    return (f"{u.get('tensor')} (std {significant(u.get('measured'))} is PyTorch's default "
+            f"{significant(u.get('default_std'))}; the recipe says {significant(u.get('expected'))})")
+
+
+def uncovered_text(u: dict) -> str:
+    """A tensor no rule covers (an item of :attr:`AuditResult.uncovered`) as a sentence."""
+    return f"{u.get('tensor')}" + (f" ({u['reason']})" if u.get("reason") else "")
+
+
+def unchecked_text(u: dict) -> str:
+    """A tensor the audit has no check for (an item of :attr:`AuditResult.unchecked`) as a sentence."""
+    return f"{u.get('tensor')}: the audit has no check for its distribution, '{u.get('distribution')}'"

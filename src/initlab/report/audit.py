@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..audit import tied_text, unchecked_text, uncovered_text, untouched_text
 from ..escaping import esc
 from ..outputs import check_audit, read_json
 from ..schemes import label_of
@@ -19,21 +20,15 @@ def _rows(groups: list[dict]) -> list[dict]:
     return [{**g, "tensors": len(g.get("tensors") or []), "result": "pass" if g["passed"] else "FAIL"} for g in groups]
 
 
-def _listing(title: str, items: list, describe=str, shown: int = 12) -> str:
-    """A titled list; past ``shown`` items the rest fold under "and N more"."""
+def _listing(title: str, items: list, describe, shown: int = 12) -> str:
+    """A titled list, each item a sentence by ``describe`` (a stored item that is not a dict, as
+    written by an older initlab, as it is); past ``shown`` items the rest fold under "and N more"."""
     if not items:
         return ""
-    li = [f"<li>{esc(describe(i))}</li>" for i in items]
+    li = [f"<li>{esc(describe(i) if isinstance(i, dict) else i)}</li>" for i in items]
     more = (f"<details><summary>and {len(li) - shown} more</summary><ul>{''.join(li[shown:])}</ul></details>"
             if len(li) > shown else "")
     return f"<h3>{esc(title)} ({len(items)})</h3><ul>{''.join(li[:shown])}</ul>{more}"
-
-
-def _untouched(u) -> str:
-    if isinstance(u, dict):
-        return (f"{u.get('tensor')}: std {u.get('measured'):.3g} is PyTorch's default {u.get('default_std'):.3g}; "
-                f"the recipe says {u.get('expected')}")
-    return str(u)
 
 
 def audit_body(audit: dict) -> tuple[str, str]:
@@ -52,11 +47,11 @@ def audit_body(audit: dict) -> tuple[str, str]:
             f"standard errors of the expected one, plus {esc(round(100 * tol.get('floor', 0.01), 3))}%; "
             f"constants are compared exactly; every tensor is also checked alone.</p>"
             f"{scroll_box(html_table(COLUMNS, _rows(groups)))}"
-            f"{_listing('Failing groups', audit.get('failures') or [])}"
-            f"{_listing('Looks untouched (PyTorch default)', audit.get('untouched') or [], _untouched)}"
-            f"{_listing('Tied tensors (measured once)', audit.get('tied') or [])}"
-            f"{_listing('Covered by no rule', audit.get('uncovered') or [])}"
-            f"{_listing('Not checked', audit.get('unchecked') or [])}")
+            f"{_listing('Failing groups', audit.get('failures') or [], str)}"
+            f"{_listing('Looks untouched (PyTorch default)', audit.get('untouched') or [], untouched_text)}"
+            f"{_listing('Tied tensors', audit.get('tied') or [], tied_text)}"
+            f"{_listing('Covered by no rule', audit.get('uncovered') or [], uncovered_text)}"
+            f"{_listing('Not checked', audit.get('unchecked') or [], unchecked_text)}")
     return verdict, body
 
 
