@@ -307,3 +307,20 @@ def test_a_new_option_joins_the_matrix(monkeypatch):
     monkeypatch.setattr(command, "params", [*command.params, extra])
     ids = [c[0] for c in generated_cases()]
     assert "theory --new-count not a number" in ids and "theory --new-count out of range 2" in ids
+
+
+@pytest.mark.parametrize("args", [
+    ["init", "--scheme", "gpt3"],
+    ["diagnose", "--model", "onelayer:linear", "--input-shape", "2", "--input-batch", "4", "--scheme", "gpt3"],
+    ["audit", "--model", "onelayer:linear", "--recipe", "gpt3"],
+], ids=["init --scheme", "diagnose --scheme", "audit --recipe"])
+def test_an_unknown_name_where_a_recipe_is_taken_lists_the_schemes_and_the_recipes(args, place):
+    factory = "import torch.nn as nn\ndef linear():\n    return nn.Linear(2, 2)\n"
+    (Path(place["tmp"]) / "onelayer.py").write_text(factory)
+    _check(args, ["unknown scheme 'gpt3'", "Did you mean 'gpt2'?", "xavier_uniform", "orthogonal", "fixup", "deepnet",
+                  "mimetic"], place)
+
+
+def test_a_recipe_where_only_a_scheme_is_taken_says_it_is_a_recipe(place):
+    _check(["init", *BASE["init"], "--override", "out=gpt2"],
+           ["'gpt2' is a recipe", "not a per-tensor scheme", "xavier_uniform"], place)

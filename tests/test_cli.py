@@ -198,7 +198,7 @@ def test_long_inputs_are_token_ids_below_vocab_from_the_seed(run, tmp_path, monk
     (["--input-dtype", "long", "--vocab", "-3"], "'--vocab': -3 is not in the range x>=1"),
     (["--vocab", "50"], "--vocab is for token ids"),
     (["--input-dtype", "float", "--vocab", "50"], "--vocab is for token ids"),
-    (["--input-dtype", "long", "--vocab", "500"], "larger than the model's Embedding"),
+    (["--input-dtype", "long", "--vocab", "500"], "past the end of Embedding 'embedding' (50 rows); give --vocab 50"),
 ])
 def test_diagnose_token_input_errors_are_one_line(run, tmp_path, monkeypatch, args, message):
     (tmp_path / "tokenmodels.py").write_text(TOKEN_MODELS)
@@ -207,6 +207,76 @@ def test_diagnose_token_input_errors_are_one_line(run, tmp_path, monkeypatch, ar
     assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
     assert [line for line in bad.output.splitlines() if message in line][0].startswith("Error:")
     assert "Traceback" not in bad.output
+
+
+GPT_MODELS = (
+    "import torch, torch.nn as nn\n"
+    "from gptlike import MLP, CausalSelfAttention\n"
+    "class FeedForward(MLP):\n"
+    "    def forward(self, x):\n"
+    "        return self.c_proj(nn.functional.gelu(self.c_fc(x)))\n"
+    "class Block(nn.Module):\n"
+    "    def __init__(self, d):\n"
+    "        super().__init__()\n"
+    "        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(d), CausalSelfAttention(d), nn.LayerNorm(d)\n"
+    "        self.mlp = FeedForward(d)\n"
+    "    def forward(self, x):\n"
+    "        x = x + self.attn(self.ln_1(x))\n"
+    "        return x + self.mlp(self.ln_2(x))\n"
+    "class GPT(nn.Module):\n"
+    "    def __init__(self, vocab=40, ctx=16, d=32, n_layer=4):\n"
+    "        super().__init__()\n"
+    "        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)\n"
+    "        self.h = nn.ModuleList(Block(d) for _ in range(n_layer))\n"
+    "        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)\n"
+    "    def forward(self, ids):\n"
+    "        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[-1]))\n"
+    "        for block in self.h:\n"
+    "            x = block(x)\n"
+    "        return self.head(self.ln_f(x))\n"
+    "def gpt():\n    return GPT()\n")
+
+
+@pytest.fixture()
+def gpt_models(tmp_path, monkeypatch):
+    """``gptmodels:gpt``: GPT-2's layout (tests/gptlike.py) with a forward pass, 4 blocks, a vocabulary of 40
+    and 16 positions."""
+    (tmp_path / "gptmodels.py").write_text(GPT_MODELS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # gptlike
+    monkeypatch.delitem(sys.modules, "gptmodels", raising=False)
+    return "gptmodels:gpt"
+
+
+def test_diagnose_takes_a_recipe_as_a_scheme_and_finds_its_depth(run, gpt_models):
+    args = ["diagnose", "--model", gpt_models, "--input-shape", "8", "--input-dtype", "long", "--vocab", "40",
+            "--input-batch", "8"]
+    shown = run(*args, "--scheme", "gpt2")
+    assert shown.exit_code == 0, shown.output
+    assert "gpt2" in shown.output and "verdict: ok" in shown.output
+    result = run(*args, "--scheme", "xavier_uniform,gpt2", "--json")
+    assert result.exit_code == 0, result.output
+    xavier, gpt2 = json.loads(result.output)["diagnoses"]
+    assert gpt2["scheme"] == "gpt2" and gpt2["verdict"]["summary"]
+    # the recipe was drawn: its residual outputs (std 0.02 / sqrt(2 * 4 layers) = 0.0071) give outputs far
+    # smaller than Xavier's (std sqrt(2 / (32 + 32)) = 0.18) on the same inputs
+    std = {d["scheme"]: {r["name"]: r["preact_std"] for r in d["layers"]} for d in (xavier, gpt2)}
+    for name in ("h.0.attn.c_proj", "h.3.attn.c_proj", "h.3.mlp.c_proj"):
+        assert std["gpt2"][name] < std["xavier_uniform"][name] / 5, name
+
+
+@pytest.mark.parametrize("shape, vocab, message", [
+    ("99", "40", "the sequence of 99 tokens is longer than Embedding 'wpe' (16 positions); give --input-shape 16"),
+    ("8", "1000", "token ids go up to 999 (--vocab 1000), past the end of Embedding 'wte' (40 rows); give --vocab 40"),
+])
+def test_an_index_past_an_embedding_names_the_table_and_the_flag_that_overflow_it(run, gpt_models, shape, vocab,
+                                                                                 message):
+    bad = run("diagnose", "--model", gpt_models, "--input-shape", shape, "--input-dtype", "long", "--vocab", vocab,
+              "--input-batch", "4")
+    assert bad.exit_code == 2 and message in bad.output, bad.output
+    assert bad.output.strip().count("\n") == 0 and bad.output.startswith("Error:")
+    other = "--vocab" if "sequence" in message else "--input-shape"
+    assert f"give {other}" not in bad.output  # the flag that is right is not blamed
 
 
 def test_diagnose_input_dtype_errors_outside_token_models(run):

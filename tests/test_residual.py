@@ -263,3 +263,14 @@ def test_diagnose_measures_the_stream_on_its_own_pass_as_residual_stream_measure
     assert got["last"] == pytest.approx(alone.rows[-1]["stream_std"], rel=1e-6)
     grads = [r["grad_std"] for r in alone.rows]
     assert got["gradient"]["ratio"] == pytest.approx(grads[0] / grads[-1], rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [2, 4, 6])
+def test_a_shallow_gpt2_start_with_a_sequential_mlp_is_not_called_vanishing(n):
+    """Below the residual stack's 8 blocks the verdict compares each place of a block across blocks: an
+    nn.Sequential MLP's Linears (h.i.mlp.0, h.i.mlp.2) are two places, not one, so the branch's small last
+    layer under gpt2 is never compared with the block's first (it was: 'vanishing, use lsuv')."""
+    model = gpt(n)
+    initlab.initialize(model, "gpt2", seed=0)
+    v = diagnose(model, ids()).verdict
+    assert v["summary"] == "ok", v["message"]

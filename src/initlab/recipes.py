@@ -25,7 +25,7 @@ from torch import nn
 from . import layers as L
 from .errors import InitlabError, unknown_name
 from .roles import HEAD_ATTRS, ROLES, Structure, Target, attention_parts
-from .schemes import check_param, gain, label_of, parse_spec
+from .schemes import check_param, gain, label_of, parse_spec, register_recipe_names
 
 
 @dataclass
@@ -458,6 +458,9 @@ EXAMPLES = {"branch_out": "'*.c_proj'", "branch_in": "'*.c_fc'", "readout": "'he
 def recipes() -> list[str]:
     """The names of every recipe (:func:`initlab.schemes` lists the per-tensor schemes)."""
     return sorted(RECIPES)
+
+
+register_recipe_names(recipes)
 
 
 def is_recipe(scheme: Any) -> bool:

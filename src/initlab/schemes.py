@@ -361,12 +361,23 @@ def get(name: str) -> Scheme:
 RECIPE_PLACES = "initialize(model, 'gpt2'), initlab init/diagnose --scheme, initlab audit --recipe"
 
 
+#: The recipes' names, for that error: recipes (``recipes.py``) build on this module, so they hand
+#: their names in when they are imported (:func:`register_recipe_names`) rather than being imported here.
+_RECIPE_NAMES: list[Callable[[], list[str]]] = []
+
+
+def register_recipe_names(names: Callable[[], list[str]]) -> None:
+    """Called by ``initlab.recipes`` on import, with the function that lists the recipes."""
+    _RECIPE_NAMES[:] = [names]
+
+
 def _unknown_scheme(name) -> InitlabError:
     """An unknown scheme's error: the schemes, and the recipes with where they are taken (here, perhaps,
     they are not: an override or a sweep takes per-tensor schemes only). A recipe's name says so."""
-    from .recipes import recipes  # recipes build on this module: read their names only now
-
-    names, recipe_names = sorted([*_REGISTRY, *_ALIASES]), recipes()
+    names = sorted([*_REGISTRY, *_ALIASES])
+    recipe_names = _RECIPE_NAMES[0]() if _RECIPE_NAMES else []  # initialize and the CLI import the recipes
+    if not recipe_names:
+        return unknown_name("scheme", name, names)
     if name in recipe_names:
         return InitlabError(f"'{name}' is a recipe, which initializes a whole model by its layers' roles "
                             f"({RECIPE_PLACES}), not a per-tensor scheme; give a scheme here: {', '.join(names)}.")

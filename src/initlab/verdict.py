@@ -28,11 +28,16 @@ FLAG_TESTS = (("symmetric", lambda r: r["effective_width"] is not None and r["wi
 
 def _position(row: dict) -> str | None:
     """A layer's place within its repeated block: its name after the last index of a ModuleList or
-    Sequential (``h.3.attn.c_proj`` -> ``attn.c_proj``, ``layer2.1.conv2`` -> ``conv2``, ``features.6``
-    -> ``""``), None when its name has no index."""
+    Sequential that is not the name's end (``h.3.attn.c_proj`` -> ``attn.c_proj``, ``layer2.1.conv2``
+    -> ``conv2``, ``h.0.mlp.2`` -> ``mlp.2``: an index that ends the name is the layer's own place in a
+    Sequential inside the block), or after the only index (``features.6`` -> ``""``); None when its
+    name has no index."""
     parts = str(row.get("module") or row["name"]).split(".")
     idx = [i for i, p in enumerate(parts) if p.isdigit()]
-    return None if not idx else ".".join(parts[idx[-1] + 1:])
+    if not idx:
+        return None
+    inner = [i for i in idx if i < len(parts) - 1]
+    return ".".join(parts[(inner or idx)[-1] + 1:])
 
 
 def _series(rows: list[dict]) -> list[list[int]]:

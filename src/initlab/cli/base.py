@@ -239,11 +239,70 @@ def token_inputs(input_dtype: str, vocab: int | None, model_path: str | None) ->
     return tokens
 
 
-def past_vocab(e: InitlabError, vocab: int) -> InitlabError:
-    """A model's IndexError on token ids, with the likely cause: ids past the end of its Embedding."""
-    if "IndexError" in str(e):
-        return InitlabError(f"{e} (is --vocab {vocab} larger than the model's Embedding?)")
-    return e
+def past_vocab(e: InitlabError, vocab: int, model=None, inputs=None) -> InitlabError:
+    """A model's IndexError on token ids, with its cause: the ``nn.Embedding`` of ``model`` whose table
+    ``inputs`` overflow (:func:`overflowing_embedding`), named with what to give instead: a smaller
+    --vocab when the token ids overflow it, a shorter --input-shape when the positions do. Without a
+    model (or when no Embedding overflows), both causes are named."""
+    if "IndexError" not in str(e):
+        return e
+    found = None if model is None or inputs is None else overflowing_embedding(model, inputs)
+    if found is None:
+        return InitlabError(f"{e} (is --vocab {vocab} more than the model's token Embedding has rows, or the "
+                            f"sequence longer than a position Embedding?)")
+    name, rows, index, positions = found
+    length = inputs.shape[-1]
+    if positions:
+        shape = ",".join([*map(str, inputs.shape[1:-1]), str(rows)])
+        return InitlabError(f"{e}: the sequence of {length} tokens is longer than Embedding '{name}' ({rows} "
+                            f"positions); give --input-shape {shape} or less.")
+    if index < vocab:
+        return InitlabError(f"{e}: token ids go up to {vocab - 1} (--vocab {vocab}), past the end of Embedding "
+                            f"'{name}' ({rows} rows); give --vocab {rows} or less.")
+    return InitlabError(f"{e}: Embedding '{name}' ({rows} rows) was given index {index}.")
+
+
+def overflowing_embedding(model, inputs) -> tuple[str, int, int, bool] | None:
+    """The first ``nn.Embedding`` of ``model`` (in call order) given an index outside its table when
+    the first two rows of ``inputs`` go through it: ``(name, num_embeddings, the index, whether the
+    indices were positions)``, positions being ``0 .. T - 1`` along the inputs' last axis rather than
+    the inputs themselves; None when none is."""
+    import torch
+    from torch import nn
+
+    class Found(Exception):
+        pass
+
+    x = inputs[:2]
+    names = {m: n for n, m in model.named_modules()}
+
+    def positions(idx) -> bool:  # 0 .. T - 1 along the last axis, not the ids themselves
+        length = x.shape[-1]
+        if idx.shape[-1] != length or (idx.shape == x.shape and torch.equal(idx, x)):
+            return False
+        return bool((idx.reshape(-1, length) == torch.arange(length, device=idx.device)).all())
+
+    def check(module, args):
+        idx = args[0] if args else None
+        if not isinstance(idx, torch.Tensor) or idx.numel() == 0:
+            return
+        low, high = int(idx.min()), int(idx.max())
+        if low < 0 or high >= module.num_embeddings:
+            raise Found(names.get(module, type(module).__name__), module.num_embeddings,
+                        high if high >= module.num_embeddings else low, positions(idx))
+
+    handles = [m.register_forward_pre_hook(check) for m in model.modules() if isinstance(m, nn.Embedding)]
+    try:
+        with torch.no_grad():
+            model(x)
+    except Found as found:
+        return found.args
+    except Exception:  # another failure than an Embedding's: no cause to name
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return None
 
 
 def number_or_text(text: str):

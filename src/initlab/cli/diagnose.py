@@ -44,7 +44,7 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
     predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
     import torch
 
-    from ..diagnose import _scheme_spec, compare, load_factory
+    from ..diagnose import _scheme_spec, build, compare, load_factory
     from ..models import mlp
 
     schemes_to_try = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list is not None \
@@ -83,8 +83,11 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
             torch.manual_seed(seed)
             diagnoses = compare(factory, inputs, schemes_to_try, seed=seed)
     except InitlabError as e:
-        if tokens:  # a token id past the end of an Embedding
-            raise past_vocab(e, vocab) from None
+        if tokens:  # an index past the end of an Embedding: the token ids', or the positions'
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = build(factory)
+            raise past_vocab(e, vocab, model, inputs) from None
         raise
     docs = [d.to_dict() for d in diagnoses]
     if out:
