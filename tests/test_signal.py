@@ -438,7 +438,7 @@ def test_signal_command_feeds_token_ids_and_refuses_what_cannot_work(tmp_path, m
         assert r["jacobian"] is None and "needs float inputs" in r["jacobian_reason"]
         assert len(r["ntk"]["eigenvalues"]) == 4 and len(r["correlation"]["measured"]) == 1
         past = run("--input-dtype", "long", "--vocab", "50")
-        assert past.exit_code == 2 and "is --vocab 50 larger than the model's Embedding?" in past.output
+        assert past.exit_code == 2 and "past the end of Embedding '0' (10 rows); give --vocab 10 or less" in past.output
         assert "needs --vocab" in run("--input-dtype", "long").output
         assert "--vocab is for token ids" in run("--vocab", "10").output
         mixed = run("--input-dtype", "long", "--vocab", "10", "--input-std", "2")

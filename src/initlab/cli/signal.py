@@ -136,7 +136,7 @@ def signal_cmd(activation, scheme_list, depth_list, width, n_inputs, input_std, 
             try:
                 measured = _measure(model, x)
             except InitlabError as e:
-                raise (past_vocab(e, vocab) if tokens else e) from None
+                raise (past_vocab(e, vocab, model, x) if tokens else e) from None
             runs.append({"label": label, "scheme": scheme or "as built", "depth": depth, **measured})
     if folder is not None:
         _write_folder(Path(folder), runs)
