@@ -355,3 +355,72 @@ def test_the_activation_after_a_batchnorm_is_the_layers_activation():
     assert d.rows[0]["preact_std"] == pytest.approx(float(model[0](x).double().std()), rel=1e-5)
     assert d.rows[0]["dead_fraction"] == 0.0 and d.rows[1]["dead_fraction"] is None
     assert d.activation == "relu"
+
+
+class _Tagger(nn.Module):
+    """A per-step model (a tagger or a language model): the loss reads every step of the sequence."""
+
+    def __init__(self, recurrent_scale: float | None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn, self.head = nn.RNN(8, 32, num_layers=2), nn.Linear(32, 3)
+        with torch.no_grad():
+            for k in ("weight_hh_l0", "weight_hh_l1"):
+                if recurrent_scale is None:  # orthogonal: a signal kept through time
+                    nn.init.orthogonal_(getattr(self.rnn, k), generator=torch.Generator().manual_seed(2))
+                else:
+                    getattr(self.rnn, k).mul_(recurrent_scale)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+def test_through_time_is_judged_from_the_last_step_even_when_the_loss_reads_every_step():
+    """With the recurrent weights scaled by 0.3, nothing at step 0 reaches step 100 (by hand: the
+    gradient of the last output with respect to the first input is 0). The loss reading every step gave
+    step 0 a term of its own (ratio 0.63: 'ok'); the reach is now measured from the last step alone."""
+    x = torch.randn(100, 4, 8, generator=torch.Generator().manual_seed(1))  # (T, N, features)
+    weak, strong = _Tagger(0.3), _Tagger(None)
+    xg = x.clone().requires_grad_()
+    weak(xg)[-1].sum().backward()
+    assert float(xg.grad[0].abs().max()) < 1e-12
+    d = diagnose(weak, x)
+    row = next(r for r in d.rows if r["name"] == "rnn")
+    assert row["first_step_grad_ratio"] < 1e-6 and "vanishing (through time)" in d.verdict["labels"]
+    kept = diagnose(strong, x[:20])
+    assert next(r for r in kept.rows if r["name"] == "rnn")["first_step_grad_ratio"] > 0.01
+    assert "vanishing (through time)" not in kept.verdict["labels"]
+
+
+class _TinyMoE(nn.Module):
+    """Two ReLU experts; the second is given only the last token."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(1, 16))  # a parameter the model's own code uses
+        self.inp = nn.Linear(16, 16)
+        self.experts = nn.ModuleList(nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 16)) for _ in range(2))
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        h = self.inp(x) + self.cls
+        return self.head(self.experts[0](h[:-1]).sum(0) + self.experts[1](h[-1:]).sum(0))
+
+
+def test_a_layer_called_on_too_few_samples_has_no_dead_share_and_a_models_own_parameter_is_not_misread():
+    """An expert given one token has about half its ReLU units at 0 by chance: with fewer than
+    DEAD_SAMPLES samples no unit is called dead (20 seeds called it 'dead' 5 times). A parameter the
+    model's forward uses itself (a class token) is not 'not understood ... register_layer'."""
+    from initlab.probe import DEAD_SAMPLES
+
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    for seed in range(20):
+        torch.manual_seed(seed)
+        d = diagnose(_TinyMoE(), x)
+        one = next(r for r in d.rows if r["name"] == "experts.1.0")
+        many = next(r for r in d.rows if r["name"] == "experts.0.0")
+        assert one["dead_fraction"] is None and many["dead_fraction"] is not None
+        assert "dead" not in d.verdict["labels"]
+    assert DEAD_SAMPLES >= 16
+    assert d.accounting()["cls"].startswith("no row: 'cls' is a parameter the model (_TinyMoE) uses in its own code")
+    assert "cls" not in d.verdict.get("unmeasured", {})

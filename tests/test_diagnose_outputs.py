@@ -213,3 +213,15 @@ def test_compare_takes_a_recipe_and_an_unknown_name_lists_schemes_and_recipes():
     assert all(name in msg for name in ("xavier_uniform", "orthogonal", "gpt2", "fixup", "deepnet"))
     with pytest.raises(InitlabError, match="takes no parameter 'depth'"):
         diagnose(gpt(), x, scheme={"name": "gpt2", "params": {"depth": 3}})
+
+
+def test_a_conv1d_with_as_many_channels_as_steps_gets_cross_entropy_over_its_channels():
+    """(N, C, T) logits with C == T against (N, T) targets fit both rules; F.cross_entropy's own layout
+    (classes on axis 1) wins, as for any (N, C, d1, ...) output."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(4, 16, 3, padding=1), nn.ReLU(), nn.Conv1d(16, 16, 3, padding=1))
+    x = torch.randn(8, 4, 16, generator=torch.Generator().manual_seed(1))
+    t = torch.randint(0, 16, (8, 16), generator=torch.Generator().manual_seed(2))
+    got = diagnose(model, x, targets=t).rows
+    ref = diagnose(model, x, targets=t, loss_fn=lambda out, y: F.cross_entropy(out, y)).rows
+    assert [r["grad_std"] for r in got] == pytest.approx([r["grad_std"] for r in ref], rel=1e-6)

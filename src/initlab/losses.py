@@ -4,9 +4,10 @@
 - No targets: the model's own loss when it returned one (a dict with a 0-dim ``"loss"``, as a
   HuggingFace model given ``labels``), else the output dotted with a fixed random direction
   (:func:`direction_loss`), so the gradient reaching the output has unit scale per sample.
-- Integer targets: cross-entropy, over the last axis when the targets have the output's shape without
-  it (a sequence model's (N, T, V) logits against (N, T) tokens), else over axis 1 (as
-  ``F.cross_entropy`` reads (N, C, ...)).
+- Integer targets: cross-entropy over axis 1 when the targets fit ``F.cross_entropy``'s layout ((N, C,
+  d1, ...) against (N, d1, ...): a segmentation map, a Conv1d's classes per step), else over the last
+  axis when the targets have the output's shape without it (a sequence model's (N, T, V) logits against
+  (N, T) tokens).
 - One float target per sample against one output unit: binary cross-entropy on the logit.
 - Other float targets: mean squared error, on the output's exact shape (never broadcast).
 
@@ -78,7 +79,10 @@ def default_loss(out, targets: torch.Tensor | None, seed: int) -> torch.Tensor:
 
 def _target_loss(out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if not targets.is_floating_point():
-        if out.dim() >= 2 and targets.shape == out.shape[:-1]:
+        # F.cross_entropy's own layout first ((N, C, d1, ...) against (N, d1, ...)): a Conv1d of as many
+        # channels as steps fits both, and its classes are its channels
+        torch_layout = out.dim() >= 3 and targets.shape == out.shape[:1] + out.shape[2:]
+        if not torch_layout and out.dim() >= 2 and targets.shape == out.shape[:-1]:
             return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), targets.reshape(-1).long())
         return nn.functional.cross_entropy(out, targets.long())
     if out.dim() == 2 and out.shape[1] == 1 and targets.dim() == 1:

@@ -213,7 +213,9 @@ def _trace(model: nn.Module, inputs, loss: Callable | None, copy_all: bool) -> t
             except Exception as e:
                 raise InitlabError(f"the loss could not be computed from the model's output (check targets= and "
                                    f"loss_fn=): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            reach = _reach_through_time(recorder.calls)  # before backward frees the graph
             value.backward()
+            recorder.grads.update(reach)
         return recorder.calls, recorder.grads
     finally:
         recorder.close()
@@ -355,11 +357,20 @@ def activation_stats(calls: list[Call], i: int, layer_idx: list[int], preact_std
     if act is not None:
         a = act.detach()
         known = ACTIVATIONS.get(kind)
-        if (known is not None and known.can_die) or (kind == "unknown" and bool((a >= 0).all())):
+        axis = L.feature_axis(calls[i].module)
+        samples = a.numel() // max(a.shape[axis % a.dim()], 1) if a.dim() >= 2 else (1 if axis == 0 else a.numel())
+        if samples >= DEAD_SAMPLES and ((known is not None and known.can_die)
+                                        or (kind == "unknown" and bool((a >= 0).all()))):
             out["dead_fraction"] = dead_share(a, L.feature_axis(calls[i].module))
         elif known is not None and known.saturated is not None:
             out["saturated_fraction"] = float(known.saturated(a).float().mean())
     return out
+
+
+#: Samples a unit needs before it can be called dead: a living unit (0 or below half the time) looks
+#: dead on k samples with probability 2^-k, a coin toss on one (a mixture-of-experts expert given one
+#: token). With fewer, the dead share is not measured.
+DEAD_SAMPLES = 16
 
 
 def dead_share(t: torch.Tensor, axis: int) -> float:
@@ -444,7 +455,7 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
                                         "saturated_fraction")}, "width": u.shape[1],
                "grad_second_moment": None if grad is None else float(grad.double().pow(2).mean()),
                "outputs": {k: _std(v) for k, v in c.outputs.items()} if len(c.outputs) > 1 else None}
-        row.update(_through_time(c, grads.get(("input", i))))
+        row.update(_through_time(c, grads.get(("reach", i), grads.get(("input", i)))))
         sample = u[:: max(1, u.shape[0] // WIDTH_SAMPLES)]
         finite = bool(torch.isfinite(sample).all())
         scale = float(sample.abs().max()) if finite and sample.numel() else 0.0
@@ -453,9 +464,34 @@ def rows(calls: list[Call], grads: dict[int, torch.Tensor], rtol: float = 1e-3) 
     return out
 
 
+#: The seed of the random direction read at a recurrent layer's last step (its own stream).
+REACH_SEED = 0x7E_AC_11
+
+
+def _reach_through_time(calls: list[Call]) -> dict:
+    """For each recurrent layer: the gradient reaching each step of its input sequence from its output at
+    the last step alone (a fixed random direction there), ``("reach", i)``. The loss's own gradient is
+    not what tells how far back a recurrence carries a signal: a loss read at every step (a language
+    model, or diagnose's random direction) gives step 0 a term of its own, whatever the recurrence does."""
+    out = {}
+    for i, c in enumerate(calls):
+        x, y = c.input, c.output
+        if not (isinstance(c.module, nn.RNNBase) and isinstance(x, torch.Tensor) and x.dim() == 3
+                and x.requires_grad and y is not None and y.requires_grad and y.dim() == 3):
+            continue
+        last = y.select(1 if getattr(c.module, "batch_first", False) else 0, -1)
+        gen = torch.Generator(device=last.device).manual_seed(REACH_SEED)
+        r = torch.randn(last.shape, generator=gen, device=last.device, dtype=last.dtype)
+        (g,) = torch.autograd.grad((last * r).sum(), x, retain_graph=True, allow_unused=True)
+        if g is not None:
+            out[("reach", i)] = g.detach()
+    return out
+
+
 def _through_time(c: Call, g: torch.Tensor | None) -> dict:
-    """For a recurrent layer: the norm of the gradient reaching each step of its input sequence, as
-    the first step's share of the largest (how far back in time the loss reaches)."""
+    """For a recurrent layer: the norm of the gradient reaching each step of its input sequence from the
+    last step's output (:func:`_reach_through_time`; the loss's, where that was not measured), as the
+    first step's share of the largest: how far back in time the recurrence carries a signal."""
     if g is None:
         return {}
     time_axis = 1 if getattr(c.module, "batch_first", False) else 0
@@ -509,8 +545,12 @@ def accounting(model: nn.Module, rows: list[dict]) -> dict[str, str]:
                     status.setdefault(id(p), f"no row: the {what} of {type(module).__name__} '{name}' (its effect "
                                              f"shows in the rows of the layers after it)")
     for name, module in model.named_modules():
-        for p in module.parameters(recurse=False):
+        for pname, p in module.named_parameters(recurse=False):
             owner = f"{type(module).__name__} '{name}'" if name else f"the model ({type(module).__name__})"
+            if any(True for _ in module.children()):  # a model's or a block's own tensor, used by its code
+                status.setdefault(id(p), f"no row: '{pname}' is a parameter {owner} uses in its own code (a class "
+                                         f"token, a position table, a scale); its effect shows in the rows of "
+                                         f"the layers after it")
             status.setdefault(id(p), f"not understood: {owner} is not a layer initlab knows; declare it with "
                                      f"initlab.register_layer(...)")
     return {n: status[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
