@@ -42,6 +42,13 @@ from .probe import call_names, first_tensor, trace
 MAX_JACOBIAN = 20_000_000
 #: Under this hidden width the mean-field prediction comes with a note: it is a large-width limit.
 NARROW = 32
+#: The random projections' directions come from ``seed ^ PROBE_STREAM``: a stream no scheme seed uses
+#: (a generator seeded with ``seed`` itself is the one :func:`initlab.initialize` and
+#: ``torch.manual_seed`` draw weights from, and its probes would be copies of the first layer's rows).
+PROBE_STREAM = 0x9E37_79B9_7F4A_7C15  # 2^64 / the golden ratio, splitmix64's increment
+#: Subspace (power) iterations of the randomized SVD that gives the projections' top singular values
+#: (Halko, Martinsson and Tropp 2011, algorithm 4.4): each costs one JVP and one VJP per probe.
+POWER_ITERATIONS = 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,10 +99,31 @@ def _state(model: nn.Module) -> dict:
     return {**{k: v.detach() for k, v in model.named_parameters()}, **dict(model.named_buffers())}
 
 
+@contextmanager
+def _composite_attention():
+    """Attention as plain differentiable operations for the measurement: no fused fast path in
+    nn.MultiheadAttention / nn.TransformerEncoderLayer and the math kernel of
+    scaled_dot_product_attention (the fused kernels have no forward-mode derivative); the fast path's
+    setting restored after (as :func:`initlab.lsuv` does)."""
+    mha = getattr(torch.backends, "mha", None)
+    fastpath = mha.get_fastpath_enabled() if mha is not None else None
+    try:
+        if mha is not None:
+            mha.set_fastpath_enabled(False)
+        with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+            yield
+    finally:
+        if mha is not None:
+            mha.set_fastpath_enabled(fastpath)
+
+
 def _one_line(e: Exception) -> InitlabError:
     if isinstance(e, InitlabError):
         return e
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if isinstance(e, NotImplementedError):  # an operation with no derivative, not inputs that do not fit
+        return InitlabError(f"the model uses an operation torch.func cannot run or differentiate: "
+                            f"NotImplementedError: {first}")
     if "vmap" in first or "functorch" in first:  # .item(), a branch on a tensor's value, an in-place input
         return InitlabError(f"the model cannot run under torch.func's vmap, which measures each example: {first} "
                             f"(write its forward without .item() or Python branches on tensor values).")
@@ -196,10 +224,11 @@ class JacobianSpectrum:
     """The singular values of the input-output Jacobian at a sample of inputs.
 
     ``singular_values`` is ``(examples, k)``: every singular value of each example's Jacobian when
-    ``method == "exact"``; with projections, only the k largest, estimated by randomized SVD (each at
-    most the true one). ``mean_s2`` is the mean squared singular value (||J||_F^2 / min(in, out),
-    averaged over the examples) and ``mean_s2_error`` its standard error; ``spread`` = std(s^2) /
-    mean(s^2) over every singular value of every example (0 at perfect isometry) and
+    ``method == "exact"``; with projections, only the k largest, estimated by randomized SVD with
+    :data:`POWER_ITERATIONS` subspace iterations (each at most the true one: lower bounds, tight for
+    the largest where the spectrum decays). ``mean_s2`` is the mean squared singular value
+    (||J||_F^2 / min(in, out), averaged over the examples) and ``mean_s2_error`` its standard error;
+    ``spread`` = std(s^2) / mean(s^2) over every singular value of every example (0 at perfect isometry) and
     ``spread_error`` its standard error (both errors 0 when exact; with projections, Hutchinson's
     estimates of sum s^2 and sum s^4, the spread's error by the jackknife over the probes).
     ``condition`` is the median over examples of s_max / s_min (None with projections).
@@ -250,11 +279,16 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8,
         When the Jacobians of the sample (examples x inputs x outputs numbers) would hold more than
         this, they are not built: ``probes`` random Gaussian directions per example give ||J||_F^2
         and sum s^4 (Hutchinson's estimator, with standard errors) and the top singular values
-        (randomized SVD, Halko, Martinsson and Tropp 2011).
+        (randomized SVD with :data:`POWER_ITERATIONS` subspace iterations, Halko, Martinsson and
+        Tropp 2011: each value a lower bound on the true one). That costs (2 + 2 x
+        POWER_ITERATIONS) x ``probes`` forward- or reverse-mode passes per example.
     probes : int, default 64
         Random directions per example in that case.
     seed : int, default 0
-        Seed of the random directions' own generator.
+        Seed of the random directions' own generator, which draws from ``seed ^``
+        :data:`PROBE_STREAM`: a stream apart from the one ``initialize(..., seed=seed)`` or
+        ``torch.manual_seed(seed)`` drew the weights from (directions equal to the weights' rows
+        would not be random to the model).
 
     Notes
     -----
@@ -262,6 +296,11 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8,
     E||J||_F^2 = out * prod_l sigma_{w,l}^2 E[phi'(h_l)^2] * sigma_{w,out}^2, the preactivation
     variances h_l following the length map from the inputs' mean second moment; at the fixed point q*
     this is chi_1^L times the readout's sigma_w^2 (Pennington et al. 2017, eq. 6).
+
+    Attention is measured as plain operations (nn.MultiheadAttention's fused fast path off, the math
+    kernel of scaled_dot_product_attention; the fast path's setting restored after). Forward mode
+    (J v) is used where it is cheaper; where an operation has no forward-mode derivative, reverse
+    mode (J^T u, and J v as the derivative of that linear map) measures the same numbers.
 
     >>> import torch, initlab
     >>> net = initlab.mlp(16, [16] * 4, 16, "tanh"); _ = initlab.initialize(net, "orthogonal", seed=0)
@@ -278,7 +317,9 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8,
         raise InitlabError(f"probes must be an integer >= 2; got {probes!r}.")
     if not isinstance(max_numbers, int) or isinstance(max_numbers, bool) or max_numbers < 1:
         raise InitlabError(f"max_numbers must be an integer >= 1; got {max_numbers!r}.")
-    with _evaluating(model):
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InitlabError(f"seed must be an integer; got {seed!r}.")
+    with _evaluating(model), _composite_attention():
         try:
             state, f = _state(model), _single(model)
             g = lambda xi: f(state, xi.reshape(x.shape[1:]))  # noqa: E731  (one example, flattened in and out)
@@ -286,7 +327,8 @@ def jacobian_spectrum(model: nn.Module, inputs: torch.Tensor, n: int | None = 8,
             in_dim, out_dim = flat.shape[1], g(flat[0]).numel()
             rank = min(in_dim, out_dim)
             if len(x) * in_dim * out_dim <= max_numbers:
-                J = vmap(jacrev(g) if out_dim <= in_dim else jacfwd(g))(flat)
+                J = _forward_else_reverse(lambda: vmap(jacfwd(g))(flat), lambda: vmap(jacrev(g))(flat),
+                                          forward=out_dim > in_dim)
                 s = np.linalg.svd(_numpy(J), compute_uv=False)
                 s2 = s**2
                 ms2, err, spread, spread_err = float(np.mean(s2.sum(1) / rank)), 0.0, _spread(s2), 0.0
@@ -320,21 +362,53 @@ def _spread_of(m2: float, m4: float) -> float:
     return math.sqrt(max(m4 - m2 * m2, 0.0)) / m2 if m2 > 0 else math.inf
 
 
+def _forward_else_reverse(forward_fn, reverse_fn, forward: bool = True):
+    """``forward_fn()`` (forward mode), and ``reverse_fn()`` where an operation has no forward-mode
+    derivative (it raises NotImplementedError) or ``forward`` is False."""
+    if forward:
+        try:
+            return forward_fn()
+        except NotImplementedError:
+            pass
+    return reverse_fn()
+
+
+def _probe_generator(seed: int) -> torch.Generator:
+    """The projections' own stream: ``seed ^`` :data:`PROBE_STREAM` (as a 64-bit seed)."""
+    return torch.Generator().manual_seed((seed ^ PROBE_STREAM) & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _orth(A: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis of the columns of ``A`` (QR in float64, back in ``A``'s dtype)."""
+    return torch.linalg.qr(A.double())[0].to(A.dtype)
+
+
 def _projected(g, flat: torch.Tensor, k: int, seed: int, rank: int):
-    """Per example, ``k`` Gaussian probes w: the top-k singular values by randomized SVD, and
-    ||J w||^2 / rank and ||J^T J w||^2 / rank, unbiased for mean(s^2) and mean(s^4) (Hutchinson).
+    """Per example, ``k`` Gaussian probes w (from :func:`_probe_generator`): ||J w||^2 / rank and
+    ||J^T J w||^2 / rank, unbiased for mean(s^2) and mean(s^4) (Hutchinson), and the top-k singular
+    values by randomized SVD with :data:`POWER_ITERATIONS` subspace iterations (Halko et al. 2011,
+    algorithm 4.4; the rows J^T J w span J^T orth(J w), the first half of the first iteration).
     Returns (singular values, mean s^2, its standard error, spread, its jackknife standard error)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = _probe_generator(seed)
     svals, m2, m4 = [], [], []
     for xi in flat:
         omega = torch.randn(k, xi.numel(), generator=gen, dtype=xi.dtype).to(xi.device)
-        Y = vmap(lambda v: jvp(g, (xi,), (v,))[1])(omega)            # J w_j, (k, out)
-        _, pull = vjp(g, xi)
-        Z = vmap(lambda u: pull(u)[0])(Y)                             # J^T J w_j, (k, in)
+        out, pull = vjp(g, xi)
+        pull_rows = lambda U: vmap(lambda u: pull(u)[0])(U)  # noqa: E731  (rows u -> rows J^T u)
+
+        def by_reverse(V):  # J v as the derivative of the linear map u -> J^T u (reverse over reverse)
+            _, push_t = vjp(lambda u: pull(u)[0], torch.zeros_like(out))
+            return vmap(lambda v: push_t(v)[0])(V)
+
+        push_rows = lambda V: _forward_else_reverse(  # noqa: E731  (rows v -> rows J v)
+            lambda: vmap(lambda v: jvp(g, (xi,), (v,))[1])(V), lambda: by_reverse(V))
+        Y = push_rows(omega)                                          # J w_j, (k, out)
+        Z = pull_rows(Y)                                              # J^T J w_j, (k, in)
         m2.append((_numpy(Y) ** 2).sum(1) / rank)
         m4.append((_numpy(Z) ** 2).sum(1) / rank)
-        Q = torch.linalg.qr(Y.T.double())[0].to(xi.dtype)             # (out, k)
-        B = vmap(lambda u: pull(u)[0])(Q.T)                           # Q^T J, (k, in)
+        B = Z if POWER_ITERATIONS else pull_rows(_orth(Y.T).T)        # rows spanning (J^T Q)^T, Q = orth(J omega)
+        for _ in range(POWER_ITERATIONS):                             # Q^T J, Q = orth((J J^T)^i J omega)
+            B = pull_rows(_orth(push_rows(_orth(B.T).T).T).T)
         svals.append(np.linalg.svd(_numpy(B), compute_uv=False))
     m2, m4 = np.array(m2), np.array(m4)                               # (examples, k)
     err = math.sqrt(float(np.sum(m2.var(axis=1, ddof=1) / k))) / len(m2)
