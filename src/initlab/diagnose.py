@@ -14,7 +14,6 @@ import contextlib
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,14 +23,14 @@ from torch import nn
 from . import layers as L
 from . import probe, residual, theory
 from .checks import check_finite, to_model
-from .errors import InitlabError, unknown_name
+from .errors import InitlabError
 from .init import _materialize, call, initialize
 from .escaping import esc
 from .jsonsafe import json_safe
 from .losses import default_loss
 from .plugins import find
-from .recipes import is_recipe, parse as parse_recipe, recipes
-from .schemes import get, parse_spec, schemes as scheme_names
+from .recipes import is_recipe, parse as parse_recipe
+from .schemes import get, parse_spec
 from .tables import html_table, text_table
 from .verdict import FACTOR, FLAG_TESTS, STREAM_BLOCKS, verdict
 
@@ -149,14 +148,14 @@ def diagnose(model: nn.Module, inputs, targets: torch.Tensor | None = None, loss
     if not isinstance(model, nn.Module):
         raise InitlabError(f"diagnose needs an nn.Module; got {type(model).__name__}.")
     if scheme is not None:
-        spec = _scheme_spec(scheme)
+        spec = scheme_spec(scheme)
         model = L.copy_module(model)
         initialize(model, spec, seed=seed, inputs=inputs)
         return _diagnose(model, inputs, targets, loss_fn, rtol, spec["name"])
     return _diagnose(model, inputs, targets, loss_fn, rtol, None)
 
 
-def _scheme_spec(scheme: Any) -> dict:
+def scheme_spec(scheme: Any) -> dict:
     """``scheme`` (a name, ``{"name", "params"}`` or ``(name, params)``) as a checked spec, a recipe's
     (``recipes.py``) or a per-tensor scheme's, before any model is copied; an unknown name lists the
     schemes and the recipes."""
@@ -164,13 +163,7 @@ def _scheme_spec(scheme: Any) -> dict:
         scheme = {"name": scheme[0], "params": scheme[1]}
     if is_recipe(scheme):
         return parse_recipe(scheme, {})
-    name = scheme.get("name") if isinstance(scheme, Mapping) else scheme
-    if isinstance(name, str) and name not in scheme_names():
-        try:
-            get(name)  # an alias (glorot_uniform)
-        except InitlabError:
-            raise unknown_name("scheme", name, [*scheme_names(), *recipes()]) from None
-    return parse_spec(scheme)
+    return parse_spec(scheme)  # an unknown name: schemes.get's error lists the schemes and the recipes
 
 
 def _diagnose(model, inputs, targets, loss_fn, rtol, label) -> Diagnosis:
@@ -370,7 +363,7 @@ def compare(factory: Callable[[], nn.Module], inputs, schemes: list[str | None],
     results = []
     for scheme in schemes:
         model = build(factory)
-        spec = None if scheme is None else _scheme_spec(scheme)
+        spec = None if scheme is None else scheme_spec(scheme)
         apply = None if spec is None or is_recipe(spec) else get(spec["name"]).apply
         if apply is not None:  # a data-dependent scheme (lsuv): its own verdict keeps the layers it could not reach
             after = getattr(apply(model, inputs, seed=seed, **spec["params"]), "after", None)

@@ -44,7 +44,7 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
     predicted, and a verdict (vanishing, exploding, symmetric, dead, saturated) with a fix."""
     import torch
 
-    from ..diagnose import _scheme_spec, build, compare, load_factory
+    from ..diagnose import scheme_spec, build, compare, load_factory
     from ..models import mlp
 
     schemes_to_try = [s.strip() for s in scheme_list.split(",") if s.strip()] if scheme_list is not None \
@@ -64,7 +64,7 @@ def diagnose_cmd(depth, width, hidden, max_memory, activation, in_features, mode
     out_folder(out, "--out", FILES["diagnose"], force)
     for s in schemes_to_try:
         if s is not None:
-            _scheme_spec(s)  # the library's check (schemes and recipes): an unknown name fails here, before any work
+            scheme_spec(s)  # the library's check (schemes and recipes): an unknown name fails here, before any work
     tokens = token_inputs(input_dtype, vocab, model_path)
     if model_path:
         shape = parse_input_shape(input_shape)
