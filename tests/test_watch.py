@@ -177,6 +177,21 @@ def _linear_net():
     return nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
 
 
+def watched_step(model, x, y):
+    """One watched training step at learning rate 0 (the weights stay as they were measured): the watch,
+    closed."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    w = initlab.watch(model, every=1, optimizer=opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WatchAlert)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        w.step(loss)
+    w.close()
+    return w
+
+
 @pytest.mark.parametrize("pass_optimizer", [True, False])
 def test_update_ratio_is_lr_times_grad_std_over_weight_std_for_sgd(pass_optimizer):
     model, lr = _linear_net(), 0.3
@@ -221,14 +236,8 @@ def test_update_ratio_equals_the_direct_difference_for_adam():
 
 def test_gradient_and_weight_statistics_match_a_hand_computation():
     model = _linear_net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    w = initlab.watch(model, every=1, optimizer=opt)
     x, y = torch.randn(16, 6, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1] * 8)
-    loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    w.step(loss)
-    w.close()
+    w = watched_step(model, x, y)
     h = model[0](x)  # lr 0: the same weights as in the step
     rec = w.record
     lin = model[0]
@@ -600,15 +609,7 @@ def test_a_watched_step_measures_what_the_probe_that_keeps_every_tensor_measures
     torch.manual_seed(0)
     model = MODELS[kind]()
     x, y = batches(kind, torch.Generator().manual_seed(5))
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    w = initlab.watch(model, every=1, optimizer=opt)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", WatchAlert)
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        w.step(loss)
-    w.close()
+    w = watched_step(model, x, y)
     model.zero_grad(set_to_none=True)
     calls, grads = trace(model, x, lambda out: nn.functional.cross_entropy(out, y))
     layer_idx = [i for i, c in enumerate(calls) if is_weight_layer(c.module)]
@@ -643,15 +644,8 @@ def test_an_inplace_relu_does_not_overwrite_the_layer_output_the_watch_measures(
     records = []
     for inplace in (False, True):
         model = _relu_net(inplace)
-        opt = torch.optim.SGD(model.parameters(), lr=0.0)
-        w = initlab.watch(model, every=1, optimizer=opt)
         x = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-        loss = nn.functional.cross_entropy(model(x), torch.arange(16) % 3)
-        loss.backward()
-        opt.step()
-        w.step(loss)
-        w.close()
-        records.append(w.record)
+        records.append(watched_step(model, x, torch.arange(16) % 3).record)
     for k in ("preact_mean", "preact_std", "act_std", "dead_fraction", "grad_std"):
         np.testing.assert_allclose(records[1].stat(k), records[0].stat(k), rtol=1e-6, err_msg=k)
     # the convolutions' outputs have negative values: their mean differs from the ReLU's
@@ -667,15 +661,8 @@ def test_a_functional_inplace_relu_is_found_and_measured_by_the_watch():
     for inplace in (False, True):
         torch.manual_seed(0)
         model = _FunctionalInplace(inplace)
-        opt = torch.optim.SGD(model.parameters(), lr=0.0)
-        w = initlab.watch(model, every=1, optimizer=opt)
         x = torch.randn(64, 32, generator=torch.Generator().manual_seed(2))
-        loss = nn.functional.cross_entropy(model(x), torch.arange(64) % 2)
-        loss.backward()
-        opt.step()
-        w.step(loss)
-        w.close()
-        records.append(w.record)
+        records.append(watched_step(model, x, torch.arange(64) % 2).record)
     for k in ("preact_mean", "preact_std", "act_mean", "act_std", "dead_fraction", "grad_std"):
         np.testing.assert_allclose(records[1].stat(k), records[0].stat(k), rtol=1e-6, err_msg=k)
     assert np.isfinite(records[1].stat("dead_fraction")[0, :2]).all()
