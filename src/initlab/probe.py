@@ -162,14 +162,6 @@ class Recorder:
             h.remove()
         self._handles = []
 
-    def first_calls(self) -> dict[str, int]:
-        """Each weight layer's name -> the index of its first call, in forward order."""
-        first: dict[str, int] = {}
-        for i, c in enumerate(self.calls):
-            if L.is_weight_layer(c.module):
-                first.setdefault(c.name, i)
-        return first
-
     def clear(self) -> None:
         self.calls, self.grads = [], {}
 
